@@ -1,0 +1,314 @@
+"""`apply`, `plan` and the single stages: the reconcile loop that brings a collection up to
+date with its job specs, spending money only on what changed.
+
+    adopt batches the ledger lacks → finish interrupted submissions → collect finished
+    → for each job (dependencies first): reconcile pass → budget check → submit
+    → wait, collect, repeat until every point is written, failed, or (--no-wait) in flight
+
+Each pass runs in one ledger transaction: the shards it packs and the keys it queues are
+recorded together, or — when the budget refuses them — not at all.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Iterator
+
+from . import crash, manifest
+from .collect import Collected, collect_finished, refresh
+from .errors import BudgetExceeded, SpecError
+from .estimate import CostRange, Estimate, cost_range
+from .pricing import PriceTable
+from .progress import Reporter
+from .provider import BatchAPI, open_provider
+from .reconcile import JobPlan, reconcile
+from .select import Selection, connect
+from .spec import Job, ProjectContext
+from .store import StateLock, Store
+from .submit import adopt, submit_pending
+
+
+@dataclass
+class Options:
+    wait: bool = True
+    max_cost: float | None = None
+    retry_failed: bool = False
+    force: bool = False
+    lock_timeout: float = 0.0
+    emulator_speed: str | None = None   # override the project's, e.g. "instant" in tests
+
+
+@dataclass
+class Outcome:
+    plans: dict[str, JobPlan] = field(default_factory=dict)     # the last pass of each job
+    submitted: int = 0
+    collected: list[Collected] = field(default_factory=list)
+    adopted: int = 0
+    blocked: dict[str, str] = field(default_factory=dict)       # job → why it did not run
+
+    @property
+    def failed(self) -> int:
+        return sum(p.failed for p in self.plans.values())
+
+    @property
+    def in_flight(self) -> int:
+        return sum(p.in_flight + p.pending + p.waiting for p in self.plans.values())
+
+
+class Workspace:
+    """Everything one command works with: project, jobs, ledger, Qdrant, provider."""
+
+    def __init__(self, project: ProjectContext, jobs: list[Job], reporter: Reporter,
+                 options: Options | None = None):
+        self.project = project
+        self.jobs = jobs
+        self.report = reporter
+        self.options = options or Options()
+        self.prices = PriceTable.load(project.config.prices,
+                                      origin=project.file or "batchrun.yaml")
+        self._store: Store | None = None
+        self._api: BatchAPI | None = None
+        self._qdrant = None
+
+    # ---- lazily opened edges ---------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.project.state_dir)
+        return self._store
+
+    @property
+    def api(self) -> BatchAPI:
+        if self._api is None:
+            self._api = open_provider(self.project, emulator_speed=self.options.emulator_speed)
+        return self._api
+
+    @property
+    def qdrant(self):
+        if self._qdrant is None:
+            self._qdrant = connect(self.project)
+        return self._qdrant
+
+    def selection(self, job: Job) -> Selection:
+        cfg = self.project.config.qdrant
+        return Selection(self.qdrant, job, page=cfg.scroll_page, write_batch=cfg.write_batch)
+
+    def close(self) -> None:
+        if self._qdrant is not None:
+            self._qdrant.close()
+        if self._store is not None:
+            self._store.close()
+
+    @contextmanager
+    def locked(self, command: str) -> Iterator[None]:
+        lock = StateLock(self.project.state_dir)
+        lock.acquire(self.options.lock_timeout, command)
+        try:
+            if lock.previous and lock.previous.get("pid"):
+                self.report.line(f"note: the previous run (pid {lock.previous['pid']}, "
+                                 f"{lock.previous.get('command', '')}) ended without finishing; "
+                                 "resuming where it stopped")
+            yield
+        finally:
+            lock.release()
+
+    # ---- the stages ------------------------------------------------------------------
+
+    def plan(self) -> dict[str, JobPlan]:
+        """What apply would do, per job. Reads Qdrant and the ledger; spends nothing."""
+        return {job.name: self._pass(job, writes=False, pack=False, estimate=True)
+                for job in self.jobs}
+
+    def _pass(self, job: Job, *, writes: bool, pack: bool, estimate: bool) -> JobPlan:
+        selection = self.selection(job)
+        total = selection.count()
+        self.report.start(job.name, total)
+        plan = reconcile(job, selection, self.store, apply=writes, pack=pack,
+                         estimate=estimate, retry_failed=self.options.retry_failed,
+                         force=self.options.force,
+                         progress=lambda _stage, n: self.report.advance(job.name, n))
+        self.report.finish(job.name)
+        return plan
+
+    def cost_range(self, job: Job, estimate: Estimate) -> CostRange:
+        price = self.prices.lookup(job.spec.model)
+        rates = price.batch if price is not None else None
+        return cost_range(estimate, rates.input if rates else None,
+                          rates.output if rates else None, self.output_mean(job))
+
+    def output_mean(self, job: Job) -> float | None:
+        row = self.store.db.execute(
+            "SELECT SUM(output_tokens), SUM(json_extract(seen, '$.billed')) FROM batches "
+            "WHERE job=? AND model=? AND collected_at IS NOT NULL",
+            (job.name, job.spec.model)).fetchone()
+        tokens, lines = row[0], row[1]
+        return tokens / lines if tokens is not None and lines else None
+
+    def prepare(self, job: Job, budget_used: list[Decimal]) -> JobPlan:
+        """One apply pass: write what is free, pack what is pending, record the intents."""
+        needs_estimate = self._budget(job) is not None or job.spec.batch.max_enqueued_tokens
+        with self.store.transaction():
+            plan = self._pass(job, writes=True, pack=True, estimate=bool(needs_estimate))
+            self._refuse_over_budget(job, plan, budget_used)
+            self.store.record_job(job.name, file=job.file, fingerprint=job.fingerprint,
+                                  endpoint=job.spec.endpoint, model=job.spec.model,
+                                  output_key=job.output_key)
+        manifest.write(self.store)
+        crash.point("after-pack")
+        _check_render_errors(job, plan)
+        return plan
+
+    def _budget(self, job: Job) -> Decimal | None:
+        limits = [Decimal(str(v)) for v in (job.spec.budget.max_cost_usd, self.options.max_cost)
+                  if v is not None]
+        return min(limits) if limits else None
+
+    def _refuse_over_budget(self, job: Job, plan: JobPlan, used: list[Decimal]) -> None:
+        budget = self._budget(job)
+        if budget is None or not plan.requests:
+            return
+        estimate = self.cost_range(job, plan.estimate)
+        remaining = budget - used[0]
+        if estimate.low is None:
+            raise BudgetExceeded(f"{job.name}: the price of {job.spec.model} is unknown, so "
+                                 f"the budget of ${budget} cannot be checked",
+                                 where=job.at("budget", "max_cost_usd"),
+                                 hint="add its price under prices: in batchrun.yaml")
+        if estimate.high is None:
+            raise BudgetExceeded(f"{job.name}: output is uncapped, so {plan.requests:,} requests "
+                                 f"have no upper cost bound to check against ${budget}",
+                                 where=job.at("params"),
+                                 hint="set params.max_tokens (or max_completion_tokens)")
+        if estimate.high > remaining:
+            per_request = estimate.high / plan.requests
+            fit = int(remaining / per_request) if per_request > 0 else plan.requests
+            raise BudgetExceeded(
+                f"{job.name}: {plan.requests:,} requests are estimated at up to "
+                f"${estimate.high:.4f}, ${estimate.high - remaining:.4f} over the remaining "
+                f"budget of ${remaining:.4f}; about {fit:,} requests would fit",
+                where=job.at("budget", "max_cost_usd") if job.spec.budget.max_cost_usd
+                is not None else None,
+                hint="raise the budget (budget.max_cost_usd or --max-cost), or narrow "
+                     "source.filter / source.limit")
+        used[0] += estimate.high
+
+    def submit(self, jobs: list[Job]) -> int:
+        created = submit_pending(self.store, self.api, [j.name for j in jobs],
+                                 report=self.report.line)
+        if created:
+            manifest.write(self.store)
+        return len(created)
+
+    def adopt(self) -> int:
+        count = adopt(self.store, self.api, [j.name for j in self.jobs], report=self.report.line)
+        if count:
+            manifest.write(self.store)
+        return count
+
+    def collect(self) -> list[Collected]:
+        if not self.store.batches(open_only=True):
+            return []
+        refresh(self.store, self.api)
+        collected = collect_finished(
+            self.store, self.api, self.prices,
+            {j.name: j.spec.batch.max_attempts for j in self.jobs},
+            backoff=max(self.api.poll_interval * 4, 0.2), report=self.report.line)
+        manifest.write(self.store)
+        return collected
+
+    def write_back(self) -> dict[str, JobPlan]:
+        """A pass that writes cached results without packing anything (`collect`)."""
+        plans = {}
+        for job in self.jobs:
+            with self.store.transaction():
+                plans[job.name] = self._pass(job, writes=True, pack=False, estimate=False)
+        return plans
+
+    # ---- apply -----------------------------------------------------------------------
+
+    def apply(self) -> Outcome:
+        out = Outcome()
+        self.store  # open the ledger before taking its lock's directory
+        out.adopted = self.adopt()
+        out.submitted += self.submit(self.jobs)      # intents left by an interrupted run
+        out.collected += self.collect()
+        budget_used = [Decimal(0)]
+        dirty = {job.name for job in self.jobs}
+        while True:
+            for job in self.jobs:
+                if job.name not in dirty:
+                    continue
+                blocker = self._blocked_by(job, out)
+                if blocker:
+                    out.blocked[job.name] = blocker
+                    continue
+                out.blocked.pop(job.name, None)
+                plan = self.prepare(job, budget_used)
+                out.plans[job.name] = plan
+                dirty.discard(job.name)
+                if plan.shards:
+                    out.submitted += self.submit([job])
+            if not self.options.wait or self._settled(out):
+                return out
+            collected = self._wait(out)
+            out.collected += collected
+            if collected or self._backoff_expired():
+                dirty = {job.name for job in self.jobs}
+
+    def _blocked_by(self, job: Job, out: Outcome) -> str | None:
+        for need in job.spec.needs:
+            plan = out.plans.get(need)
+            if plan is None or not plan.done:
+                return f"waits for {need}"
+        return None
+
+    def _settled(self, out: Outcome) -> bool:
+        return all(p.done for p in out.plans.values()) and not out.blocked and \
+            not self.store.batches(open_only=True)
+
+    def _wait(self, out: Outcome) -> list[Collected]:
+        """Sleep until a batch finishes or a backoff ends; collect what finished."""
+        while True:
+            if self.store.batches(open_only=True):
+                time.sleep(self.api.poll_interval)
+                self.report.batches(refresh(self.store, self.api))
+                collected = self.collect()
+                if collected:
+                    return collected
+            else:
+                wake = self._next_retry_time()
+                if wake is None:
+                    return []
+                time.sleep(max(0.0, min(wake - time.time(), self.api.poll_interval * 10)))
+            if self._backoff_expired():
+                return []
+
+    def _next_retry_time(self) -> float | None:
+        row = self.store.db.execute("SELECT MIN(not_before) FROM requests WHERE state='retry' "
+                                    "AND not_before > 0").fetchone()
+        return row[0]
+
+    def _backoff_expired(self) -> bool:
+        row = self.store.db.execute("SELECT COUNT(*) FROM requests WHERE state='retry' AND "
+                                    "not_before > 0 AND not_before <= ?", (time.time(),)).fetchone()
+        return bool(row[0])
+
+
+def _check_render_errors(job: Job, plan: JobPlan) -> None:
+    """Points whose template failed are never sent; say which and how many."""
+    if not plan.render_errors:
+        return
+    message, ids = max(plan.render_errors.items(), key=lambda item: len(item[1]))
+    others = plan.render_failed - len(ids)
+    sample = ", ".join(str(i) for i in ids[:3])
+    raise SpecError(
+        f"{message} on {len(ids):,} of {plan.matched:,} points (ids {sample}"
+        f"{', …' if len(ids) > 3 else ''})" + (f"; {others:,} more failed otherwise"
+                                                 if others else ""),
+        where=job.at("prompt", "user"),
+        hint="give the template a default ({{ field | default('') }}) or narrow source.filter")
+

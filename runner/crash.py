@@ -1,0 +1,34 @@
+"""Named crash points, for the tests that prove a kill -9 anywhere loses nothing.
+
+`BATCHRUN_CRASH_AT=after-create` makes the process SIGKILL itself when it reaches that
+point (optionally `name:N` for the N-th time). Nothing happens when the variable is unset;
+it is read once, at import.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_TARGET = os.environ.get("BATCHRUN_CRASH_AT", "")
+_NAME, _, _NTH = _TARGET.partition(":")
+_seen = 0
+
+POINTS = (
+    "after-pack",          # shards written and recorded, nothing uploaded
+    "after-upload",        # input file uploaded, batch not created
+    "after-create",        # batch created at the provider, id not recorded
+    "after-record",        # batch id recorded
+    "after-download",      # output files downloaded, results not stored
+    "after-results",       # results stored, not written to Qdrant
+    "mid-write",           # some points written back, not all
+)
+
+
+def point(name: str) -> None:
+    global _seen
+    if name != _NAME:
+        return
+    _seen += 1
+    if _seen >= int(_NTH or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,95 @@
+"""The starter project: `batchrun init` scaffolds it, `batchrun demo` runs it for free.
+
+The files live in the package (`runner/data/project/`) so both work from a plain
+`pip install`. The demo seeds the embedded Qdrant with 300 real trending YouTube videos
+shipped with the package (runner/data/README.md says where they come from) and applies
+jobs/tags.yaml against the emulator, never against a paid API.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+from qdrant_client import QdrantClient, models
+
+from .errors import BatchrunError, Location
+from .spec import ProjectContext, job_schema
+
+SAMPLE = "videos.sample.jsonl.gz"
+COLLECTION = "videos"
+SCHEMA_FILE = "schemas/job.schema.json"
+
+
+def starter_files() -> Iterator[tuple[str, bytes]]:
+    """(relative path, content) of every file `init` writes."""
+    root = resources.files("runner") / "data" / "project"
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            rel = f"{prefix}{entry.name}"
+            if entry.is_dir():
+                stack.append((entry, rel + "/"))
+            else:
+                yield rel, entry.read_bytes()
+    yield SCHEMA_FILE, schema_text().encode("utf-8")
+
+
+def schema_text() -> str:
+    return json.dumps(job_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def init(target: Path) -> list[str]:
+    """Write the starter project into `target`; refuse to overwrite anything."""
+    files = list(starter_files())
+    clashes = [rel for rel, _ in files if (target / rel).exists()]
+    if clashes:
+        raise BatchrunError(f"{len(clashes)} file(s) already exist, nothing was written: "
+                            + ", ".join(clashes[:5]), where=Location(str(target)),
+                            hint="run init in an empty folder, or move those files away")
+    for rel, content in files:
+        path = target / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return [rel for rel, _ in files]
+
+
+def sample_videos() -> Iterator[dict]:
+    with (resources.files("runner") / "data" / SAMPLE).open("rb") as raw, \
+            gzip.open(raw, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
+def seed(client: QdrantClient, collection: str = COLLECTION) -> int:
+    """Load the sample videos (ids 1…300) into `collection`, adding only points it lacks,
+    so reseeding never wipes results already written. Returns how many were added."""
+    if not client.collection_exists(collection):
+        client.create_collection(collection, vectors_config={})
+    videos = list(sample_videos())
+    ids = list(range(1, len(videos) + 1))
+    present = {p.id for p in client.retrieve(collection, ids, with_payload=False)}
+    points = [models.PointStruct(id=i, vector={}, payload=video)
+              for i, video in zip(ids, videos) if i not in present]
+    for start in range(0, len(points), 500):
+        client.upsert(collection, points=points[start:start + 500])
+    return len(points)
+
+
+def with_emulator(project: ProjectContext) -> ProjectContext:
+    """The same project, with the emulator as provider: the demo never spends money."""
+    provider = project.config.provider.model_copy(update={"name": "emulator"})
+    return replace(project, config=project.config.model_copy(update={"provider": provider}))
+
+
+def ensure_project(root: Path) -> list[str]:
+    """Scaffold the starter project when `root` has no jobs/tags.yaml yet."""
+    if (root / "jobs" / "tags.yaml").exists():
+        return []
+    return init(root)
+

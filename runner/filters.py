@@ -1,0 +1,182 @@
+"""Qdrant filters in a spec: checked by hand, so a typo gives one readable line.
+
+A spec's `source.filter` has the JSON shape of Qdrant's REST API. Handing it straight to
+`models.Filter` turns one misspelled key into dozens of pydantic union errors; walking it
+ourselves lets us name the exact key, say what was expected and suggest the likely word.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable
+
+import pydantic
+from qdrant_client.http import models
+
+from .errors import SpecError
+from .yamlfile import KeyPath, Positions
+
+_FILTER_KEYS = ("must", "should", "must_not", "min_should")
+_FIELD_CHECKS = ("match", "range", "geo_bounding_box", "geo_radius", "geo_polygon",
+                 "values_count", "is_empty", "is_null")
+_MATCH_KINDS = {"value": models.MatchValue, "text": models.MatchText, "any": models.MatchAny,
+                "except": models.MatchExcept, "phrase": models.MatchPhrase,
+                "text_any": models.MatchTextAny}
+_BOUNDS = ("gt", "gte", "lt", "lte")
+_CONDITION_KINDS = ("key", "has_id", "has_vector", "is_empty", "is_null", "nested", *_FILTER_KEYS)
+
+
+def parse_filter(data: Any, positions: Positions, path: KeyPath) -> models.Filter:
+    """Check a filter's shape and return the Qdrant model for it."""
+    _check_filter(data, positions, path)
+    try:
+        return models.Filter.model_validate(data)
+    except pydantic.ValidationError as exc:  # a shape the walk above does not know
+        first = exc.errors()[0]
+        raise SpecError(f"invalid filter: {first['msg']}",
+                        where=positions.at((*path, *first["loc"][:1]))) from None
+
+
+def _fail(message: str, positions: Positions, path: KeyPath, hint: str | None = None) -> None:
+    raise SpecError(message, where=positions.at(path), hint=hint)
+
+
+def _unknown(key: str, allowed: tuple[str, ...], what: str, positions: Positions,
+             path: KeyPath) -> None:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    suggestion = f"did you mean {close[0]!r}? " if close else ""
+    _fail(f"unknown key {key!r} in {what}; {suggestion}expected one of: {', '.join(allowed)}",
+          positions, (*path, key))
+
+
+def _check_filter(data: Any, positions: Positions, path: KeyPath) -> None:
+    if not isinstance(data, dict):
+        _fail(f"a filter must be a mapping with {', '.join(_FILTER_KEYS)}, got {_kind(data)}",
+              positions, path)
+    for key, value in data.items():
+        if key not in _FILTER_KEYS:
+            _unknown(key, _FILTER_KEYS, "filter", positions, path)
+        if key == "min_should":
+            _check_min_should(value, positions, (*path, key))
+            continue
+        items = value if isinstance(value, list) else [value]
+        for i, condition in enumerate(items):
+            _check_condition(condition, positions, (*path, key, i) if isinstance(value, list)
+                             else (*path, key))
+
+
+def _check_min_should(value: Any, positions: Positions, path: KeyPath) -> None:
+    if not isinstance(value, dict) or set(value) != {"conditions", "min_count"}:
+        _fail("min_should needs exactly: conditions (a list) and min_count (an integer)",
+              positions, path)
+    if not isinstance(value["conditions"], list):
+        _fail("expected a list of conditions", positions, (*path, "conditions"))
+    for i, condition in enumerate(value["conditions"]):
+        _check_condition(condition, positions, (*path, "conditions", i))
+    if not isinstance(value["min_count"], int) or isinstance(value["min_count"], bool):
+        _fail("expected an integer", positions, (*path, "min_count"))
+
+
+def _check_condition(condition: Any, positions: Positions, path: KeyPath) -> None:
+    if not isinstance(condition, dict) or not condition:
+        _fail(f"a condition must be a mapping such as {{key: region, match: {{value: US}}}}, "
+              f"got {_kind(condition)}", positions, path)
+    keys = set(condition)
+    if "key" in keys:
+        _check_field_condition(condition, positions, path)
+    elif keys & set(_FILTER_KEYS):
+        _check_filter(condition, positions, path)
+    elif len(keys) != 1 or not keys <= set(_CONDITION_KINDS):
+        extra = sorted(keys - set(_CONDITION_KINDS)) or sorted(keys)
+        _unknown(str(extra[0]), _CONDITION_KINDS, "condition", positions, path)
+    elif "nested" in keys:
+        nested = condition["nested"]
+        if not isinstance(nested, dict) or set(nested) != {"key", "filter"}:
+            _fail("nested needs exactly: key and filter", positions, (*path, "nested"))
+        _check_filter(nested["filter"], positions, (*path, "nested", "filter"))
+    elif keys & {"is_empty", "is_null"}:
+        (kind,) = keys
+        if not isinstance(condition[kind], dict) or set(condition[kind]) != {"key"}:
+            _fail(f"{kind} needs a field: {{{kind}: {{key: field_name}}}}", positions, (*path, kind))
+    elif "has_id" in keys and not isinstance(condition["has_id"], list):
+        _fail("has_id needs a list of point ids", positions, (*path, "has_id"))
+    elif "has_vector" in keys and not isinstance(condition["has_vector"], str):
+        _fail("has_vector needs a vector name", positions, (*path, "has_vector"))
+
+
+def _check_field_condition(condition: dict, positions: Positions, path: KeyPath) -> None:
+    allowed = ("key", *_FIELD_CHECKS)
+    for key in condition:
+        if key not in allowed:
+            _unknown(key, allowed, "field condition", positions, path)
+    if not isinstance(condition["key"], str) or not condition["key"]:
+        _fail("key must be a payload field name", positions, (*path, "key"))
+    checks = [k for k in condition if k != "key"]
+    if len(checks) != 1:
+        _fail(f"a field condition needs exactly one of {', '.join(_FIELD_CHECKS)}; "
+              f"got {', '.join(checks) or 'none'}", positions, path)
+    check = checks[0]
+    value = condition[check]
+    where = (*path, check)
+    if check == "match":
+        _check_match(value, positions, where)
+    elif check in ("range", "values_count"):
+        _check_bounds(value, positions, where, allow_dates=check == "range")
+    elif check in ("is_empty", "is_null"):
+        if not isinstance(value, bool):
+            _fail("expected true or false", positions, where)
+    else:
+        model = {"geo_bounding_box": models.GeoBoundingBox, "geo_radius": models.GeoRadius,
+                 "geo_polygon": models.GeoPolygon}[check]
+        _validate_with(model.model_validate, value, positions, where)
+
+
+def _check_match(value: Any, positions: Positions, path: KeyPath) -> None:
+    if not isinstance(value, dict) or len(value) != 1:
+        _fail(f"match needs exactly one of: {', '.join(_MATCH_KINDS)} "
+              "(e.g. match: {value: US})", positions, path)
+    (kind,) = value
+    if kind not in _MATCH_KINDS:
+        _unknown(kind, tuple(_MATCH_KINDS), "match", positions, path)
+    if kind in ("any", "except"):
+        items = value[kind]
+        if not isinstance(items, list) or not items or len({type(i) for i in items}) != 1 \
+                or not isinstance(items[0], (str, int)) or isinstance(items[0], bool):
+            _fail(f"match.{kind} needs a non-empty list of strings or of integers",
+                  positions, (*path, kind))
+        return
+    if kind == "value":
+        if not isinstance(value[kind], (str, int, bool)):
+            _fail("match.value needs a string, an integer or a boolean "
+                  "(use range for numbers with decimals)", positions, (*path, kind))
+        return
+    if not isinstance(value[kind], str):
+        _fail(f"match.{kind} needs a string", positions, (*path, kind))
+
+
+def _check_bounds(value: Any, positions: Positions, path: KeyPath, *, allow_dates: bool) -> None:
+    if not isinstance(value, dict) or not value:
+        _fail(f"expected a mapping of {', '.join(_BOUNDS)}", positions, path)
+    for bound, limit in value.items():
+        if bound not in _BOUNDS:
+            _unknown(bound, _BOUNDS, "range", positions, path)
+        number = isinstance(limit, (int, float)) and not isinstance(limit, bool)
+        if not number and not (allow_dates and isinstance(limit, str)):
+            _fail("expected a number" + (" or an RFC 3339 date-time" if allow_dates else ""),
+                  positions, (*path, bound))
+    if allow_dates and any(isinstance(v, str) for v in value.values()):
+        _validate_with(models.DatetimeRange.model_validate, value, positions, path)
+
+
+def _validate_with(check: Callable[[Any], Any], value: Any, positions: Positions,
+                   path: KeyPath) -> None:
+    try:
+        check(value)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        _fail(f"{first['msg']}", positions, (*path, *[p for p in first["loc"] if isinstance(p, str)][:1]))
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(value), type(value).__name__)

@@ -1,0 +1,146 @@
+"""The Batch API at the edge: the official `openai` SDK, pointed at OpenAI, at any
+compatible base URL, or at batchrun's own emulator running in-process.
+
+Everything else in batchrun talks to `BatchAPI`, never to the SDK directly, so SDK errors
+become one readable line here (what failed, against which base URL, what to do), and the
+SDK's own retries (429, 5xx, network) stay in charge of transient failures.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import httpx2
+import openai
+from openai.types import Batch, FileObject
+
+from .errors import Location, ProviderError
+from .spec import ProjectContext
+from .store import Artifacts
+
+T = TypeVar("T")
+EMULATOR_URL = "http://emulator.batchrun.invalid/v1"
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    sha: str
+    path: Path
+    size: int
+
+
+class BatchAPI:
+    def __init__(self, client: openai.OpenAI, label: str, poll_interval: float,
+                 emulator: Any = None):
+        self.client = client
+        self.label = label            # shown in errors: which API we were talking to
+        self.poll_interval = poll_interval
+        self.emulator = emulator      # the in-process emulator, when that is the provider
+
+    # ---- calls -----------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except openai.AuthenticationError as exc:
+            raise ProviderError(f"{what}: the API key was rejected by {self.label} "
+                                f"({_message(exc)})",
+                                hint="check the key in the environment variable your "
+                                "provider uses (OPENAI_API_KEY by default)") from None
+        except openai.APIStatusError as exc:
+            raise ProviderError(f"{what}: {self.label} answered HTTP {exc.status_code}: "
+                                f"{_message(exc)}",
+                                hint="nothing was lost; fix the cause and rerun to resume") \
+                from None
+        except openai.APIConnectionError as exc:
+            raise ProviderError(f"{what}: could not reach {self.label} ({exc.__cause__ or exc})",
+                                hint="nothing was lost; rerun when the network is back") from None
+
+    def upload(self, path: Path, filename: str) -> FileObject:
+        with path.open("rb") as fh:
+            return self._call("uploading a batch file", lambda: self.client.files.create(
+                file=(filename, fh, "application/jsonl"), purpose="batch"))
+
+    def find_file(self, filename: str, size: int) -> FileObject | None:
+        """An input file uploaded earlier under this name and size (a run that crashed
+        between uploading and recording the file id)."""
+        page = self._call("listing files", lambda: self.client.files.list(
+            purpose="batch", order="desc", limit=10_000))
+        for item in page.data:
+            if item.filename == filename and item.bytes == size:
+                return item
+        return None
+
+    def create(self, file_id: str, endpoint: str, metadata: dict[str, str]) -> Batch:
+        return self._call("creating a batch", lambda: self.client.batches.create(
+            input_file_id=file_id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
+            metadata=metadata))
+
+    def retrieve(self, batch_id: str) -> Batch:
+        return self._call(f"reading batch {batch_id}",
+                          lambda: self.client.batches.retrieve(batch_id))
+
+    def cancel(self, batch_id: str) -> Batch:
+        return self._call(f"cancelling batch {batch_id}",
+                          lambda: self.client.batches.cancel(batch_id))
+
+    def recent_batches(self, since: float) -> Iterator[Batch]:
+        """Batches created at or after `since` (epoch seconds), newest first."""
+        page = self._call("listing batches", lambda: self.client.batches.list(limit=100))
+        while True:
+            for batch in page.data:
+                if batch.created_at < since:
+                    return
+                yield batch
+            if not page.has_next_page():
+                return
+            page = self._call("listing batches", page.get_next_page)
+
+    def download(self, file_id: str, artifacts: Artifacts, kind: str) -> Downloaded:
+        """Stream a file's content into the content-addressed store."""
+        def fetch() -> str:
+            with self.client.files.with_streaming_response.content(file_id) as response:
+                return artifacts.put_file(kind, response.iter_bytes(1 << 20))
+
+        sha = self._call(f"downloading file {file_id}", fetch)
+        path = artifacts.path(kind, sha)
+        return Downloaded(sha, path, path.stat().st_size)
+
+
+def _message(exc: openai.APIError) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(exc.message if hasattr(exc, "message") else exc)
+
+
+def open_provider(project: ProjectContext, *, emulator_speed: str | None = None) -> BatchAPI:
+    """The project's provider, from batchrun.yaml and the environment."""
+    cfg = project.config.provider
+    if cfg.name == "emulator":
+        from .emulator import Emulator, EmulatorConfig  # the emulator is optional weight
+
+        speed = emulator_speed or cfg.emulator_speed
+        config = EmulatorConfig.instant() if speed == "instant" else EmulatorConfig.demo()
+        emulator = Emulator(state_dir=project.state_dir / "emulator", config=config)
+        client = openai.OpenAI(
+            api_key="emulator", base_url=EMULATOR_URL, max_retries=cfg.max_retries,
+            http_client=httpx2.Client(transport=httpx2.WSGITransport(app=emulator)))
+        poll = min(cfg.poll_interval, 0.05 if speed == "instant" else 1.0)
+        return BatchAPI(client, "the batchrun emulator", poll, emulator)
+    api_key = os.environ.get(cfg.api_key_env)
+    if not api_key:
+        raise ProviderError(f"environment variable {cfg.api_key_env} is not set",
+                            where=Location(project.file or "batchrun.yaml", 0, "provider"),
+                            hint=f"export {cfg.api_key_env}=sk-…, or try everything for free "
+                            "with `provider: emulator` in batchrun.yaml")
+    kwargs: dict[str, Any] = {"api_key": api_key, "max_retries": cfg.max_retries}
+    if cfg.base_url:
+        kwargs["base_url"] = cfg.base_url
+    client = openai.OpenAI(**kwargs)
+    return BatchAPI(client, str(client.base_url).rstrip("/"), cfg.poll_interval)

@@ -1,0 +1,209 @@
+"""Reconcile one job: for every selected point decide what it needs, cheapest first.
+
+1. *up to date*: the stamp written with its result says the point's inputs (the job's
+   fingerprint, its id and the fields the template reads) are what they are now. No
+   rendering at all: this is what keeps a no-op apply as cheap as reading the points.
+2. Otherwise render the request and compute its key. Same key as the stamp → up to date
+   (the stamp is refreshed). Key in the result cache → *cached*: written now, for free.
+3. Key in a batch not yet collected → *in flight*; failed for good → *failed*; backing
+   off before a retry → *waiting*.
+4. Anything else is *pending*: packed into a shard (apply) or counted (plan). Identical
+   requests are packed once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .estimate import Estimate
+from .keys import request_key
+from .pack import Packer, Shard, batch_line
+from .render import RenderError, render_body
+from .select import Point, Selection
+from .spec import Job
+from .store import FAILED, QUEUED, RETRY, Store, utc_now
+from .tokens import max_output_tokens, prompt_tokens
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class JobPlan:
+    job: str
+    matched: int = 0
+    up_to_date: int = 0
+    cached: int = 0        # written from the result cache, free
+    in_flight: int = 0
+    waiting: int = 0       # retry backing off, or waiting for room in the model's queue
+    failed: int = 0
+    pending: int = 0       # points whose request must be sent
+    requests: int = 0      # distinct requests among them
+    new_points: int = 0    # pending because never written
+    changed_points: int = 0  # pending because their inputs changed
+    retry_points: int = 0  # pending because an earlier attempt failed
+    restamped: int = 0
+    render_errors: dict[str, list[Any]] = field(default_factory=dict)
+    estimate: Estimate = field(default_factory=Estimate)
+    shards: list[Shard] = field(default_factory=list)
+
+    @property
+    def render_failed(self) -> int:
+        return sum(len(ids) for ids in self.render_errors.values())
+
+    @property
+    def done(self) -> bool:
+        return not (self.pending or self.in_flight or self.waiting)
+
+
+def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
+    """What a point's request depends on. Not canonical (payload order is Qdrant's
+    stored order): a spurious mismatch costs one render, never a request."""
+    data = json.dumps([fingerprint, point_id, payload], ensure_ascii=False,
+                      separators=(",", ":"), default=str)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:32]
+
+
+def stamp(key: str, inputs: str, model: str | None, batch_id: str | None) -> dict:
+    return {"key": key, "inputs": inputs, "model": model, "batch": batch_id, "at": utc_now()}
+
+
+class _PlanDedupe:
+    """Distinct pending keys for `plan`, in a temporary on-disk table, not in memory."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("")
+        self.db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY) WITHOUT ROWID")
+
+    def first(self, key: str) -> bool:
+        return self.db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (key,)).rowcount == 1
+
+
+class _LedgerSink:
+    """Records packed shards and their keys in the state ledger (inside the pass's
+    transaction, so a pass refused by the budget leaves no trace)."""
+
+    def __init__(self, store: Store, job: Job):
+        self.store, self.job = store, job
+
+    def open_shard(self) -> int:
+        spec = self.job.spec
+        return self.store.new_batch(job=self.job.name, shard="", endpoint=spec.endpoint,
+                                    model=spec.model, requests=0, size=0, est_input_tokens=0)
+
+    def add_key(self, seq: int, key: str) -> None:
+        self.store.queue(key, self.job.name, seq)
+
+    def close_shard(self, shard: Shard) -> None:
+        self.store.update_batch(shard.seq, shard=shard.sha, requests=shard.requests,
+                                bytes=shard.bytes, est_input_tokens=shard.est_input_tokens)
+
+
+def reconcile(job: Job, selection: Selection, store: Store, *, apply: bool, pack: bool,
+              estimate: bool, retry_failed: bool = False, force: bool = False,
+              progress: Progress | None = None) -> JobPlan:
+    """One pass over a job's points. With `apply`, writes cached results and refreshed
+    stamps to Qdrant; with `pack` too, packs pending requests into shards recorded in
+    `store`. The caller owns the transaction. Without either, it only counts (plan)."""
+    plan = JobPlan(job.name)
+    spec = job.spec
+    now = time.time()
+    packer = Packer(store.artifacts, _LedgerSink(store, job), max_requests=spec.batch.max_requests,
+                    max_bytes=spec.batch.max_bytes) if apply and pack else None
+    dedupe = None if packer else _PlanDedupe()
+    queue_room = _queue_room(job, store)
+    try:
+        for point in selection.points():
+            plan.matched += 1
+            if progress and plan.matched % 1000 == 0:
+                progress("scanned", plan.matched)
+            _one(job, point, plan, store, selection, packer, dedupe, now, apply=apply,
+                 estimate=estimate or queue_room is not None, retry_failed=retry_failed,
+                 force=force, queue_room=queue_room)
+        if apply:
+            selection.flush()
+            plan.shards = packer.close() if packer else []
+    except BaseException:
+        if packer:
+            packer.abort()
+        raise
+    if progress:
+        progress("scanned", plan.matched)
+    return plan
+
+
+def _queue_room(job: Job, store: Store) -> list[int] | None:
+    """Input tokens that may still be enqueued for the job's model (None: no limit)."""
+    limit = job.spec.batch.max_enqueued_tokens
+    if limit is None:
+        return None
+    return [limit - store.enqueued_tokens(job.spec.model)]
+
+
+def _one(job: Job, point: Point, plan: JobPlan, store: Store, selection: Selection,
+         packer: Packer | None, dedupe: _PlanDedupe | None, now: float, *, apply: bool,
+         estimate: bool, retry_failed: bool, force: bool, queue_room: list[int] | None) -> None:
+    inputs = inputs_digest(job.fingerprint, point.id, point.payload)
+    old = point.stamp
+    if old and old.get("inputs") == inputs and not force:
+        plan.up_to_date += 1
+        return
+    try:
+        body = render_body(job, point.id, point.payload)
+    except RenderError as exc:
+        entry = plan.render_errors.setdefault(str(exc), [])
+        entry.append(point.id)
+        return
+    endpoint = job.spec.endpoint
+    key = request_key(endpoint, body)
+    if old and old.get("key") == key and not force:
+        plan.up_to_date += 1
+        plan.restamped += 1
+        if apply:
+            selection.write(point.id, {selection.stamp_key: {**old, "inputs": inputs}})
+        return
+    result = None if force else store.result(key)
+    if result is not None:
+        plan.cached += 1
+        if apply:
+            selection.write(point.id, {job.output_key: result.value, selection.stamp_key:
+                                       stamp(key, inputs, result.model, result.batch_id)})
+        return
+    state = store.request(key)
+    if state is not None and state.state == QUEUED:
+        plan.in_flight += 1
+        return
+    if state is not None and state.state == FAILED and not retry_failed:
+        plan.failed += 1
+        return
+    if state is not None and state.state == RETRY and state.not_before > now:
+        plan.waiting += 1
+        return
+    plan.pending += 1
+    if state is not None:
+        plan.retry_points += 1
+    elif old:
+        plan.changed_points += 1
+    else:
+        plan.new_points += 1
+    first = packer is not None or (dedupe is not None and dedupe.first(key))
+    if not first:
+        return  # the same request as another pending point: counted once, sent once
+    tokens = prompt_tokens(endpoint, body) if estimate else None
+    if queue_room is not None and tokens is not None:
+        if tokens.tokens > queue_room[0]:
+            plan.pending -= 1
+            plan.waiting += 1
+            return
+        queue_room[0] -= tokens.tokens
+    plan.requests += 1
+    if tokens is not None:
+        plan.estimate.add(tokens, max_output_tokens(endpoint, body))
+    if packer is not None:
+        packer.add(key, batch_line(key, endpoint, body), tokens.tokens if tokens else 0)
+
+

@@ -1,0 +1,208 @@
+"""What commands print: the same facts as readable text and as stable JSON.
+
+Every function here takes results and returns either lines of text or a JSON-able dict;
+nothing here computes anything that is not already in the results or the manifest, so
+the text and the JSON can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from .apply import Outcome, Workspace
+from .estimate import CostRange
+from .reconcile import JobPlan
+from .spec import Job
+
+
+def money(amount: Decimal | float | None) -> str:
+    if amount is None:
+        return "unknown"
+    amount = Decimal(str(amount))
+    return f"${amount:.4f}" if amount < 1 else f"${amount:,.2f}"
+
+
+def cost_text(cost: CostRange) -> str:
+    if not cost.known:
+        return "cost unknown (no price for this model; add one under prices: in batchrun.yaml)"
+    high = money(cost.high) if cost.high is not None else "unbounded (no max_tokens)"
+    return f"~{money(cost.low)}–{high} at batch prices (estimate)"
+
+
+def plan_symbol(plan: JobPlan, recorded: bool) -> str:
+    if not recorded:
+        return "+"
+    return "=" if plan.done and not plan.cached else "~"
+
+
+def plan_reasons(plan: JobPlan, job: Job, recorded_fingerprint: str | None) -> list[str]:
+    reasons = []
+    if recorded_fingerprint is None:
+        reasons.append("new job (never applied)")
+    elif recorded_fingerprint != job.fingerprint:
+        reasons.append("spec changed (template, model, params, output schema or fields)")
+    if plan.new_points:
+        reasons.append(f"{plan.new_points:,} new points")
+    if plan.changed_points:
+        reasons.append(f"{plan.changed_points:,} points changed")
+    if plan.retry_points:
+        reasons.append(f"{plan.retry_points:,} failed attempts to retry")
+    return reasons
+
+
+def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
+    recorded = {row["name"]: row["fingerprint"] for row in ws.store.jobs()}
+    lines, total_requests, low, high, up_to_date = [], 0, Decimal(0), Decimal(0), 0
+    unknown = unbounded = False
+    for job in ws.jobs:
+        plan = plans[job.name]
+        symbol = plan_symbol(plan, job.name in recorded)
+        head = f"{symbol} {job.name} ({job.file}): {plan.matched:,} matched"
+        if plan.done and not plan.cached and not plan.failed:
+            lines.append(head + ", all up to date")
+            up_to_date += 1
+            continue
+        lines.append(head + " — " + ", ".join(_counts(plan)))
+        reasons = plan_reasons(plan, job, recorded.get(job.name))
+        if reasons and plan.pending:
+            lines.append("    why: " + "; ".join(reasons))
+        if plan.requests:
+            est = plan.estimate
+            cost = ws.cost_range(job, est)
+            cap = f"≤ {est.output_cap:,} output tokens" if est.output_cap is not None \
+                else "output uncapped"
+            exact = "exact" if est.input_exact else "approximate"
+            lines.append(f"    estimate: {est.input_tokens:,} input tokens ({exact}), {cap}; "
+                         + cost_text(cost))
+            total_requests += plan.requests
+            unknown |= not cost.known
+            unbounded |= cost.high is None
+            low += cost.low or 0
+            high += cost.high or 0
+        for message, ids in plan.render_errors.items():
+            lines.append(f"    error: {message} on {len(ids):,} points (first: {ids[0]})")
+    pending_jobs = len(ws.jobs) - up_to_date
+    summary = f"Plan: {pending_jobs} job{'s' * (pending_jobs != 1)}, {total_requests:,} requests"
+    if total_requests:
+        summary += (", cost unknown" if unknown else
+                    f", ~{money(low)}–{'unbounded' if unbounded else money(high)} (estimate)")
+    if up_to_date:
+        summary += f"; {up_to_date} job{'s' * (up_to_date != 1)} up to date"
+    lines.append(summary + ".")
+    return lines
+
+
+def _counts(plan: JobPlan) -> list[str]:
+    parts = []
+    for label, value in (("up to date", plan.up_to_date), ("from cache", plan.cached),
+                         ("in flight", plan.in_flight), ("waiting", plan.waiting),
+                         ("failed", plan.failed)):
+        if value:
+            parts.append(f"{value:,} {label}")
+    if plan.pending:
+        extra = f" ({plan.requests:,} distinct requests)" if plan.requests != plan.pending else ""
+        parts.append(f"{plan.pending:,} to submit{extra}")
+    return parts
+
+
+def plan_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:
+    recorded = {row["name"]: row["fingerprint"] for row in ws.store.jobs()}
+    jobs = {}
+    for job in ws.jobs:
+        plan = plans[job.name]
+        entry = job_counts(plan)
+        entry["status"] = {"+": "new", "~": "changed", "=": "up_to_date"}[
+            plan_symbol(plan, job.name in recorded)]
+        entry["reasons"] = plan_reasons(plan, job, recorded.get(job.name))
+        cost = ws.cost_range(job, plan.estimate)
+        entry["estimate"] = {
+            "requests": plan.estimate.requests, "input_tokens": plan.estimate.input_tokens,
+            "input_tokens_exact": plan.estimate.input_exact,
+            "output_tokens_max": plan.estimate.output_cap,
+            "cost_usd_low": _num(cost.low), "cost_usd_high": _num(cost.high),
+            "is_estimate": True}
+        jobs[job.name] = entry
+    return {"jobs": jobs, "pending": any(not p.done for p in plans.values())}
+
+
+def job_counts(plan: JobPlan) -> dict[str, Any]:
+    return {"matched": plan.matched, "up_to_date": plan.up_to_date, "cached": plan.cached,
+            "in_flight": plan.in_flight, "waiting": plan.waiting, "failed": plan.failed,
+            "to_submit": plan.pending, "requests": plan.requests,
+            "render_errors": {m: len(ids) for m, ids in plan.render_errors.items()}}
+
+
+def _num(value: Decimal | None) -> float | None:
+    return None if value is None else float(round(value, 8))
+
+
+def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
+    lines = []
+    for job in ws.jobs:
+        plan = out.plans.get(job.name)
+        if plan is None:
+            lines.append(f"{job.name}: not run ({out.blocked.get(job.name, 'blocked')})")
+            continue
+        parts = [f"{plan.matched:,} matched"] + _counts(plan)
+        lines.append(f"{job.name}: " + ", ".join(parts))
+        for row in ws.store.failures(job.name, limit=5) if plan.failed else ():
+            lines.append(f"    failed {row['key'][:12]}: {row['last_error']}")
+    lines.append(totals_line(ws, [c.batch_id for c in out.collected], out))
+    return lines
+
+
+def totals_line(ws: Workspace, batch_ids: list[str], out: Outcome) -> str:
+    rows = [r for r in ws.store.batches() if r["batch_id"] in set(batch_ids)]
+    tokens_in = sum(r["input_tokens"] or 0 for r in rows)
+    tokens_out = sum(r["output_tokens"] or 0 for r in rows)
+    costs = [r["cost_usd"] for r in rows]
+    standard = [r["cost_standard_usd"] for r in rows]
+    text = (f"Done: {out.submitted} batch{'es' * (out.submitted != 1)} submitted, "
+            f"{len(rows)} collected")
+    if rows:
+        text += f", {tokens_in:,} input / {tokens_out:,} output tokens"
+        if all(costs):
+            spent = sum(Decimal(c) for c in costs)
+            text += f", {money(spent)} at batch prices"
+            if all(standard):
+                text += f" ({money(sum(Decimal(s) for s in standard))} at standard prices)"
+        else:
+            text += ", cost unknown for some batches (no price for the model)"
+    if out.in_flight:
+        text += f"; {out.in_flight:,} points still in flight (run apply again to collect)"
+    return text + "."
+
+
+def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
+    jobs = {}
+    for job in ws.jobs:
+        plan = out.plans.get(job.name)
+        entry: dict[str, Any] = job_counts(plan) if plan else {"blocked": out.blocked.get(job.name)}
+        entry["failures"] = [{"key": r["key"], "attempts": r["attempts"], "reason": r["last_error"]}
+                             for r in ws.store.failures(job.name) if r["state"] == "failed"]
+        jobs[job.name] = entry
+    return {"jobs": jobs, "submitted": out.submitted, "adopted": out.adopted,
+            "collected": [{"batch_id": c.batch_id, "job": c.job, "status": c.status,
+                           "lines": dict(c.seen), "cost_usd": _num(c.cost_usd)}
+                          for c in out.collected],
+            "failed": out.failed, "in_flight": out.in_flight}
+
+
+def show_lines(ws: Workspace, job: Job, *, limit: int) -> list[str]:
+    """A few points with their inputs and the result written for them, side by side."""
+    lines = []
+    for point_id, inputs, result in ws.selection(job).peek(limit):
+        lines.append(f"point {point_id}")
+        for name, value in inputs.items():
+            lines.append(f"  {name}: {_short(value)}")
+        shown = "(not written yet)" if result is None else _short(result, 200)
+        lines.append(f"  → {job.output_key}: {shown}")
+    return lines or [f"{job.name}: no points selected"]
+
+
+def _short(value: Any, width: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

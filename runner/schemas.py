@@ -1,0 +1,97 @@
+"""Output schemas: building the strict JSON Schema a job asks the model to fill, and
+checking a user's schema against what Structured Outputs' strict mode accepts.
+
+Strict mode (the only mode batchrun sends) requires every object to forbid additional
+properties and to list every property as required; a schema that breaks those rules is
+rejected by the API with a 400 for every line of the batch, so we reject it first.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterator
+
+import jsonschema
+
+from .yamlfile import KeyPath, dotted
+
+# Keywords strict mode does not accept (OpenAI Structured Outputs, "supported schemas").
+UNSUPPORTED_KEYWORDS = frozenset({
+    "allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+    "patternProperties", "unevaluatedProperties", "propertyNames", "minProperties",
+    "maxProperties", "unevaluatedItems", "contains", "minContains", "maxContains",
+    "uniqueItems",
+})
+MAX_NESTING = 10
+
+
+def from_fields(fields: dict[str, Any]) -> dict:
+    """`output.fields` → a strict object schema (every object closed, every property required)."""
+    return close_objects({"type": "object", "properties": copy.deepcopy(fields)})
+
+
+def close_objects(schema: Any) -> Any:
+    """Fill in `additionalProperties: false` and `required: [all]` on every object that does
+    not say otherwise, so short `fields:` specs come out strict."""
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+                for sub in value.values():
+                    close_objects(sub)
+            elif key in ("items", "additionalItems") or key in ("anyOf", "oneOf", "prefixItems"):
+                close_objects(value)
+        if schema.get("type") == "object" or "properties" in schema:
+            schema.setdefault("additionalProperties", False)
+            schema.setdefault("required", list(schema.get("properties", {})))
+    elif isinstance(schema, list):
+        for item in schema:
+            close_objects(item)
+    return schema
+
+
+def strict_mode_problems(schema: Any) -> Iterator[tuple[KeyPath, str]]:
+    """Every reason strict mode would reject `schema`, with the path inside the schema."""
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        yield tuple(exc.path), f"not a valid JSON Schema: {exc.message}"
+        return
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        yield (), "the root must be an object schema (type: object)"
+        return
+    yield from _walk(schema, (), 0)
+
+
+def _walk(node: Any, path: KeyPath, depth: int) -> Iterator[tuple[KeyPath, str]]:
+    if not isinstance(node, dict):
+        return
+    if depth > MAX_NESTING:
+        yield path, f"nested more than {MAX_NESTING} levels deep"
+        return
+    for keyword in sorted(UNSUPPORTED_KEYWORDS & set(node)):
+        yield (*path, keyword), f"strict mode does not support {keyword!r}"
+    if node.get("type") == "object" or "properties" in node:
+        properties = node.get("properties", {})
+        if node.get("additionalProperties") is not False:
+            yield path, "strict mode needs additionalProperties: false on every object"
+        missing = [name for name in properties if name not in node.get("required", [])]
+        if missing:
+            yield (*path, "required"), (f"strict mode needs every property listed as required; "
+                                        f"missing: {', '.join(missing)} (make optional fields "
+                                        f"nullable instead: type: [string, 'null'])")
+        for name, sub in properties.items():
+            yield from _walk(sub, (*path, "properties", name), depth + 1)
+    for key in ("items", "$defs", "definitions", "anyOf", "prefixItems"):
+        value = node.get(key)
+        if isinstance(value, dict) and key in ("$defs", "definitions"):
+            for name, sub in value.items():
+                yield from _walk(sub, (*path, key, name), depth + 1)
+        elif isinstance(value, dict):
+            yield from _walk(value, (*path, key), depth + 1)
+        elif isinstance(value, list):
+            for i, sub in enumerate(value):
+                yield from _walk(sub, (*path, key, i), depth + 1)
+
+
+def describe(path: KeyPath) -> str:
+    return dotted(path) or "(root)"

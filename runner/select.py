@@ -1,0 +1,144 @@
+"""Qdrant at the edge: connecting, streaming the points a job selects, writing results.
+
+Reading streams page by page (`scroll_page` points, default 10,000: the embedded engine
+re-sorts every id on every page, so small pages are quadratic) and asks only for the
+fields the template reads plus the job's stamp, never vectors. Writing batches many
+points per `batch_update_points` call, one operation per point: the result and the stamp
+go in one top-level merge, so two jobs never overwrite each other's stamps.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from qdrant_client import QdrantClient, models
+
+from .errors import BatchrunError, Location, SpecError
+from .filters import parse_filter
+from .spec import Job, ProjectContext
+
+STAMP_PREFIX = "_batchrun_"
+
+
+def stamp_key(job_name: str) -> str:
+    """The payload key holding a job's stamp, beside its result."""
+    return STAMP_PREFIX + job_name
+
+
+@dataclass(frozen=True)
+class Point:
+    id: Any
+    payload: dict      # what the template sees: the selected fields
+    stamp: dict | None  # what the last write-back of this job recorded
+
+
+def connect(project: ProjectContext) -> QdrantClient:
+    """The project's Qdrant: a server by URL, or the embedded engine (the default)."""
+    cfg = project.config.qdrant
+    where = Location(project.file or "batchrun.yaml", 0, "qdrant")
+    if cfg.url:
+        api_key = None
+        if cfg.api_key_env:
+            api_key = os.environ.get(cfg.api_key_env)
+            if not api_key:
+                raise BatchrunError(f"environment variable {cfg.api_key_env} is not set",
+                                    where=where, hint="export the Qdrant API key first")
+        return QdrantClient(url=cfg.url, api_key=api_key, timeout=cfg.timeout)
+    path = cfg.path or ".qdrant"
+    if path == ":memory:":
+        return QdrantClient(location=":memory:")
+    try:
+        return QdrantClient(path=str(project.root / path))
+    except RuntimeError as exc:  # the embedded engine allows one process per folder
+        raise BatchrunError(f"embedded Qdrant at {path} is in use by another process",
+                            where=where, hint="stop the other process, or use a Qdrant server "
+                            "(qdrant: {url: ...}) to share a collection") from exc
+
+
+class Selection:
+    """The points one job reads, and the writes back to them."""
+
+    def __init__(self, client: QdrantClient, job: Job, *, page: int, write_batch: int):
+        self.client = client
+        self.job = job
+        self.page = page
+        self.write_batch = write_batch
+        self.collection = job.spec.source.collection
+        self.stamp_key = stamp_key(job.name)
+        self._writes: list[models.SetPayloadOperation] = []
+        self.written = 0
+        self.filter = (parse_filter(job.spec.source.filter, job.positions, ("source", "filter"))
+                       if job.spec.source.filter is not None else None)
+        self._check_collection()
+
+    def _check_collection(self) -> None:
+        if not self.client.collection_exists(self.collection):
+            names = sorted(c.name for c in self.client.get_collections().collections)
+            known = f"collections: {', '.join(names)}" if names else "no collections exist yet"
+            raise SpecError(f"collection {self.collection!r} not found in Qdrant ({known})",
+                            where=self.job.at("source", "collection"))
+
+    def count(self) -> int:
+        total = self.client.count(self.collection, count_filter=self.filter, exact=True).count
+        limit = self.job.spec.source.limit
+        return min(total, limit) if limit else total
+
+    def points(self, limit: int | None = None, extra: Iterable[str] = ()) -> Iterator[Point]:
+        """Stream the selected points with their fields and stamp, page by page."""
+        fields = self.job.spec.source.fields
+        with_payload: Any = [*fields, *extra, self.stamp_key] if fields is not None else True
+        remaining = min(filter(None, (self.job.spec.source.limit, limit)), default=None)
+        offset = None
+        while True:
+            size = self.page if remaining is None else min(self.page, remaining)
+            records, offset = self.client.scroll(
+                self.collection, scroll_filter=self.filter, limit=size, offset=offset,
+                with_payload=with_payload, with_vectors=False)
+            for record in records:
+                yield self._point(record.id, record.payload or {}, keep=extra)
+            if remaining is not None:
+                remaining -= len(records)
+                if remaining <= 0:
+                    return
+            if offset is None:
+                return
+
+    def peek(self, limit: int) -> Iterator[tuple[Any, dict, Any]]:
+        """Up to `limit` selected points as (id, inputs, written result) for a person."""
+        for point in self.points(limit=limit, extra=[self.job.output_key]):
+            result = point.payload.pop(self.job.output_key, None)
+            yield point.id, point.payload, result
+
+    def _point(self, point_id: Any, payload: dict, keep: Iterable[str] = ()) -> Point:
+        stamp = payload.pop(self.stamp_key, None)
+        if self.job.spec.source.fields is None:  # all fields but batchrun's own
+            payload = {k: v for k, v in payload.items() if k in keep or
+                       (not k.startswith(STAMP_PREFIX) and k != self.job.output_key)}
+
+        return Point(point_id, payload, stamp if isinstance(stamp, dict) else None)
+
+    def write(self, point_id: Any, payload: dict) -> None:
+        """Merge `payload` into a point; sent in batches of `write_batch` points."""
+        self._writes.append(models.SetPayloadOperation(
+            set_payload=models.SetPayload(payload=payload, points=[point_id])))
+        if len(self._writes) >= self.write_batch:
+            self.flush()
+
+    def flush(self) -> int:
+        """Send the writes still buffered; returns how many points they touched."""
+        count = len(self._writes)
+        if self._writes:
+            self.client.batch_update_points(self.collection, self._writes, wait=True)
+            self._writes = []
+        self.written += count
+        return count
+
+
+def embedded_path(project: ProjectContext) -> Path | None:
+    cfg = project.config.qdrant
+    if cfg.url or cfg.path == ":memory:":
+        return None
+    return project.root / (cfg.path or ".qdrant")

@@ -1,0 +1,410 @@
+"""The state directory: a crash-safe ledger of batches and requests, the result cache,
+content-addressed artifacts, and the lock that keeps two runs apart.
+
+`.batchrun/state.db` (SQLite, WAL) is the source of truth: every change that matters for
+money (a batch about to be created, a batch id, a collected result) is one transaction,
+so a kill -9 at any instant leaves either the state before or the state after.
+`manifest.json` is the human-readable view of it (see manifest.py). Files under
+`artifacts/` are named by the sha256 of their bytes and written temp-file-then-rename:
+one that exists is complete.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+from .errors import BatchrunError, LockHeld
+
+SCHEMA_VERSION = 1
+
+# Request states. A key is `queued` while a batch that carries it is not yet collected.
+QUEUED, RETRY, FAILED = "queued", "retry", "failed"
+# Batch statuses at the provider that end a batch.
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY, file TEXT, fingerprint TEXT, endpoint TEXT, model TEXT,
+    output_key TEXT);
+CREATE TABLE IF NOT EXISTS batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job TEXT NOT NULL,
+    shard TEXT NOT NULL,             -- sha256 of the input file's bytes
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    est_input_tokens INTEGER,        -- estimate, for queue limits and budgets
+    intent_at REAL NOT NULL,         -- when we decided to create it (before any API call)
+    status TEXT NOT NULL,            -- 'submitting' until created, then the provider's status
+    input_file_id TEXT,
+    batch_id TEXT UNIQUE,
+    info TEXT NOT NULL DEFAULT '{}', -- provider timestamps, request_counts, errors (JSON)
+    collected_at REAL,
+    output_file TEXT, error_file TEXT,   -- sha256 of the downloaded files
+    seen TEXT,                        -- line counts from the files (JSON)
+    input_tokens INTEGER, cached_tokens INTEGER, output_tokens INTEGER, reasoning_tokens INTEGER,
+    billed_model TEXT,
+    cost_usd TEXT, cost_standard_usd TEXT,   -- Decimal as text; NULL when the price is unknown
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS batches_job ON batches(job);
+CREATE TABLE IF NOT EXISTS requests (
+    key TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    state TEXT NOT NULL,             -- queued | retry | failed (done keys live in results)
+    batch_seq INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,   -- failed attempts that count against max_attempts
+    deferrals INTEGER NOT NULL DEFAULT 0,  -- re-queues that do not (token limit, expiry)
+    not_before REAL NOT NULL DEFAULT 0,
+    last_error TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS requests_batch ON requests(batch_seq, state);
+CREATE INDEX IF NOT EXISTS requests_job ON requests(job, state);
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,              -- json | f32 (embeddings, packed float32)
+    value BLOB NOT NULL,
+    model TEXT, batch_id TEXT, at TEXT
+) WITHOUT ROWID;
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class RequestState:
+    state: str
+    batch_seq: int | None
+    attempts: int
+    deferrals: int
+    not_before: float
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class Result:
+    key: str
+    kind: str
+    value: Any
+    model: str | None
+    batch_id: str | None
+    at: str | None
+
+
+class Store:
+    """The SQLite ledger. One connection; `transaction()` groups writes atomically."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(state_dir / "state.db", isolation_level=None,
+                                  check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process loses nothing
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self._depth = 0
+        self.db.executescript(_SCHEMA)  # idempotent; executescript must run outside a transaction
+        with self.transaction():
+            self._migrate()
+        self.artifacts = Artifacts(state_dir / "artifacts")
+
+    def _migrate(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        if row is None:
+            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row["value"]) > SCHEMA_VERSION:
+            raise BatchrunError(f"{self.dir} was written by a newer batchrun "
+                                f"(state schema {row['value']})",
+                                hint="upgrade batchrun, or use another state_dir")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT; nested calls join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # ---- jobs ------------------------------------------------------------------------
+
+    def record_job(self, name: str, **fields: Any) -> None:
+        self.db.execute(
+            "INSERT INTO jobs (name, file, fingerprint, endpoint, model, output_key) "
+            "VALUES (:name, :file, :fingerprint, :endpoint, :model, :output_key) "
+            "ON CONFLICT(name) DO UPDATE SET file=excluded.file, fingerprint=excluded.fingerprint, "
+            "endpoint=excluded.endpoint, model=excluded.model, output_key=excluded.output_key",
+            {"name": name, **fields})
+
+    def jobs(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM jobs ORDER BY name").fetchall()
+
+    # ---- requests and results --------------------------------------------------------
+
+    def request(self, key: str) -> RequestState | None:
+        row = self.db.execute("SELECT state, batch_seq, attempts, deferrals, not_before, "
+                              "last_error FROM requests WHERE key=?", (key,)).fetchone()
+        return RequestState(*row) if row else None
+
+    def queue(self, key: str, job: str, batch_seq: int) -> None:
+        self.db.execute(
+            "INSERT INTO requests (key, job, state, batch_seq) VALUES (?, ?, 'queued', ?) "
+            "ON CONFLICT(key) DO UPDATE SET state='queued', batch_seq=excluded.batch_seq",
+            (key, job, batch_seq))
+
+    def settle(self, key: str, job: str, batch_seq: int, *, state: str, attempts_delta: int,
+               deferrals_delta: int, not_before: float, error: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO requests (key, job, state, batch_seq, attempts, deferrals, not_before, "
+            "last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            "state=excluded.state, batch_seq=excluded.batch_seq, "
+            "attempts=requests.attempts + ?, deferrals=requests.deferrals + ?, "
+            "not_before=excluded.not_before, last_error=excluded.last_error",
+            (key, job, state, batch_seq, attempts_delta, deferrals_delta, not_before, error,
+             attempts_delta, deferrals_delta))
+
+    def forget_request(self, key: str) -> None:
+        self.db.execute("DELETE FROM requests WHERE key=?", (key,))
+
+    def unqueued_keys(self, batch_seq: int) -> list[str]:
+        """Keys of a batch still queued (neither answered nor failed in its files)."""
+        return [r[0] for r in self.db.execute(
+            "SELECT key FROM requests WHERE batch_seq=? AND state='queued'", (batch_seq,))]
+
+    def reset_failed(self, job: str) -> int:
+        cur = self.db.execute("UPDATE requests SET state='retry', attempts=0, not_before=0 "
+                              "WHERE job=? AND state='failed'", (job,))
+        return cur.rowcount
+
+    def failures(self, job: str, limit: int | None = None) -> list[sqlite3.Row]:
+        sql = ("SELECT key, attempts, last_error, state FROM requests WHERE job=? "
+               "AND state IN ('failed', 'retry') AND last_error IS NOT NULL ORDER BY key")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return self.db.execute(sql, (job,)).fetchall()
+
+    def put_result(self, key: str, kind: str, value: bytes, model: str | None,
+                   batch_id: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                        (key, kind, value, model, batch_id, utc_now()))
+        self.db.execute("DELETE FROM requests WHERE key=?", (key,))
+
+    def result(self, key: str) -> Result | None:
+        row = self.db.execute("SELECT key, kind, value, model, batch_id, at FROM results "
+                              "WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        return Result(row[0], row[1], decode_value(row[1], row[2]), row[3], row[4], row[5])
+
+    # ---- batches ---------------------------------------------------------------------
+
+    def new_batch(self, *, job: str, shard: str, endpoint: str, model: str, requests: int,
+                  size: int, est_input_tokens: int | None) -> int:
+        cur = self.db.execute(
+            "INSERT INTO batches (job, shard, endpoint, model, requests, bytes, "
+            "est_input_tokens, intent_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitting')",
+            (job, shard, endpoint, model, requests, size, est_input_tokens, time.time()))
+        return int(cur.lastrowid)
+
+    def update_batch(self, seq: int, **fields: Any) -> None:
+        if "info" in fields and not isinstance(fields["info"], str):
+            fields["info"] = json.dumps(fields["info"], sort_keys=True)
+        if "seen" in fields and not isinstance(fields["seen"], str):
+            fields["seen"] = json.dumps(fields["seen"], sort_keys=True)
+        sets = ", ".join(f"{name}=:{name}" for name in fields)
+        self.db.execute(f"UPDATE batches SET {sets} WHERE seq=:seq", {**fields, "seq": seq})
+
+    def batch(self, seq: int) -> sqlite3.Row:
+        return self.db.execute("SELECT * FROM batches WHERE seq=?", (seq,)).fetchone()
+
+    def batches(self, *, job: str | None = None, open_only: bool = False) -> list[sqlite3.Row]:
+        sql, args = "SELECT * FROM batches WHERE 1=1", []
+        if job is not None:
+            sql += " AND job=?"
+            args.append(job)
+        if open_only:
+            sql += " AND collected_at IS NULL"
+        return self.db.execute(sql + " ORDER BY seq", args).fetchall()
+
+    def known_batch_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT batch_id FROM batches "
+                                              "WHERE batch_id IS NOT NULL")}
+
+    def enqueued_tokens(self, model: str) -> int:
+        row = self.db.execute("SELECT COALESCE(SUM(est_input_tokens), 0) FROM batches "
+                              "WHERE model=? AND collected_at IS NULL", (model,)).fetchone()
+        return int(row[0])
+
+    def counts(self, job: str) -> dict[str, int]:
+        rows = self.db.execute("SELECT state, COUNT(*) FROM requests WHERE job=? GROUP BY state",
+                               (job,)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+
+def encode_value(kind: str, value: Any) -> bytes:
+    if kind == "f32":
+        return array.array("f", value).tobytes()
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_value(kind: str, blob: bytes) -> Any:
+    if kind == "f32":
+        vector = array.array("f")
+        vector.frombytes(blob)
+        return vector.tolist()
+    return json.loads(blob)
+
+
+class Artifacts:
+    """Content-addressed files: `<kind>/<sha256>.jsonl`, complete or absent."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, kind: str, sha: str) -> Path:
+        return self.root / kind / f"{sha}.jsonl"
+
+    def exists(self, kind: str, sha: str) -> bool:
+        return self.path(kind, sha).is_file()
+
+    def open(self, kind: str) -> "ArtifactWriter":
+        folder = self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")
+        return ArtifactWriter(os.fdopen(fd, "wb"), Path(tmp), folder)
+
+    @contextlib.contextmanager
+    def writer(self, kind: str) -> Iterator["ArtifactWriter"]:
+        writer = self.open(kind)
+        try:
+            yield writer
+        except BaseException:
+            writer.discard()
+            raise
+        writer.commit()
+
+    def put_file(self, kind: str, chunks: Iterator[bytes]) -> str:
+        with self.writer(kind) as writer:
+            for chunk in chunks:
+                writer.write(chunk)
+        return writer.sha
+
+
+class ArtifactWriter:
+    """Bytes to a temp file, hashed on the way; `commit` renames it to its hash."""
+
+    def __init__(self, fh: IO[bytes], tmp: Path, folder: Path):
+        self.fh, self.tmp, self.folder = fh, tmp, folder
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.lines = 0
+        self.sha = ""
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+        self.lines += data.count(b"\n")
+
+    def commit(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        self.sha = self.hash.hexdigest()
+        final = self.folder / f"{self.sha}.jsonl"
+        if final.exists():
+            self.tmp.unlink()
+        else:
+            os.replace(self.tmp, final)
+
+    def discard(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class StateLock:
+    """One mutating batchrun per state directory. The kernel releases an flock when its
+    process dies, so a lock left by a killed run is never mistaken for a live one."""
+
+    def __init__(self, state_dir: Path):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "lock"
+        self.fh: IO[str] | None = None
+        self.previous: dict | None = None
+
+    def acquire(self, timeout: float = 0.0, command: str = "") -> None:
+        fh = open(self.path, "a+", encoding="utf-8")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = self._holder(fh)
+                    fh.close()
+                    raise LockHeld(
+                        f"another batchrun is using {self.path.parent} "
+                        f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+                        f"{holder.get('command', 'a command')} since {holder.get('since', '?')})",
+                        hint="wait for it to finish, or pass --lock-timeout SECONDS to wait") \
+                        from None
+                time.sleep(0.2)
+        self.previous = self._holder(fh) or None  # left by a run that was killed
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "since": utc_now(), "command": command}))
+        fh.flush()
+        self.fh = fh
+
+    @staticmethod
+    def _holder(fh: IO[str]) -> dict:
+        fh.seek(0)
+        try:
+            return json.loads(fh.read() or "{}")
+        except json.JSONDecodeError:
+            return {}
+
+    def release(self) -> None:
+        if self.fh is not None:
+            self.fh.seek(0)
+            self.fh.truncate()
+            self.fh.flush()
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None

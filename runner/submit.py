@@ -1,0 +1,180 @@
+"""Submitting shards exactly once, whatever happens in between.
+
+The ledger records the intent (shard hash, status `submitting`) before any API call.
+The batch is created with `metadata: {batchrun_job, batchrun_shard}`, and its id is
+recorded at once. A run that died anywhere in between is finished by the next one:
+`adopt()` lists recent batches and attaches any it does not know to the matching intent,
+or, for a state directory that never saw them (a fresh CI runner, a deleted .batchrun/,
+a CI cache restored from an older run), adopts them whole by downloading their input
+file. Only then are missing batches created. Creating is never retried blindly: the SDK
+sends no idempotency key, so after a failed create we look for the batch before trying
+again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable, Iterable
+
+import openai
+from openai.types import Batch
+
+from . import crash
+from .errors import ProviderError
+from .pack import SHARDS
+from .provider import BatchAPI
+from .store import QUEUED, Store
+
+CLOCK_SKEW = 300.0            # seconds of disagreement tolerated between us and the API
+ADOPT_LOOKBACK = 72 * 3600.0  # in flight (24 h window) plus time to collect what finished
+CREATE_ATTEMPTS = 5
+
+Report = Callable[[str], None]
+
+
+def metadata(job: str, shard: str) -> dict[str, str]:
+    return {"batchrun_job": job, "batchrun_shard": shard}
+
+
+def input_filename(job: str, shard: str) -> str:
+    return f"batchrun-{job}-{shard}.jsonl"
+
+
+def adopt(store: Store, api: BatchAPI, jobs: Iterable[str], *,
+          lookback: float = ADOPT_LOOKBACK, report: Report | None = None) -> int:
+    """Attach batches the provider has and the ledger lacks. Returns how many."""
+    names = set(jobs)
+    submitting = {(r["job"], r["shard"]): r for r in store.batches(open_only=True)
+                  if r["status"] == "submitting"}
+    since = time.time() - lookback
+    if submitting:
+        since = min(since, min(r["intent_at"] for r in submitting.values()) - CLOCK_SKEW)
+    known = store.known_batch_ids()
+    adopted = 0
+    for batch in api.recent_batches(since):
+        meta = batch.metadata or {}
+        job, shard = meta.get("batchrun_job"), meta.get("batchrun_shard")
+        if job not in names or not shard or batch.id in known:
+            continue
+        intent = submitting.pop((job, shard), None)
+        with store.transaction():
+            if intent is not None:
+                _record(store, intent["seq"], batch)
+            else:
+                _adopt_unknown(store, api, job, shard, batch)
+        known.add(batch.id)
+        adopted += 1
+        if report:
+            report(f"{job}: adopted batch {batch.id} ({batch.status}) created by an earlier run")
+    return adopted
+
+
+def _adopt_unknown(store: Store, api: BatchAPI, job: str, shard: str, batch: Batch) -> None:
+    """A batch of ours the ledger never saw: fetch its input file to learn its keys."""
+    download = api.download(batch.input_file_id, store.artifacts, SHARDS)
+    if download.sha != shard:
+        raise ProviderError(f"batch {batch.id} claims shard {shard[:12]} but its input file "
+                            f"hashes to {download.sha[:12]}; not adopting it")
+    keys, model = [], ""
+    with download.path.open("rb") as fh:
+        for raw in fh:
+            line = json.loads(raw)
+            keys.append(line["custom_id"])
+            model = model or line.get("body", {}).get("model", "")
+    seq = store.new_batch(job=job, shard=shard, endpoint=batch.endpoint, model=model,
+                          requests=len(keys), size=download.size, est_input_tokens=None)
+    store.update_batch(seq, intent_at=float(batch.created_at), input_file_id=batch.input_file_id)
+    _record(store, seq, batch)
+    for key in keys:
+        state = store.request(key)
+        if store.result(key) is None and (state is None or state.state != QUEUED):
+            store.queue(key, job, seq)
+
+
+def _record(store: Store, seq: int, batch: Batch) -> None:
+    store.update_batch(seq, batch_id=batch.id, status=batch.status,
+                       input_file_id=batch.input_file_id, info=batch_info(batch))
+
+
+def batch_info(batch: Batch) -> dict:
+    """What the manifest keeps of a batch object: timestamps, counts, errors."""
+    info = {name: getattr(batch, name) for name in (
+        "created_at", "in_progress_at", "finalizing_at", "completed_at", "failed_at",
+        "expired_at", "cancelling_at", "cancelled_at", "expires_at", "output_file_id",
+        "error_file_id", "model") if getattr(batch, name, None) is not None}
+    if batch.request_counts is not None:
+        info["request_counts"] = batch.request_counts.model_dump()
+    if batch.errors is not None and batch.errors.data:
+        info["errors"] = [e.model_dump(exclude_none=True) for e in batch.errors.data]
+    return info
+
+
+def submit_pending(store: Store, api: BatchAPI, jobs: Iterable[str], *,
+                   report: Report | None = None) -> list[int]:
+    """Create a batch for every recorded intent of these jobs. Call `adopt` first."""
+    names = set(jobs)
+    created = []
+    for row in store.batches(open_only=True):
+        if row["status"] != "submitting" or row["job"] not in names:
+            continue
+        batch = _submit_one(store, api, row, report)
+        created.append(row["seq"])
+        if report:
+            report(f"{row['job']}: submitted batch {batch.id} "
+                   f"({row['requests']:,} requests, {row['bytes']:,} bytes)")
+    return created
+
+
+def _submit_one(store: Store, api: BatchAPI, row, report: Report | None) -> Batch:
+    seq, job, shard = row["seq"], row["job"], row["shard"]
+    file_id = row["input_file_id"]
+    if not file_id:
+        name = input_filename(job, shard)
+        found = api.find_file(name, row["bytes"])
+        file_id = found.id if found else api.upload(store.artifacts.path(SHARDS, shard), name).id
+        with store.transaction():
+            store.update_batch(seq, input_file_id=file_id)
+        crash.point("after-upload")
+    batch = _create_exactly_once(api, file_id, row["endpoint"], metadata(job, shard),
+                                 since=row["intent_at"] - CLOCK_SKEW, known=store.known_batch_ids())
+    crash.point("after-create")
+    with store.transaction():
+        _record(store, seq, batch)
+    crash.point("after-record")
+    return batch
+
+
+def _create_exactly_once(api: BatchAPI, file_id: str, endpoint: str, meta: dict[str, str],
+                         *, since: float, known: set[str]) -> Batch:
+    no_retries = BatchAPI(api.client.with_options(max_retries=0), api.label, api.poll_interval)
+    delay = 1.0
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            return no_retries.create(file_id, endpoint, meta)
+        except ProviderError as exc:
+            cause = exc.__context__
+            transient = isinstance(cause, (openai.APIConnectionError, openai.RateLimitError,
+                                           openai.InternalServerError))
+            if not transient or attempt == CREATE_ATTEMPTS:
+                raise
+            time.sleep(_retry_after(cause) or delay)
+            delay = min(delay * 2, 30.0)
+            for batch in api.recent_batches(since):   # did the failed call create it after all?
+                if batch.id not in known and (batch.metadata or {}) == meta:
+                    return batch
+    raise AssertionError("unreachable")
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = response.headers.get(header)
+        if value:
+            try:
+                return min(float(value) / scale, 60.0)
+            except ValueError:
+                return None
+    return None
