@@ -1,0 +1,328 @@
+"""The emulator as a WSGI application: routing, auth, JSON errors and injected HTTP faults.
+
+    emu = Emulator(state_dir=None, config=EmulatorConfig.instant())
+    client = openai.OpenAI(api_key="test", base_url="http://emulator.invalid/v1",
+                           http_client=httpx2.Client(transport=httpx2.WSGITransport(app=emu)))
+
+Routes under /v1 are the real protocol and need a bearer token (any). Routes under
+/_emulator are the emulator's own controls and need none:
+
+    GET  /_emulator/health   {"status": "ok", "pid", "restarted", "files", "batches"}
+    GET  /_emulator/faults   {"faults": <Faults JSON>, "left": <counters>}
+    POST /_emulator/faults   replace the faults (body: Faults JSON); answers like GET
+    GET  /_emulator/log      {"object": "list", "data": [<event>, ...]} (see log.py)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qsl
+
+from . import ids
+from .api_error import ApiError, bad_request
+from .config import EmulatorConfig
+from .faults import Faults, HttpFault
+from .log import RequestLog
+from .multipart import read_form
+from .service import BatchService
+
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    (method, re.compile(pattern), name) for method, pattern, name in [
+        ("POST", r"/v1/files", "create_file"),
+        ("GET", r"/v1/files", "list_files"),
+        ("GET", r"/v1/files/(?P<id>[^/]+)", "retrieve_file"),
+        ("DELETE", r"/v1/files/(?P<id>[^/]+)", "delete_file"),
+        ("GET", r"/v1/files/(?P<id>[^/]+)/content", "file_content"),
+        ("POST", r"/v1/batches", "create_batch"),
+        ("GET", r"/v1/batches", "list_batches"),
+        ("GET", r"/v1/batches/(?P<id>[^/]+)", "retrieve_batch"),
+        ("POST", r"/v1/batches/(?P<id>[^/]+)/cancel", "cancel_batch"),
+        ("GET", r"/_emulator/health", "control_health"),
+        ("GET", r"/_emulator/faults", "control_faults"),
+        ("POST", r"/_emulator/faults", "control_set_faults"),
+        ("GET", r"/_emulator/log", "control_log"),
+    ]]
+_STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+                429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+                503: "Service Unavailable", 504: "Gateway Timeout"}
+_FAULT_ERRORS = {
+    429: ("Rate limit reached for requests. Please try again later.", "requests",
+          "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request. Sorry about that!",
+          "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The server is overloaded or not ready yet.", "server_error", None),
+    504: ("Gateway timeout.", "server_error", None),
+}
+_NO_KEY = ("You didn't provide an API key. You need to provide your API key in an "
+           "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+
+
+class EmulatorCrashed(ConnectionError):
+    """Raised in-process where a served emulator would die without answering."""
+
+
+@dataclass
+class Response:
+    status: int
+    body: Iterable[bytes]
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def json(cls, status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
+        data = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return cls(status, [data], [("Content-Type", "application/json"),
+                                    ("Content-Length", str(len(data))),
+                                    *(headers or {}).items()])
+
+
+class Emulator:
+    """The OpenAI Files + Batches API emulator (a WSGI app)."""
+
+    def __init__(self, state_dir: Path | None = None, config: EmulatorConfig | None = None, *,
+                 faults: Faults | None = None, clock: Callable[[], float] | None = None):
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.config = config or EmulatorConfig.instant()
+        self.clock = clock or time.time
+        self.restarted = False
+        self.on_crash: Callable[[], None] | None = None  # served: end the process
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.service = self._open(faults or Faults())
+
+    def _open(self, faults: Faults) -> BatchService:
+        if self.state_dir is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="batchrun-emulator-")
+            root = Path(self._scratch.name)
+        else:
+            root = self.state_dir
+        return BatchService(root, self.config, self.clock, faults)
+
+    @property
+    def faults(self) -> Faults:
+        return self.service.faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        """Replace the faults; their counters start again. Batches keep the rates they
+        were created with."""
+        self.service.set_faults(faults)
+
+    @property
+    def log(self) -> RequestLog:
+        return self.service.log
+
+    def restart(self) -> None:
+        """What a crash and a restart do: drop all memory and reload from the state dir
+        (without one, everything is lost). The faults and their counters carry over."""
+        with self.service.lock:
+            faults, counters = self.service.faults, self.service.counters
+            old_scratch, old_service = self._scratch, self.service
+            old_service.close()
+            self.service = self._open(faults)
+            self.service.counters = counters
+            self.restarted = True
+            if old_scratch is not None:
+                old_scratch.cleanup()
+
+    def close(self) -> None:
+        self.service.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+    # -- WSGI
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        response = self.handle(environ)
+        start_response(f"{response.status} {_STATUS_TEXT.get(response.status, 'Unknown')}",
+                       response.headers + [("x-request-id", ids.api_request_id()),
+                                           ("openai-version", "2020-10-01")])
+        return response.body
+
+    def handle(self, environ: dict[str, Any]) -> Response:
+        method = environ["REQUEST_METHOD"].upper()
+        path = environ.get("PATH_INFO", "") or "/"
+        api_call = path.startswith("/v1/")
+        try:
+            response = self._route(method, path, environ)
+        except ApiError as err:
+            response = Response.json(err.status, err.body(), err.headers)
+        except Exception:  # a bug in the emulator: answer like the real service's 500
+            traceback.print_exc(file=environ.get("wsgi.errors", sys.stderr))
+            response = Response.json(500, ApiError(500, _FAULT_ERRORS[500][0],
+                                                   type="server_error").body())
+        if api_call:
+            self._maybe_crash()
+        return response
+
+    def _route(self, method: str, path: str, environ: dict[str, Any]) -> Response:
+        found = next(((match, name) for verb, pattern, name in _ROUTES
+                      if verb == method and (match := pattern.fullmatch(path))), None)
+        if found is None:
+            raise ApiError(404, f"Invalid URL ({method} {path})")
+        match, handler = found
+        args = match.groupdict()
+        if handler.startswith("control_"):
+            return getattr(self, handler)(environ)
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            raise ApiError(401, _NO_KEY)
+        fault = self._take_http_fault(method, path, after=False)
+        if fault:
+            _drain(environ)
+            raise _fault_error(fault)
+        response = getattr(self, handler)(environ, **args)
+        fault = self._take_http_fault(method, path, after=True)
+        if fault:
+            raise _fault_error(fault)
+        return response
+
+    def _take_http_fault(self, method: str, path: str, *, after: bool) -> HttpFault | None:
+        with self.service.lock:
+            counters = self.service.counters
+            for index, fault in enumerate(self.service.faults.http):
+                if fault.after == after and counters.http_left[index] > 0 \
+                        and fault.matches(method, path):
+                    counters.http_left[index] -= 1
+                    return fault
+        return None
+
+    def _maybe_crash(self) -> None:
+        with self.service.lock:
+            counters = self.service.counters
+            if counters.calls_before_crash is None:
+                return
+            if counters.calls_before_crash > 0:
+                counters.calls_before_crash -= 1
+                return
+            counters.calls_before_crash = None
+        if self.on_crash is not None:
+            self.on_crash()
+        self.restart()
+        raise EmulatorCrashed("the emulator crashed (crash_after_calls) before answering")
+
+    # -- /v1/files
+    def create_file(self, environ: dict[str, Any]) -> Response:
+        target = self.service.store.temp_path()
+        try:
+            form = read_form(environ["wsgi.input"], _content_length(environ),
+                             environ.get("CONTENT_TYPE", ""), target,
+                             self.config.max_upload_bytes)
+            expiry = {key[len("expires_after["):-1]: value for key, value in form.fields.items()
+                      if key.startswith("expires_after[")}
+            return Response.json(200, self.service.create_file(
+                form.fields.get("purpose"), form.filename, target, expiry))
+        finally:
+            target.unlink(missing_ok=True)
+
+    def list_files(self, environ: dict[str, Any]) -> Response:
+        return Response.json(200, self.service.list_files(_query(environ)))
+
+    def retrieve_file(self, environ: dict[str, Any], id: str) -> Response:
+        return Response.json(200, self.service.get_file(id).to_api())
+
+    def delete_file(self, environ: dict[str, Any], id: str) -> Response:
+        return Response.json(200, self.service.delete_file(id))
+
+    def file_content(self, environ: dict[str, Any], id: str) -> Response:
+        path = self.service.content_path(id)
+        handle = path.open("rb")  # open now: a delete after this point cannot cut the answer
+        size = os.fstat(handle.fileno()).st_size
+        return Response(200, _chunks(handle), [("Content-Type", "application/octet-stream"),
+                                               ("Content-Length", str(size))])
+
+    # -- /v1/batches
+    def create_batch(self, environ: dict[str, Any]) -> Response:
+        params = _json_body(environ)
+        if not isinstance(params, dict):
+            raise bad_request("The body of a batch creation must be a JSON object.")
+        return Response.json(200, self.service.create_batch(params))
+
+    def list_batches(self, environ: dict[str, Any]) -> Response:
+        return Response.json(200, self.service.list_batches(_query(environ)))
+
+    def retrieve_batch(self, environ: dict[str, Any], id: str) -> Response:
+        return Response.json(200, self.service.retrieve_batch(id))
+
+    def cancel_batch(self, environ: dict[str, Any], id: str) -> Response:
+        _json_body(environ)  # the SDK sends an empty body; anything it sends is ignored
+        return Response.json(200, self.service.cancel_batch(id))
+
+    # -- /_emulator
+    def control_health(self, environ: dict[str, Any]) -> Response:
+        store = self.service.store
+        return Response.json(200, {"status": "ok", "pid": os.getpid(),
+                                   "restarted": self.restarted, "files": len(store.files),
+                                   "batches": len(store.batches),
+                                   "config": self.config.to_json()})
+
+    def control_faults(self, environ: dict[str, Any]) -> Response:
+        with self.service.lock:
+            return Response.json(200, {"faults": self.service.faults.to_json(),
+                                       "left": self.service.counters.to_json()})
+
+    def control_set_faults(self, environ: dict[str, Any]) -> Response:
+        try:
+            self.faults = Faults.from_json(_json_body(environ))
+        except ValueError as err:
+            raise bad_request(str(err)) from None
+        return self.control_faults(environ)
+
+    def control_log(self, environ: dict[str, Any]) -> Response:
+        return Response.json(200, {"object": "list", "data": self.log.events})
+
+
+def _fault_error(fault: HttpFault) -> ApiError:
+    message, kind, code = _FAULT_ERRORS[fault.status]
+    headers = {}
+    if fault.retry_after_ms is not None:
+        headers = {"retry-after-ms": str(fault.retry_after_ms),
+                   "retry-after": str(max(1, math.ceil(fault.retry_after_ms / 1000)))}
+    return ApiError(fault.status, message, type=kind, code=code, headers=headers)
+
+
+def _content_length(environ: dict[str, Any]) -> int:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise bad_request("Invalid Content-Length header.") from None
+
+
+def _drain(environ: dict[str, Any]) -> None:
+    """Read the unread body, so that a served connection ends cleanly."""
+    left = _content_length(environ)
+    while left > 0:
+        chunk = environ["wsgi.input"].read(min(left, 1 << 16))
+        if not chunk:
+            break
+        left -= len(chunk)
+
+
+def _json_body(environ: dict[str, Any]) -> Any:
+    length = _content_length(environ)
+    data = environ["wsgi.input"].read(length) if length else b""
+    if not data.strip():
+        return {}
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise bad_request("We could not parse the JSON body of your request. (HINT: This "
+                          "likely means you aren't using your HTTP library correctly.)") from None
+
+
+def _query(environ: dict[str, Any]) -> dict[str, str]:
+    return dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+
+
+def _chunks(handle: Any) -> Iterable[bytes]:
+    with handle:
+        while chunk := handle.read(1 << 16):
+            yield chunk
