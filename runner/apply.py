@@ -27,7 +27,7 @@ from .provider import BatchAPI, open_provider
 from .reconcile import JobPlan, reconcile
 from .select import Selection, connect
 from .spec import Job, ProjectContext
-from .store import StateLock, Store
+from .store import TERMINAL, StateLock, Store
 from .submit import adopt, submit_pending
 
 
@@ -42,8 +42,31 @@ class Options:
 
 
 @dataclass
+class JobRun:
+    """One job across the passes of one apply."""
+
+    last: JobPlan                  # the latest pass: where every point stands now
+    sent: int = 0                  # requests submitted by this run
+    written: int = 0               # points written back by this run
+    free: int = 0                  # of which from results cached before this run sent anything
+    shards: int = 0
+
+    def add(self, plan: JobPlan, first: bool) -> None:
+        self.last = plan
+        self.sent += sum(s.requests for s in plan.shards)
+        self.shards += len(plan.shards)
+        self.written += plan.cached
+        if first:
+            self.free += plan.cached
+
+
+@dataclass
 class Outcome:
-    plans: dict[str, JobPlan] = field(default_factory=dict)     # the last pass of each job
+    runs: dict[str, JobRun] = field(default_factory=dict)
+
+    @property
+    def plans(self) -> dict[str, JobPlan]:
+        return {name: run.last for name, run in self.runs.items()}
     submitted: int = 0
     collected: list[Collected] = field(default_factory=list)
     adopted: int = 0
@@ -220,6 +243,19 @@ class Workspace:
         manifest.write(self.store)
         return collected
 
+    def cancel(self) -> list[str]:
+        """Ask the provider to cancel every open batch of these jobs."""
+        names = {j.name for j in self.jobs}
+        cancelled = []
+        for row in self.store.batches(open_only=True):
+            if row["job"] in names and row["batch_id"] and row["status"] not in TERMINAL:
+                batch = self.api.cancel(row["batch_id"])
+                with self.store.transaction():
+                    self.store.update_batch(row["seq"], status=batch.status)
+                cancelled.append(batch.id)
+        manifest.write(self.store)
+        return cancelled
+
     def write_back(self) -> dict[str, JobPlan]:
         """A pass that writes cached results without packing anything (`collect`)."""
         plans = {}
@@ -248,7 +284,12 @@ class Workspace:
                     continue
                 out.blocked.pop(job.name, None)
                 plan = self.prepare(job, budget_used)
-                out.plans[job.name] = plan
+                run = out.runs.get(job.name)
+                if run is None:
+                    out.runs[job.name] = run = JobRun(plan)
+                    run.add(plan, first=True)
+                else:
+                    run.add(plan, first=False)
                 dirty.discard(job.name)
                 if plan.shards:
                     out.submitted += self.submit([job])

@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 import traceback
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,8 +21,13 @@ import click
 
 from . import __version__, report
 from .apply import Options, Workspace
+from .batchfile import check_file
+from .collect import refresh
+from .costs import cost_report, manifest_file
 from .demo import ensure_project, init as init_project, seed, with_emulator
 from .errors import BatchrunError
+from .emulator.command import emulator_command
+from .pack import SHARDS
 from .progress import reporter
 from .spec import ProjectContext, load_jobs, load_project
 
@@ -188,6 +195,247 @@ def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, no_progr
 
 
 @cli.command()
+@paths_argument
+@progress_option
+@json_option
+@click.pass_obj
+@handle_errors
+def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bool) -> None:
+    """Stage 1: render pending requests into content-hashed JSONL shards. Sends nothing.
+
+    Writes results already in the cache, packs everything else into
+    .batchrun/artifacts/shards/<sha256>.jsonl and records them for `submit`.
+    """
+    ws = _workspace(state, paths, no_progress=no_progress)
+    try:
+        with ws.locked("prepare"):
+            used = [Decimal(0)]
+            plans = {job.name: ws.prepare(job, used) for job in ws.jobs}
+        shards = [(name, s) for name, plan in plans.items() for s in plan.shards]
+        if as_json:
+            _emit({"jobs": {n: report.job_counts(p) for n, p in plans.items()},
+                   "shards": [{"job": n, "sha256": s.sha, "requests": s.requests,
+                               "bytes": s.bytes, "path": str(ws.store.artifacts.path(SHARDS, s.sha))}
+                              for n, s in shards]})
+        else:
+            for name, shard in shards:
+                click.echo(f"{name}: {ws.store.artifacts.path(SHARDS, shard.sha)} "
+                           f"({shard.requests:,} requests, {shard.bytes:,} bytes)")
+            click.echo(f"Prepared {len(shards)} shard{'s' * (len(shards) != 1)}; "
+                       "`batchrun submit` sends them.")
+    finally:
+        ws.report.close()
+        ws.close()
+
+
+@cli.command()
+@paths_argument
+@json_option
+@click.pass_obj
+@handle_errors
+def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
+    """Stage 2: upload prepared shards and create their batches (exactly once)."""
+    ws = _workspace(state, paths, no_progress=True)
+    try:
+        with ws.locked("submit"):
+            adopted = ws.adopt()
+            created = ws.submit(ws.jobs)
+        rows = [r for r in ws.store.batches(open_only=True) if r["batch_id"]]
+        if as_json:
+            _emit({"submitted": created, "adopted": adopted,
+                   "batches": [{"job": r["job"], "batch_id": r["batch_id"],
+                                "status": r["status"], "requests": r["requests"]} for r in rows]})
+        else:
+            click.echo(f"Submitted {created} batch{'es' * (created != 1)}"
+                       + (f", adopted {adopted}" if adopted else "")
+                       + f"; {len(rows)} in flight. `batchrun status` follows them.")
+    finally:
+        ws.close()
+
+
+@cli.command()
+@paths_argument
+@click.option("--wait", is_flag=True, help="Poll until every batch has finished.")
+@progress_option
+@json_option
+@click.pass_obj
+@handle_errors
+def collect(state: State, paths: tuple[str, ...], wait: bool, no_progress: bool,
+            as_json: bool) -> None:
+    """Stage 4: download finished batches, validate results, write them to Qdrant."""
+    ws = _workspace(state, paths, no_progress=no_progress)
+    try:
+        with ws.locked("collect"):
+            ws.adopt()
+            collected = ws.collect()
+            while wait and ws.store.batches(open_only=True):
+                time.sleep(ws.api.poll_interval)
+                ws.report.batches(refresh(ws.store, ws.api))
+                collected += ws.collect()
+            plans = ws.write_back()
+        if as_json:
+            _emit({"collected": [{"batch_id": c.batch_id, "job": c.job, "status": c.status,
+                                  "lines": dict(c.seen)} for c in collected],
+                   "jobs": {n: report.job_counts(p) for n, p in plans.items()}})
+        else:
+            for name, plan in plans.items():
+                click.echo(f"{name}: {plan.cached:,} written, {plan.in_flight:,} in flight, "
+                           f"{plan.pending:,} not yet sent, {plan.failed:,} failed")
+    finally:
+        ws.report.close()
+        ws.close()
+
+
+@cli.command()
+@paths_argument
+@click.option("--watch", is_flag=True, help="Refresh every poll interval until all finish.")
+@json_option
+@click.pass_obj
+@handle_errors
+def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> None:
+    """Stage 3: batches in flight and their progress (reads the API, changes nothing).
+
+    \b
+    Columns: job, batch id, state, requests done/total, age, expires in.
+    """
+    ws = _workspace(state, paths, no_progress=True)
+    try:
+        while True:
+            rows = report.status_rows(ws)
+            if as_json:
+                _emit({"batches": rows, "failures": report.failure_rows(ws)})
+            else:
+                _echo_lines(report.status_lines(rows, ws))
+            if not watch or not rows:
+                return
+            time.sleep(ws.api.poll_interval)
+    finally:
+        ws.close()
+
+
+@cli.command()
+@paths_argument
+@json_option
+@click.pass_obj
+@handle_errors
+def cancel(state: State, paths: tuple[str, ...], as_json: bool) -> None:
+    """Cancel the batches in flight for these jobs (finished lines are kept)."""
+    ws = _workspace(state, paths, no_progress=True)
+    try:
+        with ws.locked("cancel"):
+            cancelled = ws.cancel()
+        if as_json:
+            _emit({"cancelled": cancelled})
+        else:
+            for batch_id in cancelled:
+                click.echo(f"cancelling {batch_id}")
+            click.echo(f"{len(cancelled)} batch{'es' * (len(cancelled) != 1)} cancelling; "
+                       "`batchrun collect` keeps what they finished.")
+    finally:
+        ws.close()
+
+
+@cli.command()
+@click.option("--by", type=click.Choice(["job", "batch", "model", "day"]), default="job",
+              show_default=True, help="How to group the report.")
+@json_option
+@click.pass_obj
+@handle_errors
+def costs(state: State, by: str, as_json: bool) -> None:
+    """Tokens and dollars spent, from the manifest, with the saving over standard prices.
+
+    \b
+    Examples:
+      batchrun costs
+      batchrun costs --by model --json
+    """
+    project = load_project(state.directory)
+    rows = cost_report(manifest_file(project), by)
+    if as_json:
+        _emit(rows)
+    else:
+        _echo_lines(report.cost_lines(rows, by))
+
+
+@cli.command()
+@paths_argument
+@json_option
+@click.pass_obj
+@handle_errors
+def validate(state: State, paths: tuple[str, ...], as_json: bool) -> None:
+    """Check specs, templates, filters, schemas and batch JSONL files. No API, no Qdrant.
+
+    \b
+    Examples:
+      batchrun validate                     every spec in jobs/
+      batchrun validate jobs/tags.yaml
+      batchrun validate batch_output.jsonl  a batch input or output file
+    """
+    project = load_project(state.directory)
+    files = [p for p in paths if p.endswith(".jsonl")]
+    specs = [p for p in paths if not p.endswith(".jsonl")]
+    checked = []
+    if specs or not files:
+        for job in load_jobs(specs, project, state.directory):
+            checked.append({"file": job.file, "job": job.name, "ok": True})
+    problems = []
+    for path in files:
+        result = check_file(state.directory / path)
+        checked.append({"file": path, "kind": result.summary.kind, "lines": result.summary.lines,
+                        "ok": result.ok, "problems": result.problem_count})
+        problems += [str(p) for p in result.problems]
+    if as_json:
+        _emit({"checked": checked, "problems": problems})
+    else:
+        for item in checked:
+            what = f"job {item['job']}" if "job" in item else \
+                f"{item['kind']} file, {item['lines']:,} lines"
+            click.echo(f"{'ok' if item['ok'] else 'FAILED'}: {item['file']} ({what})")
+        _echo_lines(problems)
+    if problems:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("job_name", metavar="JOB")
+@click.option("--limit", default=10, show_default=True, help="Points to show.")
+@click.option("--failed", is_flag=True, help="List failed requests and why, instead.")
+@json_option
+@click.pass_obj
+@handle_errors
+def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -> None:
+    """Points with their inputs and written results side by side.
+
+    \b
+    Examples:
+      batchrun show tags --limit 3
+      batchrun show tags --failed
+    """
+    project = load_project(state.directory)
+    jobs = {j.name: j for j in load_jobs([], project, state.directory)}
+    if job_name not in jobs:
+        raise BatchrunError(f"no job named {job_name!r}",
+                            hint=f"jobs: {', '.join(sorted(jobs)) or 'none'}")
+    ws = Workspace(project, [jobs[job_name]], reporter(live=False))
+    try:
+        job = ws.jobs[0]
+        if failed:
+            rows = report.failure_rows(ws, limit=limit)
+            if as_json:
+                _emit({"failures": rows})
+            else:
+                _echo_lines([f"{r['key'][:12]} ({r['attempts']} attempts): {r['reason']}"
+                             for r in rows] or [f"{job.name}: no failed requests"])
+        elif as_json:
+            _emit({"points": [{"id": i, "inputs": inputs, "result": result}
+                              for i, inputs, result in ws.selection(job).peek(limit)]})
+        else:
+            _echo_lines(report.show_lines(ws, job, limit=limit))
+    finally:
+        ws.close()
+
+
+@cli.command()
 @click.option("--speed", type=click.Choice(["demo", "instant"]), default="demo",
               show_default=True, help="How fast the emulator moves batches along.")
 @click.option("--examples", default=5, show_default=True, metavar="N",
@@ -240,6 +488,9 @@ def init(state: State, directory: str) -> None:
     for rel in init_project(target):
         click.echo(f"created {rel}")
     click.echo("Next: edit jobs/tags.yaml, then `batchrun validate` and `batchrun plan`.")
+
+
+cli.add_command(emulator_command)
 
 
 def main() -> None:

@@ -8,10 +8,12 @@ the text and the JSON can never disagree.
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from typing import Any
 
 from .apply import Outcome, Workspace
+from .collect import refresh
 from .estimate import CostRange
 from .reconcile import JobPlan
 from .spec import Job
@@ -141,11 +143,24 @@ def _num(value: Decimal | None) -> float | None:
 def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
     lines = []
     for job in ws.jobs:
-        plan = out.plans.get(job.name)
-        if plan is None:
+        run = out.runs.get(job.name)
+        if run is None:
             lines.append(f"{job.name}: not run ({out.blocked.get(job.name, 'blocked')})")
             continue
-        parts = [f"{plan.matched:,} matched"] + _counts(plan)
+        plan = run.last
+        parts = [f"{plan.matched:,} matched"]
+        if run.sent:
+            parts.append(f"{run.sent:,} requests sent in {run.shards} "
+                         f"batch{'es' * (run.shards != 1)}")
+        if run.written:
+            free = f" ({run.free:,} from cache, free)" if run.free else ""
+            parts.append(f"{run.written:,} written{free}")
+        for label, value in (("in flight", plan.in_flight + plan.pending),
+                             ("waiting to retry", plan.waiting), ("failed", plan.failed)):
+            if value:
+                parts.append(f"{value:,} {label}")
+        if len(parts) == 1:
+            parts.append("all up to date")
         lines.append(f"{job.name}: " + ", ".join(parts))
         for row in ws.store.failures(job.name, limit=5) if plan.failed else ():
             lines.append(f"    failed {row['key'][:12]}: {row['last_error']}")
@@ -178,8 +193,11 @@ def totals_line(ws: Workspace, batch_ids: list[str], out: Outcome) -> str:
 def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
     jobs = {}
     for job in ws.jobs:
-        plan = out.plans.get(job.name)
-        entry: dict[str, Any] = job_counts(plan) if plan else {"blocked": out.blocked.get(job.name)}
+        run = out.runs.get(job.name)
+        entry: dict[str, Any] = {"blocked": out.blocked.get(job.name)}
+        if run is not None:
+            entry = {**job_counts(run.last), "sent": run.sent, "written": run.written,
+                     "written_from_cache": run.free, "batches": run.shards}
         entry["failures"] = [{"key": r["key"], "attempts": r["attempts"], "reason": r["last_error"]}
                              for r in ws.store.failures(job.name) if r["state"] == "failed"]
         jobs[job.name] = entry
@@ -206,3 +224,83 @@ def _short(value: Any, width: int = 80) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def status_rows(ws: Workspace) -> list[dict[str, Any]]:
+    """Open batches of the workspace's jobs, refreshed from the provider."""
+    names = {j.name for j in ws.jobs}
+    rows = [r for r in ws.store.batches(open_only=True) if r["job"] in names]
+    if any(r["batch_id"] for r in rows):
+        refresh(ws.store, ws.api, [r["seq"] for r in rows])
+    now = time.time()
+    out = []
+    for row in ws.store.batches(open_only=True):
+        if row["job"] not in names:
+            continue
+        info = json.loads(row["info"] or "{}")
+        counts = info.get("request_counts") or {}
+        created = info.get("created_at") or row["intent_at"]
+        expires = info.get("expires_at")
+        out.append({"job": row["job"], "batch_id": row["batch_id"], "status": row["status"],
+                    "done": counts.get("completed", 0) + counts.get("failed", 0),
+                    "total": counts.get("total") or row["requests"],
+                    "age_seconds": int(now - created),
+                    "expires_in_seconds": int(expires - now) if expires else None})
+    return out
+
+
+def status_lines(rows: list[dict[str, Any]], ws: Workspace) -> list[str]:
+    if not rows:
+        failed = sum(len(ws.store.failures(j.name)) for j in ws.jobs)
+        return ["No batches in flight." + (f" {failed:,} requests failed; `batchrun show JOB "
+                                           "--failed` says why." if failed else "")]
+    header = ("JOB", "BATCH", "STATE", "DONE/TOTAL", "AGE", "EXPIRES IN")
+    table = [header] + [(r["job"], r["batch_id"] or "(submitting)", r["status"],
+                         f"{r['done']:,}/{r['total']:,}", _duration(r["age_seconds"]),
+                         _duration(r["expires_in_seconds"])) for r in rows]
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
+    return ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip()
+            for line in table]
+
+
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(seconds, 0)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def failure_rows(ws: Workspace, limit: int | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for job in ws.jobs:
+        for row in ws.store.failures(job.name, limit=limit):
+            if row["state"] == "failed":
+                rows.append({"job": job.name, "key": row["key"], "attempts": row["attempts"],
+                             "reason": row["last_error"]})
+    return rows
+
+
+def cost_lines(report: dict[str, Any], by: str) -> list[str]:
+    header = (by.upper(), "BATCHES", "REQUESTS", "INPUT", "CACHED", "OUTPUT", "REASONING",
+              "COST", "AT STANDARD", "SAVED")
+    table = [header]
+    for name, row in [*report["groups"].items(), ("total", report["total"])]:
+        tokens = row["tokens"]
+        table.append((name, f"{row['batches']:,}", f"{row['requests']:,}",
+                      f"{tokens['input']:,}", f"{tokens['cached_input']:,}",
+                      f"{tokens['output']:,}", f"{tokens['reasoning']:,}",
+                      money(row["cost_usd"]), money(row["cost_standard_usd"]),
+                      money(row["saving_usd"])))
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(line, widths))) for line in table]
+    unpriced = report["total"]["unpriced_batches"]
+    lines.append("Costs at Batch API prices, from each line's usage and the price table.")
+    if unpriced:
+        lines.append(f"{unpriced} batch(es) used a model with no known price: their tokens are "
+                     "counted, their cost is not (add prices: in batchrun.yaml).")
+    return lines

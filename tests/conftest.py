@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,6 +17,7 @@ from qdrant_client import QdrantClient, models
 
 from runner.cli import cli
 from runner.demo import sample_videos
+from runner.emulator import Emulator, EmulatorConfig, RunningServer, start_in_thread
 
 STARTER = Path(__file__).resolve().parent.parent / "runner" / "data" / "project"
 
@@ -55,14 +57,16 @@ class Project:
         finally:
             client.close()
 
-    def seed(self, count: int = 40, collection: str = "videos") -> None:
-        """The first `count` sample videos as points 1…count (all regions)."""
-        videos = [v for _, v in zip(range(count), sample_videos())]
+    def seed(self, count: int = 40, start: int = 0, collection: str = "videos") -> None:
+        """Sample videos start+1 … start+count as points with those ids (the sample is
+        sorted US, GB, CA, FR: 120, 60, 60, 60)."""
+        videos = list(sample_videos())[start:start + count]
         with self.qdrant() as client:
             if not client.collection_exists(collection):
                 client.create_collection(collection, vectors_config={})
             client.upsert(collection, points=[
-                models.PointStruct(id=i + 1, vector={}, payload=v) for i, v in enumerate(videos)])
+                models.PointStruct(id=start + i + 1, vector={}, payload=v)
+                for i, v in enumerate(videos)])
 
     def payloads(self, collection: str = "videos") -> dict[Any, dict]:
         with self.qdrant() as client:
@@ -89,13 +93,49 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
                                           "poll_interval": 0.01})
 
 
-@pytest.fixture
-def http_emulator(tmp_path: Path) -> Iterator[Any]:
-    """The emulator served over real HTTP on 127.0.0.1 (a thread, port 0)."""
-    from emulator_fixtures import running_emulator  # provided with the emulator's tests
+class CountingApp:
+    """The emulator app, counting the HTTP calls it is sent (method, path)."""
 
-    with running_emulator(tmp_path / "emulator-state") as server:
-        yield server
+    def __init__(self, app: Emulator):
+        self.app = app
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        self.calls[(environ["REQUEST_METHOD"], environ["PATH_INFO"])] += 1
+        return self.app(environ, start_response)
+
+    def posts(self) -> int:
+        return sum(n for (method, path), n in self.calls.items()
+                   if method == "POST" and not path.startswith("/_emulator"))
+
+
+class HttpEmulator:
+    """The emulator on 127.0.0.1, with what tests read from it."""
+
+    def __init__(self, server: RunningServer, counting: CountingApp):
+        self.url = server.url
+        self.emulator: Emulator = counting.app
+        self.counting = counting
+
+    def batches_created(self) -> list[dict]:
+        return [e for e in self.emulator.log.events if e["event"] == "batch_created"]
+
+    def sent_keys(self) -> list[str]:
+        """Every custom_id put into a batch, once per batch it was in."""
+        return [key for e in self.batches_created() for key in e["custom_ids"]]
+
+
+@pytest.fixture
+def http_emulator(tmp_path: Path) -> Iterator[HttpEmulator]:
+    """The emulator served over real HTTP on 127.0.0.1 (a thread, port 0)."""
+    emulator = Emulator(state_dir=tmp_path / "emulator-state", config=EmulatorConfig.instant())
+    counting = CountingApp(emulator)
+    server = start_in_thread(counting)  # type: ignore[arg-type]
+    try:
+        yield HttpEmulator(server, counting)
+    finally:
+        server.stop()
+        emulator.close()
 
 
 @pytest.fixture

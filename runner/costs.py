@@ -1,0 +1,88 @@
+"""`batchrun costs`: tokens and dollars from the manifest, grouped, with the saving.
+
+Only figures the manifest holds are summed: each batch's tokens come from the `usage` of
+its collected lines, its cost from the price table at the time it was collected. A batch
+whose price was unknown counts its tokens but leaves its cost out, and the report says so
+rather than printing a number it did not compute.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from .errors import BatchrunError, Location
+from .manifest import FILENAME, read
+from .spec import ProjectContext
+
+TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
+
+
+def manifest_file(project: ProjectContext) -> Path:
+    return project.state_dir / FILENAME
+
+
+def cost_report(path: Path, by: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise BatchrunError("no manifest yet: nothing has been collected",
+                            where=Location(str(path)), hint="run `batchrun apply` first")
+    data = read(path)
+    groups: dict[str, dict[str, Any]] = defaultdict(_empty)
+    for job, entry in sorted(data.get("jobs", {}).items()):
+        for batch in entry.get("batches", []):
+            if not batch.get("collected"):
+                continue
+            _add(groups[_group(by, job, batch)], batch)
+    rows = {name: _finish(group) for name, group in sorted(groups.items())}
+    total = _empty()
+    for group in groups.values():
+        _merge(total, group)
+    return {"by": by, "groups": rows, "total": _finish(total)}
+
+
+def _group(by: str, job: str, batch: dict) -> str:
+    if by == "job":
+        return job
+    if by == "batch":
+        return batch.get("batch_id") or batch["shard"][:16]
+    if by == "model":
+        return batch.get("billed_model") or batch.get("model") or "unknown"
+    stamp = (batch.get("timestamps") or {})
+    when = stamp.get("completed_at") or stamp.get("created_at")
+    if not when:
+        return "unknown"
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%d")
+
+
+def _empty() -> dict[str, Any]:
+    return {"batches": 0, "requests": 0, "tokens": dict.fromkeys(TOKEN_KINDS, 0),
+            "cost_usd": Decimal(0), "cost_standard_usd": Decimal(0), "unpriced_batches": 0}
+
+
+def _add(group: dict[str, Any], batch: dict) -> None:
+    group["batches"] += 1
+    group["requests"] += batch.get("requests", 0)
+    for kind in TOKEN_KINDS:
+        group["tokens"][kind] += (batch.get("tokens") or {}).get(kind) or 0
+    if batch.get("cost_usd") is None:
+        group["unpriced_batches"] += 1
+    else:
+        group["cost_usd"] += Decimal(str(batch["cost_usd"]))
+        group["cost_standard_usd"] += Decimal(str(batch.get("cost_standard_usd") or 0))
+
+
+def _merge(total: dict[str, Any], group: dict[str, Any]) -> None:
+    for key in ("batches", "requests", "cost_usd", "cost_standard_usd", "unpriced_batches"):
+        total[key] += group[key]
+    for kind in TOKEN_KINDS:
+        total["tokens"][kind] += group["tokens"][kind]
+
+
+def _finish(group: dict[str, Any]) -> dict[str, Any]:
+    cost, standard = group["cost_usd"], group["cost_standard_usd"]
+    return {**group, "cost_usd": float(round(cost, 8)),
+            "cost_standard_usd": float(round(standard, 8)),
+            "saving_usd": float(round(standard - cost, 8))}
