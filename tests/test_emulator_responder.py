@@ -237,3 +237,20 @@ def test_ada_refuses_dimensions_and_long_inputs_get_the_real_context_error(local
 def test_the_same_request_always_gets_the_same_content(local):
     request = chat_request("a", VIDEO, response_format=_schema_format(TAGS))
     assert _content(_one(local, request)) == _content(_one(local, request))
+
+
+def test_links_in_the_record_never_become_words_of_the_answer():
+    prompt = Prompt(user="Live concert in Berlin. Tickets: https://tickets.example.com/berlin "
+                         "and www.example.org/live", full="")
+    topics = instance({"type": "array", "items": {"type": "string"}, "maxItems": 8}, prompt)
+    assert not {"https", "tickets.example.com", "www", "example", "org", "com"} & set(topics)
+    assert "berlin" in topics
+
+
+def test_a_language_field_gets_the_language_code_of_the_record():
+    schema = {"type": "object", "properties": {"language": {"type": "string"}},
+              "required": ["language"], "additionalProperties": False}
+    french = Prompt(user="Le match de la semaine est dans les vidéos pour vous", full="")
+    english = Prompt(user="The match of the week is in the videos for you", full="")
+    assert instance(schema, french) == {"language": "fr"}
+    assert instance(schema, english) == {"language": "en"}

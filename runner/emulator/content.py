@@ -16,6 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 _WORD = re.compile(r"[^\W\d_](?:[\w'-]*[^\W_])?")
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+# A few very common words per language, to guess a `language` field from the record.
+_LANGUAGE_HINTS = {
+    "en": frozenset("the and of to in is for with this that you on are".split()),
+    "fr": frozenset("le la les des est et du une pour dans sur vous pas".split()),
+    "es": frozenset("el los las del que por para una con es y en".split()),
+    "de": frozenset("der die das und ist nicht mit auf für ein eine".split()),
+}
 STOPWORDS = frozenset("""
 a about above after again against all also am an and any are as at be because been before
 being below between both but by can could did do does doing down during each few for from
@@ -50,7 +58,7 @@ class Prompt:
 def distinctive_words(text: str) -> list[str]:
     counts: dict[str, int] = {}
     first: dict[str, str] = {}
-    for match in _WORD.finditer(text):
+    for match in _WORD.finditer(_URL.sub(" ", text)):
         word = match.group(0)
         key = word.lower()
         if len(key) < 3 or key in STOPWORDS:
@@ -59,6 +67,14 @@ def distinctive_words(text: str) -> list[str]:
         first.setdefault(key, word if not word.isupper() else key)
     order = sorted(counts, key=lambda k: -counts[k])  # stable: ties keep first appearance
     return [first[k].lower() for k in order]
+
+
+def guess_language(text: str) -> str:
+    """An ISO 639-1 code from the commonest small words of `text` ("en" when unsure)."""
+    words = [w.lower() for w in _WORD.findall(_URL.sub(" ", text))]
+    scores = {code: sum(w in hints for w in words) for code, hints in _LANGUAGE_HINTS.items()}
+    best = max(scores, key=lambda code: scores[code])
+    return best if scores[best] else "en"
 
 
 def stable_int(*parts: Any) -> int:
@@ -185,7 +201,9 @@ class _Builder:
 
     def text(self, name: str, schema: dict[str, Any]) -> str:
         lowered = name.lower()
-        if any(f in lowered for f in _PROSE_FIELDS):
+        if "lang" in lowered:
+            value = guess_language(self.prompt.user)
+        elif any(f in lowered for f in _PROSE_FIELDS):
             value = sentence(self.words, 12)
         elif any(f in lowered for f in _NAME_FIELDS):
             value = " ".join(w.capitalize() for w in self.words[:3])
