@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from qdrant_client import QdrantClient, models
 
+from . import crash
 from .errors import BatchrunError, Location, SpecError
 from .filters import parse_filter
 from .spec import Job, ProjectContext
@@ -133,6 +134,7 @@ class Selection:
         if self._writes:
             self.client.batch_update_points(self.collection, self._writes, wait=True)
             self._writes = []
+            crash.point("mid-write")
         self.written += count
         return count
 

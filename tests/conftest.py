@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +19,7 @@ from qdrant_client import QdrantClient, models
 
 from runner.cli import cli
 from runner.demo import sample_videos
-from runner.emulator import Emulator, EmulatorConfig, RunningServer, start_in_thread
+from runner.emulator import Emulator, EmulatorConfig, Faults, RunningServer, start_in_thread
 
 STARTER = Path(__file__).resolve().parent.parent / "runner" / "data" / "project"
 
@@ -84,6 +86,16 @@ class Project:
     def run_json(self, *args: str, expect: int | None = 0) -> Any:
         return json.loads(self.run(*args, "--json", expect=expect).stdout)
 
+    def spawn(self, *args: str, crash_at: str | None = None) -> subprocess.Popen:
+        """batchrun in a subprocess (to kill it), with the test's environment."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("BATCHRUN_CRASH_AT", None)
+        if crash_at:
+            env["BATCHRUN_CRASH_AT"] = crash_at
+        return subprocess.Popen([sys.executable, "-m", "runner.cli", "-C", str(self.root), *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env)
+
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
@@ -126,27 +138,46 @@ class HttpEmulator:
 
 
 @pytest.fixture
-def http_emulator(tmp_path: Path) -> Iterator[HttpEmulator]:
-    """The emulator served over real HTTP on 127.0.0.1 (a thread, port 0)."""
-    emulator = Emulator(state_dir=tmp_path / "emulator-state", config=EmulatorConfig.instant())
-    counting = CountingApp(emulator)
-    server = start_in_thread(counting)  # type: ignore[arg-type]
-    try:
-        yield HttpEmulator(server, counting)
-    finally:
+def serve_emulator(tmp_path: Path) -> Iterator[Any]:
+    """Start emulators served over real HTTP on 127.0.0.1 (threads, port 0)."""
+    started: list[tuple[RunningServer, Emulator]] = []
+
+    def start(config: EmulatorConfig | None = None, faults: Faults | None = None) -> HttpEmulator:
+        emulator = Emulator(state_dir=tmp_path / f"emulator-state-{len(started)}",
+                            config=config or EmulatorConfig.instant(), faults=faults)
+        counting = CountingApp(emulator)
+        server = start_in_thread(counting)  # type: ignore[arg-type]
+        started.append((server, emulator))
+        return HttpEmulator(server, counting)
+
+    yield start
+    for server, emulator in started:
         server.stop()
         emulator.close()
 
 
 @pytest.fixture
+def http_emulator(serve_emulator: Any) -> HttpEmulator:
+    """The emulator served over real HTTP on 127.0.0.1 at instant speed."""
+    return serve_emulator()
+
+
+API_KEY = "sk-test-0123456789abcdef-not-a-real-key"
+
+
+def http_project_for(root: Path, emulator: HttpEmulator) -> Project:
+    project = Project(root, {"name": "openai", "base_url": emulator.url, "poll_interval": 0.01,
+                             "max_retries": 2})
+    project.emulator = emulator
+    return project
+
+
+@pytest.fixture
 def http_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_emulator: Any) -> Project:
     """A project whose provider is the real SDK over HTTP to the emulator."""
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    project = Project(tmp_path / "project", {"name": "openai", "base_url": http_emulator.url,
-                                             "poll_interval": 0.01})
-    project.emulator = http_emulator
-    return project
+    return http_project_for(tmp_path / "project", http_emulator)
 
 
 def pytest_configure(config: pytest.Config) -> None:

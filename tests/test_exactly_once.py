@@ -1,0 +1,206 @@
+"""Exactly once, whatever happens (issue #4): kills at any instant, faults of every kind,
+a second concurrent run, a deleted state directory — never a request paid twice, never a
+result lost.
+
+batchrun runs as a real subprocess (so it can be SIGKILLed) or through the CLI in-process;
+the emulator is served over real HTTP from the test process, so its log survives every
+kill and tells exactly what was sent and billed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import time
+from collections import defaultdict
+
+import pytest
+
+from conftest import API_KEY, http_project_for
+from runner import crash
+from runner.emulator import EmulatorConfig, Faults
+from runner.emulator.faults import HttpFault
+from runner.select import stamp_key
+
+JOB = "jobs/tags.yaml"
+# Slow enough that a kill lands in the middle of things, fast enough for CI.
+SLOW = EmulatorConfig(validating_seconds=0.2, seconds_per_request=0.01, finalizing_seconds=0.1)
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+def new_project(root, emulator, points=30, shard=10):
+    project = http_project_for(root, emulator)
+    project.write_config(qdrant={"path": ".qdrant", "write_batch": 4})
+    project.seed(points)
+    project.edit(JOB, "max_requests: 100", f"max_requests: {shard}")
+    return project
+
+
+def assert_each_key_sent_once(emulator):
+    keys = emulator.sent_keys()
+    repeated = {k for k in keys if keys.count(k) > 1}
+    assert not repeated, f"{len(repeated)} request keys were put in more than one batch"
+
+
+def assert_nothing_paid_twice(emulator):
+    """After a request key succeeded, it is never executed again; before, only failures."""
+    history = defaultdict(list)
+    for event in emulator.emulator.log.events:
+        if event["event"] == "request_executed":
+            history[event["custom_id"]].append(event["outcome"])
+    for key, outcomes in history.items():
+        assert outcomes.count("ok") <= 1, f"{key[:12]} succeeded {outcomes.count('ok')} times"
+        if "ok" in outcomes:
+            assert outcomes.index("ok") == len(outcomes) - 1, f"{key[:12]} resent after success"
+
+
+def assert_every_point_written(project):
+    payloads = project.payloads()
+    assert payloads
+    for point_id, payload in payloads.items():
+        assert "llm_tags" in payload and stamp_key("tags") in payload, f"point {point_id}"
+    assert project.run_json("plan", JOB)["pending"] is False
+
+
+@pytest.mark.parametrize("point", crash.POINTS)
+def test_a_kill_at_any_stage_boundary_is_finished_by_the_next_run(point, serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "project", emulator)
+    killed = project.spawn("apply", JOB, crash_at=f"{point}:2" if point == "mid-write" else point)
+    out, err = killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL, f"never reached {point}:\n{out}\n{err}"
+    project.run("apply", JOB)
+    assert_each_key_sent_once(emulator)
+    assert len(emulator.sent_keys()) == 30
+    assert_every_point_written(project)
+
+
+def test_twenty_kills_at_random_times_never_pay_twice_nor_lose_a_result(serve_emulator, tmp_path):
+    emulator = serve_emulator(SLOW)
+    project = new_project(tmp_path / "project", emulator, points=60)
+    rng = random.Random(20261129)
+    for run in range(20):
+        process = project.spawn("apply", JOB)
+        time.sleep(rng.uniform(0.3, 2.0))
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+        if run % 7 == 6:   # new work arrives while batches are in flight
+            with project.qdrant() as client:
+                client.set_payload("videos", {"title": f"retitled in run {run}"},
+                                   [rng.randint(1, 60)])
+    project.run("apply", JOB)
+    assert_each_key_sent_once(emulator)
+    assert_nothing_paid_twice(emulator)
+    assert_every_point_written(project)
+
+
+def test_faults_of_every_kind_end_with_each_point_written_or_failed_with_a_reason(
+        serve_emulator, tmp_path):
+    faults = Faults(seed=3, request_failure_rate=0.1, status_zero_rate=0.02, invalid_json_rate=0.03,
+                    truncation_rate=0.02, token_limit_batches=1, expire_after_requests=6,
+                    http=(HttpFault("GET /v1/batches/*", 429, times=6, retry_after_ms=5),
+                          HttpFault("POST /v1/batches", 429, times=2, retry_after_ms=5)))
+    emulator = serve_emulator(faults=faults)
+    project = new_project(tmp_path / "project", emulator, points=60)
+    for _ in range(10):   # rerun as needed: a 429 storm may outlast the SDK's retries
+        code = project.run("apply", JOB, expect=None).exit_code
+        if code in (0, 3):
+            break
+    assert code in (0, 3)
+    assert_nothing_paid_twice(emulator)
+    failed = {f["key"]: f["reason"] for f in project.run_json("show", "tags", "--failed",
+                                                             expect=None)["failures"]}
+    assert all(failed.values())
+    written = sum("llm_tags" in p for p in project.payloads().values())
+    assert written + len(failed) == 60
+    executed = [e for e in emulator.emulator.log.events if e["event"] == "request_executed"]
+    assert any(e["outcome"] != "ok" for e in executed), "the faults should have bitten"
+    manifest = json.loads((project.root / ".batchrun" / "manifest.json").read_text())
+    notes = [b.get("note", "") for b in manifest["jobs"]["tags"]["batches"]]
+    assert any("token_limit_exceeded" in n for n in notes)
+    assert any(b["status"] == "expired" for b in manifest["jobs"]["tags"]["batches"])
+
+
+def test_a_second_apply_is_refused_or_waits_and_never_interleaves(serve_emulator, tmp_path):
+    emulator = serve_emulator(SLOW)
+    project = new_project(tmp_path / "project", emulator, points=40)
+    first = project.spawn("apply", JOB)
+    lock = project.root / ".batchrun" / "lock"
+    deadline = time.monotonic() + 60
+    while not (lock.exists() and lock.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    refused = project.run("apply", JOB, expect=1)
+    assert f"another batchrun is using" in refused.stderr
+    assert f"pid {first.pid}" in refused.stderr
+    waiting = project.spawn("apply", JOB, "--lock-timeout", "120")
+    first.communicate(timeout=120)
+    out, err = waiting.communicate(timeout=120)
+    assert first.returncode == 0 and waiting.returncode == 0, err
+    assert_each_key_sent_once(emulator)
+    json.loads((project.root / ".batchrun" / "manifest.json").read_text())
+    assert_every_point_written(project)
+
+
+def test_a_deleted_state_directory_adopts_the_batches_in_flight(serve_emulator, tmp_path):
+    emulator = serve_emulator(SLOW)
+    project = new_project(tmp_path / "project", emulator)
+    submitted = project.run_json("apply", JOB, "--no-wait")["submitted"]
+    assert submitted == 3
+    shutil.rmtree(project.root / ".batchrun")
+    result = project.run("apply", JOB)
+    assert "adopted batch" in result.stderr
+    assert len(emulator.batches_created()) == 3
+    assert_each_key_sent_once(emulator)
+    assert_every_point_written(project)
+
+
+def test_a_create_whose_answer_was_lost_is_found_not_repeated(serve_emulator, tmp_path):
+    emulator = serve_emulator(faults=Faults(http=(HttpFault("POST /v1/batches", 500, after=True),)))
+    project = new_project(tmp_path / "project", emulator)
+    project.run("apply", JOB)
+    assert len(emulator.batches_created()) == 3
+    assert_each_key_sent_once(emulator)
+    assert_every_point_written(project)
+
+
+def test_an_unreachable_api_stops_with_one_line_and_the_next_run_resumes(serve_emulator, tmp_path):
+    emulator = serve_emulator(faults=Faults(http=(HttpFault("POST /v1/files", 503, times=50),)))
+    project = new_project(tmp_path / "project", emulator)
+    failed = project.run("apply", JOB, expect=1)
+    assert "uploading a batch file" in failed.stderr and "HTTP 503" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    emulator.emulator.faults = Faults()
+    project.run("apply", JOB)
+    assert_each_key_sent_once(emulator)
+    assert_every_point_written(project)
+
+
+def test_a_batch_that_fails_validation_is_reported_and_not_resubmitted_blindly(
+        serve_emulator, tmp_path):
+    emulator = serve_emulator(EmulatorConfig.instant(max_batch_bytes=10_000))
+    project = new_project(tmp_path / "project", emulator, points=10)
+    result = project.run("apply", JOB, expect=3)
+    assert "failed validation" in result.stdout
+    batches = len(emulator.batches_created())
+    project.run("apply", JOB, expect=3)
+    assert len(emulator.batches_created()) == batches
+    reasons = [f["reason"] for f in project.run_json("show", "tags", "--failed")["failures"]]
+    assert len(reasons) == 10 and all("failed validation" in r for r in reasons)
+
+
+def test_the_api_key_is_never_written_anywhere(http_project):
+    http_project.seed(20)
+    outputs = [http_project.run("apply", JOB), http_project.run("plan", JOB),
+               http_project.run("costs"), http_project.run("status")]
+    for result in outputs:
+        assert API_KEY not in result.stdout + result.stderr
+    for path in http_project.root.rglob("*"):
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes(), f"the key leaked into {path}"
