@@ -22,6 +22,7 @@ from .collect import Collected, collect_finished, refresh
 from .errors import BudgetExceeded, SpecError
 from .estimate import CostRange, Estimate, cost_range
 from .pricing import PriceTable
+from .pack import SHARDS
 from .progress import Reporter
 from .provider import BatchAPI, open_provider
 from .reconcile import JobPlan, reconcile
@@ -174,16 +175,32 @@ class Workspace:
     def prepare(self, job: Job, budget_used: list[Decimal]) -> JobPlan:
         """One apply pass: write what is free, pack what is pending, record the intents."""
         needs_estimate = self._budget(job) is not None or job.spec.batch.max_enqueued_tokens
-        with self.store.transaction():
-            plan = self._pass(job, writes=True, pack=True, estimate=bool(needs_estimate))
-            self._refuse_over_budget(job, plan, budget_used)
-            self.store.record_job(job.name, file=job.file, fingerprint=job.fingerprint,
-                                  endpoint=job.spec.endpoint, model=job.spec.model,
-                                  output_key=job.output_key)
+        refused: list = []
+        try:
+            with self.store.transaction():
+                plan = self._pass(job, writes=True, pack=True, estimate=bool(needs_estimate))
+                refused = plan.shards
+                _check_render_errors(job, plan)
+                self._refuse_over_budget(job, plan, budget_used)
+                refused = []
+                self._record_job(job)
+        finally:
+            self._discard_unrecorded(refused)
         manifest.write(self.store)
         crash.point("after-pack")
-        _check_render_errors(job, plan)
         return plan
+
+    def _record_job(self, job: Job) -> None:
+        self.store.record_job(job.name, file=job.file, fingerprint=job.fingerprint,
+                              endpoint=job.spec.endpoint, model=job.spec.model,
+                              output_key=job.output_key)
+
+    def _discard_unrecorded(self, shards: list) -> None:
+        """Shard files of a refused pass: no batch refers to them, so nobody will send them."""
+        recorded = {row["shard"] for row in self.store.batches()}
+        for shard in shards:
+            if shard.sha not in recorded:
+                self.store.artifacts.path(SHARDS, shard.sha).unlink(missing_ok=True)
 
     def _budget(self, job: Job) -> Decimal | None:
         limits = [Decimal(str(v)) for v in (job.spec.budget.max_cost_usd, self.options.max_cost)

@@ -48,8 +48,11 @@ class TokenCount:
 
 
 def encoding_name(model: str) -> tuple[str, bool]:
-    """The tokenizer of a model, and whether we know it (unknown models get o200k_base)."""
+    """The tokenizer of a model, and whether we know it (unknown models get o200k_base).
+    A fine-tuned model (`ft:gpt-4o-mini-2024-07-18:org::id`) uses its base model's."""
     name = model.lower()
+    if name.startswith("ft:"):
+        name = name[3:].split(":", 1)[0]
     if name.startswith(_O200K_PREFIXES):
         return "o200k_base", True
     if name.startswith(_CL100K_PREFIXES):

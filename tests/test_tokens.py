@@ -48,6 +48,7 @@ def test_dated_and_family_model_ids_share_a_tokenizer():
     assert tokens.encoding_name("gpt-4o-mini-2024-07-18") == ("o200k_base", True)
     assert tokens.encoding_name("gpt-4-0613") == ("cl100k_base", True)
     assert tokens.encoding_name("text-embedding-3-small") == ("cl100k_base", True)
+    assert tokens.encoding_name("ft:gpt-4o-mini-2024-07-18:acme::9abc") == ("o200k_base", True)
 
 
 def test_unknown_models_are_counted_but_marked_approximate():
