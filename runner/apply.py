@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Iterator
 
-from . import crash, manifest
+from . import changes, crash, manifest
 from .collect import Collected, collect_finished, refresh
 from .errors import BudgetExceeded, SpecError
 from .estimate import CostRange, Estimate, cost_range
@@ -193,7 +193,7 @@ class Workspace:
     def _record_job(self, job: Job) -> None:
         self.store.record_job(job.name, file=job.file, fingerprint=job.fingerprint,
                               endpoint=job.spec.endpoint, model=job.spec.model,
-                              output_key=job.output_key)
+                              output_key=job.output_key, details=changes.details(job))
 
     def _discard_unrecorded(self, shards: list) -> None:
         """Shard files of a refused pass: no batch refers to them, so nobody will send them."""

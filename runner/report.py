@@ -12,6 +12,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from . import changes
 from .apply import Outcome, Workspace
 from .collect import refresh
 from .estimate import CostRange
@@ -39,23 +40,36 @@ def plan_symbol(plan: JobPlan, recorded: bool) -> str:
     return "=" if plan.done and not plan.cached else "~"
 
 
-def plan_reasons(plan: JobPlan, job: Job, recorded_fingerprint: str | None) -> list[str]:
+def plan_reasons(plan: JobPlan, job: Job, recorded: Any) -> list[str]:
+    """Why work is pending: what changed in the spec since the last apply, then points."""
     reasons = []
-    if recorded_fingerprint is None:
+    if recorded is None:
         reasons.append("new job (never applied)")
-    elif recorded_fingerprint != job.fingerprint:
-        reasons.append("spec changed (template, model, params, output schema or fields)")
+    elif recorded["fingerprint"] != job.fingerprint:
+        old = json.loads(recorded["details"]) if recorded["details"] else None
+        described = [line for line in changes.describe(old, changes.details(job))
+                     if not line.startswith("    ")]
+        reasons.extend(described or ["spec changed"])
     if plan.new_points:
         reasons.append(f"{plan.new_points:,} new points")
-    if plan.changed_points:
+    spec_changed = recorded is not None and recorded["fingerprint"] != job.fingerprint
+    if plan.changed_points and not spec_changed:
         reasons.append(f"{plan.changed_points:,} points changed")
     if plan.retry_points:
         reasons.append(f"{plan.retry_points:,} failed attempts to retry")
     return reasons
 
 
+def spec_diff(job: Job, recorded: Any) -> list[str]:
+    """The indented diff lines of changed templates, for the text plan."""
+    if recorded is None or recorded["fingerprint"] == job.fingerprint or not recorded["details"]:
+        return []
+    return [line for line in changes.describe(json.loads(recorded["details"]),
+                                              changes.details(job)) if line.startswith("    ")]
+
+
 def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
-    recorded = {row["name"]: row["fingerprint"] for row in ws.store.jobs()}
+    recorded = {row["name"]: row for row in ws.store.jobs()}
     lines, total_requests, low, high, up_to_date = [], 0, Decimal(0), Decimal(0), 0
     unknown = unbounded = False
     for job in ws.jobs:
@@ -68,8 +82,9 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
             continue
         lines.append(head + " — " + ", ".join(_counts(plan)))
         reasons = plan_reasons(plan, job, recorded.get(job.name))
-        if reasons and plan.pending:
+        if reasons and (plan.pending or plan.cached):
             lines.append("    why: " + "; ".join(reasons))
+            lines.extend("    " + line for line in spec_diff(job, recorded.get(job.name)))
         if plan.requests:
             est = plan.estimate
             cost = ws.cost_range(job, est)
@@ -110,7 +125,7 @@ def _counts(plan: JobPlan) -> list[str]:
 
 
 def plan_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:
-    recorded = {row["name"]: row["fingerprint"] for row in ws.store.jobs()}
+    recorded = {row["name"]: row for row in ws.store.jobs()}
     jobs = {}
     for job in ws.jobs:
         plan = plans[job.name]

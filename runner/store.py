@@ -39,7 +39,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     name TEXT PRIMARY KEY, file TEXT, fingerprint TEXT, endpoint TEXT, model TEXT,
-    output_key TEXT);
+    output_key TEXT,
+    details TEXT);                   -- what shaped its requests at the last apply (JSON)
 CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     job TEXT NOT NULL,
@@ -164,11 +165,12 @@ class Store:
 
     def record_job(self, name: str, **fields: Any) -> None:
         self.db.execute(
-            "INSERT INTO jobs (name, file, fingerprint, endpoint, model, output_key) "
-            "VALUES (:name, :file, :fingerprint, :endpoint, :model, :output_key) "
+            "INSERT INTO jobs (name, file, fingerprint, endpoint, model, output_key, details) "
+            "VALUES (:name, :file, :fingerprint, :endpoint, :model, :output_key, :details) "
             "ON CONFLICT(name) DO UPDATE SET file=excluded.file, fingerprint=excluded.fingerprint, "
-            "endpoint=excluded.endpoint, model=excluded.model, output_key=excluded.output_key",
-            {"name": name, **fields})
+            "endpoint=excluded.endpoint, model=excluded.model, output_key=excluded.output_key, "
+            "details=excluded.details",
+            {"name": name, **fields, "details": json.dumps(fields.get("details"))})
 
     def jobs(self) -> list[sqlite3.Row]:
         return self.db.execute("SELECT * FROM jobs ORDER BY name").fetchall()
