@@ -56,7 +56,9 @@ def _parse_size(value: Any) -> Any:
     return value
 
 
-Size = Annotated[int, pydantic.BeforeValidator(_parse_size), Field(gt=0)]
+Size = Annotated[int, pydantic.BeforeValidator(_parse_size), Field(gt=0), pydantic.WithJsonSchema({
+    "anyOf": [{"type": "integer", "minimum": 1},
+              {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[kKmMgG]?[bB]?\s*$"}]})]
 
 
 # ---- job spec -------------------------------------------------------------------------
@@ -108,16 +110,20 @@ class JobSpec(_Strict):
     name: str | None = Field(None, description="Unique job name (default: the file name).")
     description: str | None = Field(None, description="Free text; changing it sends nothing.")
     needs: list[str] = Field(default_factory=list, description="Jobs whose output this job reads.")
-    source: Source
-    prompt: Prompt
+    source: Source = Field(description="Which points to read: collection, filter, fields, limit.")
+    prompt: Prompt = Field(description="How a point becomes a request: user (and system), each "
+                           "a template file or inline text.")
     model: str = Field(min_length=1, description="Model id, e.g. gpt-4o-mini.")
     endpoint: Literal["/v1/chat/completions", "/v1/responses", "/v1/embeddings"] = Field(
         "/v1/chat/completions", description="Batch API endpoint.")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="Other body parameters: temperature, max_tokens…")
-    output: Output = Field(default_factory=Output)
-    batch: BatchLimits = Field(default_factory=BatchLimits)
-    budget: Budget = Field(default_factory=Budget)
+    output: Output = Field(default_factory=Output, description="What comes back: key, and "
+                           "fields or schema.")
+    batch: BatchLimits = Field(default_factory=BatchLimits, description="Shard sizes and "
+                               "attempts: max_requests, max_bytes, max_attempts.")
+    budget: Budget = Field(default_factory=Budget, description="max_cost_usd: refuse to "
+                           "submit past this estimate.")
 
 
 # ---- project file ---------------------------------------------------------------------
@@ -147,8 +153,10 @@ class ProviderConfig(_Strict):
 
 
 class Project(_Strict):
-    qdrant: QdrantConfig = Field(default_factory=QdrantConfig)
-    provider: ProviderConfig = Field(default_factory=ProviderConfig)
+    qdrant: QdrantConfig = Field(default_factory=QdrantConfig, description="The Qdrant "
+                                 "connection: path (embedded) or url.")
+    provider: ProviderConfig = Field(default_factory=ProviderConfig, description="The Batch "
+                                     "API: name (openai or emulator), base_url, api_key_env.")
     state_dir: str = Field(".batchrun", description="Where artifacts, the result cache and the "
                            "manifest live (cache it in CI).")
     jobs: str = Field("jobs", description="Default folder of job specs.")
