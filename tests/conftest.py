@@ -142,9 +142,10 @@ def serve_emulator(tmp_path: Path) -> Iterator[Any]:
     """Start emulators served over real HTTP on 127.0.0.1 (threads, port 0)."""
     started: list[tuple[RunningServer, Emulator]] = []
 
-    def start(config: EmulatorConfig | None = None, faults: Faults | None = None) -> HttpEmulator:
+    def start(config: EmulatorConfig | None = None, faults: Faults | None = None,
+              clock: Any = None) -> HttpEmulator:
         emulator = Emulator(state_dir=tmp_path / f"emulator-state-{len(started)}",
-                            config=config or EmulatorConfig.instant(), faults=faults)
+                            config=config or EmulatorConfig.instant(), faults=faults, clock=clock)
         counting = CountingApp(emulator)
         server = start_in_thread(counting)  # type: ignore[arg-type]
         started.append((server, emulator))
