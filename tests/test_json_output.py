@@ -1,0 +1,63 @@
+"""--json output is a contract: every command's output validates against its documented
+schema in schemas/output/, and exit codes are the same as without --json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from runner.emulator import Faults
+
+JOB = "jobs/tags.yaml"
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "output"
+
+
+def check(name: str, output: str) -> dict:
+    data = json.loads(output)
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(data, schema)
+    return data
+
+
+def test_every_command_prints_json_that_matches_its_schema(http_project):
+    http_project.seed(30)
+    http_project.emulator.emulator.faults = Faults(seed=2, request_failure_rate=0.2)
+    run = http_project.run
+    check("validate", run("validate", "--json").stdout)
+    check("plan", run("plan", JOB, "--json").stdout)
+    prepared = check("prepare", run("prepare", JOB, "--json").stdout)
+    assert prepared["shards"]
+    submitted = check("submit", run("submit", JOB, "--json").stdout)
+    assert submitted["submitted"] == len(prepared["shards"])
+    check("status", run("status", JOB, "--json").stdout)
+    check("collect", run("collect", JOB, "--json").stdout)
+    applied = check("apply", run("apply", JOB, "--json", expect=None).stdout)
+    assert applied["jobs"]["tags"]["matched"] == 30
+    check("costs", run("costs", "--json").stdout)
+    for by in ("batch", "model", "day"):
+        check("costs", run("costs", "--by", by, "--json").stdout)
+    check("show", run("show", "tags", "--limit", "2", "--json").stdout)
+    check("show", run("show", "tags", "--failed", "--json").stdout)
+    check("cancel", run("cancel", JOB, "--json").stdout)
+
+
+def test_errors_in_json_name_the_file_line_and_key_with_exit_code_1(project):
+    project.edit(JOB, "max_attempts: 3", "max_attempts: many")
+    for command in ("validate", "plan", "apply"):
+        text = project.run(command, expect=1)
+        data = check("error", project.run(command, "--json", expect=1).stdout)
+        assert data["error"]["file"] == "jobs/tags.yaml"
+        assert data["error"]["key"] == "batch.max_attempts"
+        assert data["error"]["line"] == int(text.stderr.split(":")[2])
+
+
+@pytest.mark.parametrize("args,code", [(("plan", JOB, "--detailed-exitcode"), 2),
+                                        (("plan", JOB), 0)])
+def test_json_keeps_the_exit_codes(project, args, code):
+    project.seed(5)
+    assert project.run(*args, expect=code).exit_code == code
+    assert project.run(*args, "--json", expect=code).exit_code == code
