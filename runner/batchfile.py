@@ -68,10 +68,19 @@ class Report:
         return self.problem_count == 0
 
 
-def check_file(path: Path, *, limit: int = 20) -> Report:
-    """Check a batch input or output file, streaming it once."""
-    checker = _Checker(str(path), limit)
-    with Path(path).open("rb") as fh:
+def check_file(path: Path, *, limit: int = 20, display: str | None = None) -> Report:
+    """Check a batch input or output file, streaming it once; `display` is how messages
+    name it (default: the path as given)."""
+    checker = _Checker(display or str(path), limit)
+    try:
+        fh = Path(path).open("rb")
+    except FileNotFoundError:
+        raise BatchrunError("file not found", where=Location(checker.file),
+                            hint="name a batch input or output .jsonl file") from None
+    except OSError as exc:
+        raise BatchrunError(f"cannot read the file: {exc.strerror}",
+                            where=Location(checker.file)) from None
+    with fh:
         for number, raw in enumerate(fh, start=1):
             checker.feed(number, raw)
     return checker.report()

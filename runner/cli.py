@@ -47,7 +47,8 @@ def _emit(data: Any) -> None:
 
 
 def handle_errors(fn: Callable) -> Callable:
-    """The one place errors become output and exit codes."""
+    """The one place errors become output and exit codes: a user's error is one line (and
+    a hint); anything unexpected is said to be a bug in batchrun, traceback with --debug."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,20 +57,32 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except BatchrunError as exc:
-            if state.debug:
-                traceback.print_exc()
-            if state.json:
-                _emit({"error": exc.to_json()})
-            else:
-                click.echo(f"Error: {exc.one_line()}", err=True)
-                if exc.hint:
-                    click.echo(f"  hint: {exc.hint}", err=True)
+            _report_error(state, exc)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted. Nothing is lost: rerun the command to resume.", err=True)
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            what = (str(exc).splitlines() or [""])[0]
+            _report_error(state, BatchrunError(
+                f"internal error ({type(exc).__name__}: {what}); this is a bug in batchrun",
+                hint="rerun with --debug for the traceback, and please report it"))
+            sys.exit(1)
 
     return wrapper
+
+
+def _report_error(state: State, exc: BatchrunError) -> None:
+    if state.debug:
+        traceback.print_exc()
+    if state.json:
+        _emit({"error": exc.to_json()})
+    else:
+        click.echo(f"Error: {exc.one_line()}", err=True)
+        if exc.hint:
+            click.echo(f"  hint: {exc.hint}", err=True)
 
 
 json_option = click.option("--json", "as_json", is_flag=True,

@@ -14,7 +14,7 @@ import pydantic
 from qdrant_client.http import models
 
 from .errors import SpecError
-from .yamlfile import KeyPath, Positions
+from .yamlfile import KeyPath, Positions, data_path, expected, shown, value_at
 
 _FILTER_KEYS = ("must", "should", "must_not", "min_should")
 _FIELD_CHECKS = ("match", "range", "geo_bounding_box", "geo_radius", "geo_polygon",
@@ -33,8 +33,10 @@ def parse_filter(data: Any, positions: Positions, path: KeyPath) -> models.Filte
         return models.Filter.model_validate(data)
     except pydantic.ValidationError as exc:  # a shape the walk above does not know
         first = exc.errors()[0]
-        raise SpecError(f"invalid filter: {first['msg']}",
-                        where=positions.at((*path, *first["loc"][:1]))) from None
+        inner = data_path(first, data)
+        problem = f"missing key {inner[-1]!r}" if first["type"] == "missing" and inner else \
+            f"expected {expected(first)}, got {shown(value_at(data, inner))}"
+        raise SpecError(f"invalid filter: {problem}", where=positions.at((*path, *inner))) from None
 
 
 def _fail(message: str, positions: Positions, path: KeyPath, hint: str | None = None) -> None:
@@ -51,7 +53,7 @@ def _unknown(key: str, allowed: tuple[str, ...], what: str, positions: Positions
 
 def _check_filter(data: Any, positions: Positions, path: KeyPath) -> None:
     if not isinstance(data, dict):
-        _fail(f"a filter must be a mapping with {', '.join(_FILTER_KEYS)}, got {_kind(data)}",
+        _fail(f"expected a filter (a mapping with {', '.join(_FILTER_KEYS)}), got {shown(data)}",
               positions, path)
     for key, value in data.items():
         if key not in _FILTER_KEYS:
@@ -79,8 +81,8 @@ def _check_min_should(value: Any, positions: Positions, path: KeyPath) -> None:
 
 def _check_condition(condition: Any, positions: Positions, path: KeyPath) -> None:
     if not isinstance(condition, dict) or not condition:
-        _fail(f"a condition must be a mapping such as {{key: region, match: {{value: US}}}}, "
-              f"got {_kind(condition)}", positions, path)
+        _fail(f"expected a condition (a mapping such as {{key: region, match: {{value: US}}}}), "
+              f"got {shown(condition)}", positions, path)
     keys = set(condition)
     if "key" in keys:
         _check_field_condition(condition, positions, path)
@@ -96,12 +98,16 @@ def _check_condition(condition: Any, positions: Positions, path: KeyPath) -> Non
         _check_filter(nested["filter"], positions, (*path, "nested", "filter"))
     elif keys & {"is_empty", "is_null"}:
         (kind,) = keys
-        if not isinstance(condition[kind], dict) or set(condition[kind]) != {"key"}:
-            _fail(f"{kind} needs a field: {{{kind}: {{key: field_name}}}}", positions, (*path, kind))
+        if not isinstance(condition[kind], dict) or set(condition[kind]) != {"key"} \
+                or not isinstance(condition[kind]["key"], str):
+            _fail(f"expected {{key: field_name}}, got {shown(condition[kind])}",
+                  positions, (*path, kind))
     elif "has_id" in keys and not isinstance(condition["has_id"], list):
-        _fail("has_id needs a list of point ids", positions, (*path, "has_id"))
+        _fail(f"expected a list of point ids, got {shown(condition['has_id'])}", positions,
+              (*path, "has_id"))
     elif "has_vector" in keys and not isinstance(condition["has_vector"], str):
-        _fail("has_vector needs a vector name", positions, (*path, "has_vector"))
+        _fail(f"expected a vector name, got {shown(condition['has_vector'])}", positions,
+              (*path, "has_vector"))
 
 
 def _check_field_condition(condition: dict, positions: Positions, path: KeyPath) -> None:
@@ -110,7 +116,8 @@ def _check_field_condition(condition: dict, positions: Positions, path: KeyPath)
         if key not in allowed:
             _unknown(key, allowed, "field condition", positions, path)
     if not isinstance(condition["key"], str) or not condition["key"]:
-        _fail("key must be a payload field name", positions, (*path, "key"))
+        _fail(f"expected a payload field name, got {shown(condition['key'])}", positions,
+              (*path, "key"))
     checks = [k for k in condition if k != "key"]
     if len(checks) != 1:
         _fail(f"a field condition needs exactly one of {', '.join(_FIELD_CHECKS)}; "
@@ -124,7 +131,7 @@ def _check_field_condition(condition: dict, positions: Positions, path: KeyPath)
         _check_bounds(value, positions, where, allow_dates=check == "range")
     elif check in ("is_empty", "is_null"):
         if not isinstance(value, bool):
-            _fail("expected true or false", positions, where)
+            _fail(f"expected true or false, got {shown(value)}", positions, where)
     else:
         model = {"geo_bounding_box": models.GeoBoundingBox, "geo_radius": models.GeoRadius,
                  "geo_polygon": models.GeoPolygon}[check]
@@ -133,8 +140,8 @@ def _check_field_condition(condition: dict, positions: Positions, path: KeyPath)
 
 def _check_match(value: Any, positions: Positions, path: KeyPath) -> None:
     if not isinstance(value, dict) or len(value) != 1:
-        _fail(f"match needs exactly one of: {', '.join(_MATCH_KINDS)} "
-              "(e.g. match: {value: US})", positions, path)
+        _fail(f"expected a mapping with one of: {', '.join(_MATCH_KINDS)} "
+              f"(e.g. match: {{value: US}}), got {shown(value)}", positions, path)
     (kind,) = value
     if kind not in _MATCH_KINDS:
         _unknown(kind, tuple(_MATCH_KINDS), "match", positions, path)
@@ -142,30 +149,42 @@ def _check_match(value: Any, positions: Positions, path: KeyPath) -> None:
         items = value[kind]
         if not isinstance(items, list) or not items or len({type(i) for i in items}) != 1 \
                 or not isinstance(items[0], (str, int)) or isinstance(items[0], bool):
-            _fail(f"match.{kind} needs a non-empty list of strings or of integers",
+            _fail(f"expected a non-empty list of strings or of integers, got {shown(items)}",
                   positions, (*path, kind))
         return
     if kind == "value":
         if not isinstance(value[kind], (str, int, bool)):
-            _fail("match.value needs a string, an integer or a boolean "
-                  "(use range for numbers with decimals)", positions, (*path, kind))
+            _fail(f"expected a string, an integer or a boolean, got {shown(value[kind])}",
+                  positions, (*path, kind),
+                  hint="Qdrant matches exact values only; use range: {gte: …, lte: …} for "
+                  "numbers with decimals")
         return
     if not isinstance(value[kind], str):
-        _fail(f"match.{kind} needs a string", positions, (*path, kind))
+        _fail(f"expected a string, got {shown(value[kind])}", positions, (*path, kind))
 
 
 def _check_bounds(value: Any, positions: Positions, path: KeyPath, *, allow_dates: bool) -> None:
     if not isinstance(value, dict) or not value:
-        _fail(f"expected a mapping of {', '.join(_BOUNDS)}", positions, path)
+        _fail(f"expected a mapping of {', '.join(_BOUNDS)}, got {shown(value)}", positions, path)
+    wanted = "a number" + (" or an RFC 3339 date-time (2024-01-31T00:00:00Z)" if allow_dates
+                           else "")
     for bound, limit in value.items():
         if bound not in _BOUNDS:
             _unknown(bound, _BOUNDS, "range", positions, path)
         number = isinstance(limit, (int, float)) and not isinstance(limit, bool)
-        if not number and not (allow_dates and isinstance(limit, str)):
-            _fail("expected a number" + (" or an RFC 3339 date-time" if allow_dates else ""),
-                  positions, (*path, bound))
-    if allow_dates and any(isinstance(v, str) for v in value.values()):
-        _validate_with(models.DatetimeRange.model_validate, value, positions, path)
+        if not number and not (allow_dates and isinstance(limit, str) and _is_datetime(limit)):
+            _fail(f"expected {wanted}, got {shown(limit)}", positions, (*path, bound))
+    dates = [isinstance(v, str) for v in value.values()]
+    if any(dates) and not all(dates):
+        _fail("expected all bounds numbers or all date-times, not both", positions, path)
+
+
+def _is_datetime(text: str) -> bool:
+    try:
+        models.DatetimeRange(gte=text)
+    except pydantic.ValidationError:
+        return False
+    return True
 
 
 def _validate_with(check: Callable[[Any], Any], value: Any, positions: Positions,
@@ -174,9 +193,8 @@ def _validate_with(check: Callable[[Any], Any], value: Any, positions: Positions
         check(value)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        _fail(f"{first['msg']}", positions, (*path, *[p for p in first["loc"] if isinstance(p, str)][:1]))
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
-        type(value), type(value).__name__)
+        keys = [p for p in first["loc"] if isinstance(p, (str, int))]
+        missing = first["type"] == "missing"
+        _fail(f"missing key {keys[-1]!r}" if missing and keys else
+              f"expected {expected(first)}, got {shown(first['input'])}",
+              positions, (*path, *keys))

@@ -5,17 +5,24 @@ spec. They run in Jinja's sandbox with StrictUndefined: a template cannot reach 
 internals, and a field a point lacks is an error, not an empty string. Payload text is
 data: `{{ title }}` inserts the title's characters literally, even when they contain
 `{{ }}` themselves.
+
+Loading checks what can be checked without a point, at the template's own file and line:
+syntax, includes (fixed names, inside the project), no `_private` attribute (how sandbox
+escapes begin); and it lists the names a template reads, so a spec that selects
+`source.fields` can say which name is not among them. A point that fails to render says
+the template line.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.meta
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import Location, SpecError
@@ -39,6 +46,8 @@ class PromptTemplate:
     source: str
     template: jinja2.Template
     sources_digest: str   # the template's text and every template it includes
+    reads: dict[str, Location] = field(default_factory=dict)  # names it reads, where first
+    root: Path = Path(".")
 
 
 def environment(root: Path) -> SandboxedEnvironment:
@@ -54,50 +63,108 @@ def is_template_path(value: str) -> bool:
     return "\n" not in value and value.strip().endswith(TEMPLATE_SUFFIXES)
 
 
+@dataclass(frozen=True)
+class _Part:
+    """One template text: the prompt itself or a file it includes, and where it is."""
+
+    source: str
+    file: str            # project-relative file, or the spec file for inline text
+    first_line: int      # the spec line of the text's first line (inline), else 1
+    key: str             # the spec key (inline), else ""
+
+    def at(self, line: int | None) -> Location:
+        return Location(self.file, self.first_line + (line or 1) - 1, self.key)
+
+
 def load_template(env: SandboxedEnvironment, value: str, *, root: Path,
                   where: Location) -> PromptTemplate:
-    """A spec's prompt value (a path, or inline text) as a compiled template."""
+    """A spec's prompt value (a path, or inline text starting on `where.line`) as a compiled
+    template, checked without rendering: syntax, includes, and no reach past the sandbox."""
     if is_template_path(value):
         rel = value.strip()
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root.resolve()):
-            raise SpecError(f"template {rel} is outside the project", where=where)
-        if not path.is_file():
-            raise SpecError(f"template file {rel} not found", where=where,
-                            hint=f"create {rel}, or write the prompt inline as text")
-        source = read_text(path, rel)
-        label, base_line = rel, 0
+        part = _Part(read_text(_project_file(root, rel, where, "template file"), rel), rel, 1, "")
+        label = rel
     else:
-        source, rel, label, base_line = value, None, f"{where.file}:{where.line}", where.line
+        rel, label = None, f"{where.file}:{where.line}"
+        part = _Part(value, where.file, where.line, where.key)
+    template = _compile(env, part)
+    if rel:
+        template.name = template.filename = rel
+    parts = _with_includes(env, part, root)
+    stored = {n.name for p in parts for n in p[1].find_all(nodes.Name) if n.ctx == "store"}
+    reads: dict[str, Location] = {}
+    for included, ast in parts:
+        _check_sandbox(ast, included)
+        for name in sorted(jinja2.meta.find_undeclared_variables(ast) - stored):
+            line = next(n.lineno for n in ast.find_all(nodes.Name) if n.name == name)
+            reads.setdefault(name, included.at(line))
+    sources = {p.file: sha256_hex(p.source.encode()) for p, _ in parts[1:]}
+    return PromptTemplate(label, rel, part.source, template,
+                          digest({"source": part.source, "includes": sources}), reads, root)
+
+
+def _project_file(root: Path, rel: str, where: Location, what: str) -> Path:
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise SpecError(f"{what} {rel} is outside the project; expected a path under it",
+                        where=where)
+    if not path.is_file():
+        raise SpecError(f"{what} {rel} not found", where=where,
+                        hint="paths are relative to the project root, e.g. prompts/tags.user.j2")
+    return path
+
+
+def _compile(env: SandboxedEnvironment, part: _Part) -> jinja2.Template:
     try:
-        template = env.from_string(source)
-        if rel:
-            template.name = template.filename = rel
+        return env.from_string(part.source)
     except jinja2.TemplateSyntaxError as exc:
-        line = (exc.lineno or 0) + (base_line if rel is None else 0)
-        raise SpecError(f"template syntax error: {exc.message}",
-                        where=Location(rel or where.file, line, "" if rel else where.key)) from None
-    return PromptTemplate(label, rel, source, template, _sources_digest(env, source, root, where))
+        raise SpecError(f"template syntax error: {exc.message}", where=part.at(exc.lineno),
+                        hint="Jinja syntax: {{ field }}, {% if … %}…{% endif %}") from None
 
 
-def _sources_digest(env: SandboxedEnvironment, source: str, root: Path, where: Location) -> str:
-    """Hash a template with everything it includes, so a change to an included file
-    changes the job's fingerprint too."""
-    seen: dict[str, str] = {}
-    pending = [source]
+def _with_includes(env: SandboxedEnvironment, main: _Part,
+                   root: Path) -> list[tuple[_Part, nodes.Template]]:
+    """The template and every template it includes (or imports, or extends), parsed; an
+    include that is not a fixed file name in the project is an error at its line."""
+    parts, seen, pending = [], {main.file}, [main]
     while pending:
-        text = pending.pop()
-        for name in jinja2.meta.find_referenced_templates(env.parse(text)):
-            if name is None:
-                raise SpecError("templates may only include fixed file names", where=where)
-            if name in seen:
-                continue
-            path = root / name
-            if not path.is_file():
-                raise SpecError(f"included template {name} not found", where=where)
-            seen[name] = path.read_text(encoding="utf-8")
-            pending.append(seen[name])
-    return digest({"source": source, "includes": {k: sha256_hex(v.encode()) for k, v in seen.items()}})
+        part = pending.pop()
+        if part is not main:
+            _compile(env, part)
+        ast = env.parse(part.source)
+        parts.append((part, ast))
+        for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+            name = node.template.value if isinstance(node.template, nodes.Const) else None
+            if not isinstance(name, str):
+                raise SpecError("expected a fixed template file name (a quoted path)",
+                                where=part.at(node.lineno))
+            if name not in seen:
+                seen.add(name)
+                path = _project_file(root, name, part.at(node.lineno), "included template")
+                pending.append(_Part(read_text(path, name), name, 1, ""))
+    return parts
+
+
+def _check_sandbox(ast: nodes.Template, part: _Part) -> None:
+    """Reading `_private` attributes is how sandbox escapes start (`''.__class__`); the
+    sandbox would refuse them on every point at render time; refuse them here, once."""
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        name = _private_name(node)
+        inner = [node.node, *node.node.find_all((nodes.Getattr, nodes.Getitem))]
+        if name and not any(_private_name(n) for n in inner):  # the first in a chain
+            raise SpecError(f"templates may not read {name!r}: the sandbox blocks names "
+                            "starting with '_'; expected payload fields and their values",
+                            where=part.at(node.lineno))
+
+
+def _private_name(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        name = node.attr
+    elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        name = node.arg.value
+    else:
+        return None
+    return name if isinstance(name, str) and name.startswith("_") else None
 
 
 def context(point_id: Any, payload: dict) -> dict:
@@ -108,22 +175,40 @@ def context(point_id: Any, payload: dict) -> dict:
 def render_text(template: PromptTemplate, point_id: Any, payload: dict) -> str:
     try:
         return template.template.render(context(point_id, payload))
-    except jinja2.UndefinedError as exc:
-        raise RenderError(f"{template.label}: {_undefined_message(exc)}") from None
-    except jinja2.TemplateError as exc:
-        raise RenderError(f"{template.label}: {exc}") from None
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        raise RenderError(f"{template.label}: {type(exc).__name__}: {exc}") from None
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError,
+            IndexError) as exc:
+        raise RenderError(f"{_failed_at(template, exc)}: {_problem(exc)}") from None
 
 
-_UNDEFINED = re.compile(r"'(?:[^']*' has no attribute ')?([^']+)' is undefined")
+_UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
 
 
-def _undefined_message(exc: jinja2.UndefinedError) -> str:
-    match = _UNDEFINED.search(str(exc))
-    if match:
-        return f"'{match.group(1)}' is undefined"
-    return str(exc)
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, jinja2.TemplateError):
+        name = _UNDEFINED_NAME.match(str(exc)) if isinstance(exc, jinja2.UndefinedError) else None
+        return f"payload field {name.group(1)!r} is missing" if name else str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _failed_at(template: PromptTemplate, exc: BaseException) -> str:
+    """file:line of the template line that failed (Jinja rewrites its traceback so that
+    the innermost frames are template lines)."""
+    filename, line = None, 0
+    tb = exc.__traceback__
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:
+            filename, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+        tb = tb.tb_next
+    if filename is None:
+        return template.label
+    if template.path is None and filename == "<template>":  # inline: count from the spec line
+        file, first = template.label.rsplit(":", 1)
+        return f"{file}:{int(first) + line - 1}"
+    path = Path(filename)
+    if path.is_absolute() and path.is_relative_to(template.root.resolve()):
+        filename = str(path.relative_to(template.root.resolve()))
+    return f"{filename}:{line}"
+
 
 
 def render_body(job: "Job", point_id: Any, payload: dict) -> dict:

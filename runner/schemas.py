@@ -9,11 +9,13 @@ rejected by the API with a 400 for every line of the batch, so we reject it firs
 from __future__ import annotations
 
 import copy
+import difflib
+import json
 from typing import Any, Iterator
 
 import jsonschema
 
-from .yamlfile import KeyPath, dotted
+from .yamlfile import KeyPath
 
 # Keywords strict mode does not accept (OpenAI Structured Outputs, "supported schemas").
 UNSUPPORTED_KEYWORDS = frozenset({
@@ -23,6 +25,7 @@ UNSUPPORTED_KEYWORDS = frozenset({
     "uniqueItems",
 })
 MAX_NESTING = 10
+TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
 
 
 def from_fields(fields: dict[str, Any]) -> dict:
@@ -54,12 +57,23 @@ def strict_mode_problems(schema: Any) -> Iterator[tuple[KeyPath, str]]:
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        yield tuple(exc.path), f"not a valid JSON Schema: {exc.message}"
+        yield tuple(exc.path), _schema_error(exc)
         return
     if not isinstance(schema, dict) or schema.get("type") != "object":
-        yield (), "the root must be an object schema (type: object)"
+        got = schema.get("type") if isinstance(schema, dict) else schema
+        yield (), (f"expected an object schema at the root (type: object), got type: {got}; "
+                   "wrap other values in a property")
         return
     yield from _walk(schema, (), 0)
+
+
+def _schema_error(exc: jsonschema.SchemaError) -> str:
+    if exc.path and exc.path[-1] == "type" and isinstance(exc.instance, str):
+        close = difflib.get_close_matches(exc.instance, TYPES, n=1)
+        return (f"{exc.instance!r} is not a JSON Schema type; "
+                + (f"did you mean {close[0]!r}? " if close else "")
+                + f"expected one of: {', '.join(TYPES)}")
+    return f"not a valid JSON Schema: {exc.message}"
 
 
 def _walk(node: Any, path: KeyPath, depth: int) -> Iterator[tuple[KeyPath, str]]:
@@ -72,8 +86,12 @@ def _walk(node: Any, path: KeyPath, depth: int) -> Iterator[tuple[KeyPath, str]]
         yield (*path, keyword), f"strict mode does not support {keyword!r}"
     if node.get("type") == "object" or "properties" in node:
         properties = node.get("properties", {})
-        if node.get("additionalProperties") is not False:
-            yield path, "strict mode needs additionalProperties: false on every object"
+        if "additionalProperties" not in node:
+            yield path, "strict mode needs additionalProperties: false on every object; add it"
+        elif node["additionalProperties"] is not False:
+            yield (*path, "additionalProperties"), ("strict mode needs additionalProperties: "
+                                                    "false on every object, got "
+                                                    + json.dumps(node["additionalProperties"]))
         missing = [name for name in properties if name not in node.get("required", [])]
         if missing:
             yield (*path, "required"), (f"strict mode needs every property listed as required; "
@@ -91,7 +109,3 @@ def _walk(node: Any, path: KeyPath, depth: int) -> Iterator[tuple[KeyPath, str]]
         elif isinstance(value, list):
             for i, sub in enumerate(value):
                 yield from _walk(sub, (*path, key, i), depth + 1)
-
-
-def describe(path: KeyPath) -> str:
-    return dotted(path) or "(root)"

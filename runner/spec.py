@@ -11,7 +11,6 @@ a typo must not silently change what is sent, or what it costs.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,9 @@ from .errors import Location, SpecError
 from .filters import parse_filter
 from .keys import digest
 from .render import PromptTemplate, environment, is_template_path, load_template
-from .schemas import close_objects, describe, from_fields, strict_mode_problems
-from .yamlfile import KeyPath, Positions, load, read_text
+from .schemas import close_objects, from_fields, strict_mode_problems
+from .yamlfile import (KeyPath, Positions, data_path, dotted, expected, load, load_json,
+                       shown, value_at)
 
 PROJECT_FILE = "batchrun.yaml"
 MAX_BATCH_REQUESTS = 50_000          # the Batch API's limit per input file
@@ -50,7 +50,7 @@ def _parse_size(value: Any) -> Any:
     if isinstance(value, str):
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)[bB]?\s*", value)
         if not match:
-            raise ValueError("expected a size such as 200MB, 500kB or 1000000")
+            raise ValueError("a size such as 200MB, 500kB or 1000000")
         factor = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[match.group(2).lower()]
         return int(float(match.group(1)) * factor)
     return value
@@ -213,6 +213,7 @@ def load_project(start: Path, environ: Mapping[str, str] | None = None) -> Proje
         if candidate.is_file():
             data, positions = load(candidate, _display(candidate, start), environ)
             data = {} if data is None else data
+            _check_root(data, positions, "project file", "qdrant, provider, state_dir")
             if isinstance(data.get("provider"), str):   # `provider: emulator` shorthand
                 data["provider"] = {"name": data["provider"]}
             config = _validate(Project, data, positions)
@@ -236,8 +237,10 @@ def job_files(paths: list[str], project: ProjectContext, cwd: Path) -> list[Path
         elif target.is_file():
             files.append(target)
         else:
-            raise SpecError("no such file or folder", where=Location(_display(target, cwd)),
-                            hint="job specs live in jobs/ by default")
+            origin = f"{project.file} sets jobs: {project.config.jobs}" if not paths and \
+                project.file else "job specs live in jobs/ by default"
+            raise SpecError("no such file or folder; expected a job spec or a folder of them",
+                            where=Location(_display(target, cwd)), hint=origin)
     return files
 
 
@@ -248,9 +251,11 @@ def load_jobs(paths: list[str], project: ProjectContext, cwd: Path,
     for path in job_files(paths, project, cwd):
         job = load_job(path, project, cwd, environ)
         if job.name in jobs:
-            raise SpecError(f"duplicate job name {job.name!r} (also in {jobs[job.name].file})",
-                            where=job.at("name") if job.spec.name else Location(job.file),
-                            hint="job names must be unique; set `name:` in one of them")
+            origin = "" if job.spec.name else " (from the file name)"
+            raise SpecError(f"duplicate job name {job.name!r}{origin}, also the name of "
+                            f"{jobs[job.name].file}; expected a name unique in the project",
+                            where=job.at("name"),
+                            hint="set a different `name:` in one of them")
         jobs[job.name] = job
     return _in_dependency_order(jobs)
 
@@ -258,28 +263,55 @@ def load_jobs(paths: list[str], project: ProjectContext, cwd: Path,
 def load_job(path: Path, project: ProjectContext, cwd: Path,
              environ: Mapping[str, str] | None = None) -> Job:
     data, positions = load(path, _display(path, cwd), environ)
-    if not isinstance(data, dict):
-        raise SpecError("a job spec must be a mapping with source, prompt, model and output",
-                        where=Location(positions.file, positions.line(())))
+    _check_root(data, positions, "job spec", "source, prompt, model and output")
     spec = _validate(JobSpec, data, positions)
     name = spec.name or path.stem
     if not JOB_NAME.match(name):
-        raise SpecError(f"job name {name!r} may only use letters, digits, '_', '.' and '-' "
-                        "(at most 64, starting with a letter or digit)",
-                        where=positions.at(("name",)) if spec.name else Location(positions.file))
+        origin = "" if spec.name else " (from the file name)"
+        raise SpecError(f"job name {name!r}{origin} may only use letters, digits, '_', '.' "
+                        "and '-', at most 64, starting with a letter or digit",
+                        where=positions.at(("name",)),
+                        hint="job names become payload keys and state file names")
     if spec.source.filter is not None:
         parse_filter(spec.source.filter, positions, ("source", "filter"))
     _check_params(spec, positions)
     env = environment(project.root)
     system = (load_template(env, spec.prompt.system, root=project.root,
-                            where=positions.at(("prompt", "system")))
+                            where=positions.text_at(("prompt", "system")))
               if spec.prompt.system is not None else None)
     user = load_template(env, spec.prompt.user, root=project.root,
-                         where=positions.at(("prompt", "user")))
+                         where=positions.text_at(("prompt", "user")))
+    _check_reads(spec, [t for t in (system, user) if t is not None], positions)
     schema = _output_schema(spec, positions, project.root)
     schema_name = spec.output.name or re.sub(r"[^A-Za-z0-9_-]", "_", name)
     job = Job(name, positions.file, spec, positions, system, user, schema, schema_name, "")
     return Job(**{**job.__dict__, "fingerprint": fingerprint(job)})
+
+
+def _check_reads(spec: JobSpec, templates: list[PromptTemplate], positions: Positions) -> None:
+    """With `source.fields` listed, a template reading any other name reads nothing."""
+    fields = spec.source.fields
+    if fields is None:
+        return
+    for template in templates:
+        for name, where in template.reads.items():
+            if name not in (*fields, "id", "payload"):
+                close = difflib.get_close_matches(name, fields, n=1)
+                raise SpecError(
+                    f"the template reads {name!r}, which source.fields does not select; "
+                    + (f"did you mean {close[0]!r}? " if close else "")
+                    + f"expected one of: {', '.join(fields)}, id, payload", where=where,
+                    hint=f"add {name} to source.fields ({positions.file}:"
+                    f"{positions.line(('source', 'fields'))}), or fix the name")
+
+
+def _check_root(data: Any, positions: Positions, what: str, keys: str) -> None:
+    if data is None:
+        raise SpecError(f"the file is empty; expected a {what} (a mapping with {keys})",
+                        where=Location(positions.file, 1))
+    if not isinstance(data, dict):
+        raise SpecError(f"expected a {what} (a mapping with {keys}), got {shown(data)}",
+                        where=Location(positions.file, positions.line(())))
 
 
 def fingerprint(job: Job) -> str:
@@ -303,104 +335,148 @@ def _check_params(spec: JobSpec, positions: Positions) -> None:
                             hint="use model:, prompt: and output: instead")
     if spec.endpoint == "/v1/embeddings":
         if spec.prompt.system is not None:
-            raise SpecError("/v1/embeddings takes no system prompt",
-                            where=positions.at(("prompt", "system")))
+            raise SpecError("/v1/embeddings takes no system prompt; expected only "
+                            "prompt.user, the text to embed",
+                            where=positions.at(("prompt", "system")),
+                            hint="remove prompt.system")
         if spec.output.fields is not None or spec.output.schema_ is not None:
-            raise SpecError("/v1/embeddings returns vectors; remove output.fields/schema",
-                            where=positions.at(("output",)))
+            raise SpecError("/v1/embeddings returns vectors; expected no output.fields or "
+                            "output.schema", where=positions.at(("output",)),
+                            hint="remove them: the embedding itself is written back")
 
 
 def _output_schema(spec: JobSpec, positions: Positions, root: Path) -> dict | None:
+    """The strict JSON Schema a job asks for, or None for plain text; every problem strict
+    mode would reject is reported where it is written: in the spec, or in the schema file."""
     out = spec.output
     if out.fields is not None and out.schema_ is not None:
-        raise SpecError("give output.fields or output.schema, not both",
-                        where=positions.at(("output", "schema")))
+        raise SpecError("expected output.fields or output.schema, not both",
+                        where=positions.at(("output", "schema")),
+                        hint="fields builds a strict schema for you; schema names a file")
+    hint, located, prefix, skip = None, positions, ("output", "schema"), 0
     if out.fields is not None:
         if not out.fields:
-            raise SpecError("output.fields is empty", where=positions.at(("output", "fields")))
-        schema, where, file_label = from_fields(out.fields), ("output", "fields"), None
-        prefix: KeyPath = ("properties",)
+            raise SpecError("expected at least one output field, got none",
+                            where=positions.at(("output", "fields")))
+        # the schema's properties.NAME... is written at output.fields.NAME...
+        schema, prefix, skip = from_fields(out.fields), ("output", "fields"), 1
     elif isinstance(out.schema_, dict):
-        schema, where, file_label, prefix = close_objects(dict(out.schema_)), ("output", "schema"), None, ()
+        schema = close_objects(dict(out.schema_))
     elif isinstance(out.schema_, str):
-        schema, file_label = _schema_file(out.schema_, root, positions.at(("output", "schema")))
-        where, prefix = ("output", "schema"), ()
+        where = positions.at(("output", "schema"))
+        schema, located = _schema_file(out.schema_, root, where)
+        prefix, hint = (), f"the output schema of {where.file}:{where.line}"
     else:
         return None
     for path, problem in strict_mode_problems(schema):
-        if file_label:
-            raise SpecError(problem, where=Location(file_label, 0, describe(path)))
-        inner = path[len(prefix):] if path[:len(prefix)] == prefix else path
-        raise SpecError(problem, where=positions.at((*where, *inner)))
+        raise SpecError(problem, where=located.at((*prefix, *path[skip:])), hint=hint)
     return schema
 
 
-def _schema_file(value: str, root: Path, where: Location) -> tuple[dict, str]:
+def _schema_file(value: str, root: Path, where: Location) -> tuple[dict, Positions]:
     path = (root / value).resolve()
     if not path.is_file():
-        raise SpecError(f"schema file {value} not found", where=where)
-    text = read_text(path, value)
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            data, _ = load(path, value)
-        else:
-            data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON: {exc.msg}", where=Location(value, exc.lineno)) from None
+        raise SpecError(f"schema file {value} not found", where=where,
+                        hint="paths are relative to the project root, e.g. schemas/tags.json")
+    data, positions = load(path, value) if path.suffix in (".yaml", ".yml") \
+        else load_json(path, value)
     if not isinstance(data, dict):
-        raise SpecError("a schema must be a JSON object", where=Location(value, 1))
-    return data, value
+        raise SpecError(f"expected a JSON Schema object, got {shown(data)}",
+                        where=Location(value, positions.line(())),
+                        hint=f"the output schema of {where.file}:{where.line}")
+    return data, positions
 
 
 def _validate(model: type[BaseModel], data: Any, positions: Positions) -> Any:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise _spec_error(exc, model, positions) from None
+        raise _spec_error(exc.errors(), model, data, positions) from None
 
 
-def _spec_error(exc: pydantic.ValidationError, model: type[BaseModel],
+# Which of several errors to report: a misspelled key explains the "missing" one it causes.
+_FIRST = {"extra_forbidden": 0, "missing": 2}
+
+
+def _spec_error(errors: list, model: type[BaseModel], data: Any,
                 positions: Positions) -> SpecError:
-    errors = exc.errors()
-    first = errors[0]
-    loc = tuple(first["loc"])
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    first = min(errors, key=lambda e: _FIRST.get(e["type"], 1))
+    path = data_path(first, data)
+    others = {data_path(e, data) for e in errors} - {path}
+    key = str(path[-1]) if path else ""
+    hint = next((f.description for f in reversed(_fields_along(model, path)) if f.description),
+                None)
     if first["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        suggestion = f"did you mean {close[0]!r}? " if close else ""
-        param = difflib.get_close_matches(str(loc[-1]), sorted(COMMON_PARAMS), n=1, cutoff=0.8)
-        if param and model is JobSpec and len(loc) == 1:
-            suggestion = f"request parameters go under params: (params: {{{param[0]}: …}}); "
-        message = (f"unknown key {loc[-1]!r}; {suggestion}expected one of: "
-                   f"{', '.join(allowed)}")
+        allowed = _allowed_keys(model, path[:-1])
+        close = difflib.get_close_matches(key, allowed, n=1)
+        others -= {(*path[:-1], *close)}  # the typo is why that key is "missing"
+        message = (f"unknown key {key!r}; {_suggestion(model, path, close)}"
+                   f"expected one of: {', '.join(allowed)}")
+        hint = None
     elif first["type"] == "missing":
-        message = f"missing required key {loc[-1]!r}"
-    else:
-        got = first.get("input")
-        shown = json.dumps(got, ensure_ascii=False, default=str)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        message = f"{first['msg'].replace('Input should be', 'expected')}, got {shown}"
-    return SpecError(message + more, where=positions.at(loc))
+        message = f"missing required key {key!r}"
+    else:  # a wrong value; a union reports one error per member, said as "a or b"
+        wanted = [expected(e) for e in errors if data_path(e, data) == path]
+        value = value_at(data, path)
+        message = f"expected {' or '.join(dict.fromkeys(wanted))}, got {shown(value)}"
+        options = re.findall(r"'([^']+)'", first.get("ctx", {}).get("expected", "")) \
+            if first["type"] == "literal_error" else []
+        close = difflib.get_close_matches(str(value), options, n=1)
+        message += f"; did you mean {close[0]!r}?" if close else ""
+    more = f" (and {len(others)} more)" if others else ""
+    return SpecError(message + more, where=positions.at(path), hint=hint)
 
 
-def _allowed_keys(model: type[BaseModel], loc: KeyPath) -> list[str]:
-    current: Any = model
-    for part in loc:
-        field = current.model_fields.get(part) if isinstance(current, type) and \
-            issubclass(current, BaseModel) else None
+def _suggestion(model: type[BaseModel], path: KeyPath, close: list[str]) -> str:
+    """For an unknown key: where it belongs instead, or the key it is probably a typo of."""
+    key = str(path[-1])
+    homes = [dotted(p) for p in _key_paths(model) if p[-1] == key and p != path]
+    if homes:
+        return f"{key!r} belongs at {' or '.join(homes)}; "
+    if close:
+        return f"did you mean {close[0]!r}? "
+    param = difflib.get_close_matches(key, sorted(COMMON_PARAMS), n=1, cutoff=0.8)
+    if param and model is JobSpec and len(path) == 1:
+        return f"request parameters go under params: (params: {{{param[0]}: …}}); "
+    return ""
+
+
+def _key_paths(model: type[BaseModel], prefix: KeyPath = ()) -> list[KeyPath]:
+    """Every key a model accepts, nested models included: ("source", "limit"), ..."""
+    out: list[KeyPath] = []
+    for name, info in model.model_fields.items():
+        path = (*prefix, info.alias or name)
+        out.append(path)
+        sub = _submodel(info.annotation)
+        if sub is not None:
+            out.extend(_key_paths(sub, path))
+    return out
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
+def _fields_along(model: type[BaseModel], path: KeyPath) -> list[Any]:
+    """The pydantic fields a key path runs through, as far as it names fields."""
+    fields: list[Any] = []
+    current: type[BaseModel] | None = model
+    for part in path:
+        field = next((f for name, f in current.model_fields.items()
+                      if (f.alias or name) == part), None) if current else None
         if field is None:
-            for candidate in current.model_fields.values() if isinstance(current, type) else ():
-                if candidate.alias == part:
-                    field = candidate
-        if field is None:
-            return []
-        current = field.annotation
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            args = [a for a in getattr(current, "__args__", ()) if isinstance(a, type)
-                    and issubclass(a, BaseModel)]
-            current = args[0] if args else current
-    return [f.alias or name for name, f in current.model_fields.items()]
+            break
+        fields.append(field)
+        current = _submodel(field.annotation)
+    return fields
+
+
+def _allowed_keys(model: type[BaseModel], path: KeyPath) -> list[str]:
+    fields = _fields_along(model, path)
+    current = model if not path else \
+        _submodel(fields[-1].annotation) if len(fields) == len(path) else None
+    return [f.alias or name for name, f in current.model_fields.items()] if current else []
 
 
 def _in_dependency_order(jobs: dict[str, Job]) -> list[Job]:
@@ -419,7 +495,8 @@ def _in_dependency_order(jobs: dict[str, Job]) -> list[Job]:
         if state.get(job.name) == "visiting":
             cycle = " → ".join((*chain[chain.index(job.name):], job.name))
             raise SpecError(f"jobs depend on each other in a cycle: {cycle}",
-                            where=job.at("needs"))
+                            where=job.at("needs"),
+                            hint="a job can only need jobs that do not need it back")
         state[job.name] = "visiting"
         for need in job.spec.needs:
             visit(jobs[need], (*chain, job.name))

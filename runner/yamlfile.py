@@ -3,12 +3,15 @@
 `load(path)` returns the data and a `Positions` map from key paths (`("source", "filter",
 "must", 0, "key")`) to line numbers, so any later check can say *where* in the file the
 problem is. Duplicate keys are errors (YAML would silently keep the last one), as are
-non-UTF-8 bytes. `${VAR}` and `${VAR:-default}` in string values are replaced from the
-environment; `$${` writes a literal `${`.
+non-UTF-8 bytes; a syntax error names the key being read when it broke. `${VAR}` and
+`${VAR:-default}` in string values are replaced from the environment; `$${` writes a
+literal `${`. `load_json` reads JSON files (output schemas) with the same positions, and
+`expected()` words what a model's validation error expected, for messages that point here.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ class Positions:
 
     file: str
     lines: dict[KeyPath, int] = field(default_factory=dict)
+    text_lines: dict[KeyPath, int] = field(default_factory=dict)  # where a string's text starts
 
     def line(self, path: KeyPath) -> int:
         """The line of `path`, or of its nearest ancestor that has one."""
@@ -42,6 +46,11 @@ class Positions:
 
     def at(self, path: KeyPath) -> Location:
         return Location(self.file, self.line(path), dotted(path))
+
+    def text_at(self, path: KeyPath) -> Location:
+        """Where the text of the string at `path` starts: the line after `key: |`."""
+        return Location(self.file, self.text_lines.get(tuple(path)) or self.line(path),
+                        dotted(path))
 
 
 def dotted(path: KeyPath) -> str:
@@ -64,11 +73,14 @@ def read_text(path: Path, display: str | None = None) -> str:
         raise SpecError("file not found", where=Location(display)) from None
     except IsADirectoryError:
         raise SpecError("is a directory, expected a file", where=Location(display)) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read the file: {exc.strerror}", where=Location(display)) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise SpecError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise SpecError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {column}",
                         where=Location(display, line),
                         hint="save the file as UTF-8") from None
 
@@ -81,11 +93,7 @@ def load(path: Path, display: str | None = None,
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise SpecError(f"invalid YAML: {problem}", where=Location(display, line),
-                        hint="check the indentation and quoting on that line") from None
+        raise _syntax_error(exc, text, display) from None
     positions = Positions(display)
     if node is None:
         return None, positions
@@ -93,7 +101,95 @@ def load(path: Path, display: str | None = None,
     return _build(node, (), positions, env), positions
 
 
-def _build(node: yaml.Node, path: KeyPath, positions: Positions, env: Mapping[str, str]) -> Any:
+def load_json(path: Path, display: str | None = None) -> tuple[Any, Positions]:
+    """Parse a JSON file (exactly as JSON, not as YAML) plus the line of every key."""
+    display = display or str(path)
+    text = read_text(path, display)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"invalid JSON: {exc.msg} (column {exc.colno})",
+                        where=Location(display, exc.lineno, _path_at(text, exc.pos)),
+                        hint="JSON allows no trailing commas, comments or single quotes"
+                        ) from None
+    positions = Positions(display)
+    try:  # JSON is YAML's flow style: its nodes carry the lines (tabs are only whitespace)
+        node = yaml.compose(text.replace("\t", " "), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        node = None  # lines unknown; the data is still right
+    if node is not None:
+        _build(node, (), positions, {}, expand=False)
+    return data, positions
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, display: str) -> SpecError:
+    """A YAML syntax error at the line it was found, naming the key being read, in words
+    for the common slips (tabs, indentation)."""
+    mark = exc.problem_mark or exc.context_mark
+    where = Location(display, mark.line + 1 if mark else 0,
+                     _path_at(text, mark.index if mark else 0))
+    problem = str(exc.problem or exc.context)
+    hint = "check the indentation, brackets and quoting on that line"
+    context = (f" ({exc.context} started on line {exc.context_mark.line + 1})"
+               if exc.context and exc.problem and exc.context_mark else "")
+    if "'\\t'" in problem:
+        problem, context = "a tab character; YAML indents with spaces only", ""
+        hint = "replace the tabs on that line with spaces"
+    elif problem.startswith("expected <block end>"):
+        problem = "the indentation does not match the lines above"
+        hint = "indent the keys of one mapping by the same number of spaces"
+    return SpecError(f"invalid YAML: {problem}{context}", where=where, hint=hint)
+
+
+def _path_at(text: str, offset: int) -> str:
+    """The key path the parser is inside at `offset`: where a syntax error is, in the
+    file's own terms (indices into a [flow, list] are left out: the list's key says more)."""
+    frames: list[list[Any]] = []  # mappings: [key, value done?]; lists: [index, flow style?]
+    mappings: list[bool] = []
+
+    def value_starts() -> None:
+        if frames and not mappings[-1]:
+            frames[-1][0] += 1
+
+    def value_ends() -> None:
+        if frames and mappings[-1]:
+            frames[-1][1] = True
+
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if event.start_mark.index >= offset:
+                break
+            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                if frames and mappings[-1] and frames[-1][1]:
+                    frames[-1] = [getattr(event, "value", None), False]
+                else:
+                    value_starts()
+                    value_ends()
+            elif isinstance(event, yaml.CollectionStartEvent):
+                value_starts()
+                is_mapping = isinstance(event, yaml.MappingStartEvent)
+                frames.append([None, True] if is_mapping else [-1, bool(event.flow_style)])
+                mappings.append(is_mapping)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                frames.pop()
+                mappings.pop()
+                value_ends()
+    except yaml.YAMLError:
+        pass
+    path = [part for (part, flag), is_mapping in zip(frames, mappings)
+            if not flag and part is not None and (is_mapping or part >= 0)]
+    if not frames or (mappings[-1] and frames[-1][1]):  # between keys: the line's own key
+        start = text.rfind("\n", 0, offset) + 1
+        written = _LINE_KEY.match(text, start)
+        path += [written.group(1)] if written else []
+    return dotted(tuple(path))
+
+
+_LINE_KEY = re.compile(r"[ \t]*([A-Za-z0-9_.-]+)[ \t]*:(?:\s|$)")
+
+
+def _build(node: yaml.Node, path: KeyPath, positions: Positions, env: Mapping[str, str],
+           expand: bool = True) -> Any:
     positions.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -101,7 +197,9 @@ def _build(node: yaml.Node, path: KeyPath, positions: Positions, env: Mapping[st
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise SpecError("YAML merge keys (<<) are not supported",
                                 where=Location(positions.file, key_node.start_mark.line + 1,
-                                               dotted(path)))
+                                               dotted(path)),
+                                hint="write the keys out; an anchor (&name, *name) can still "
+                                "repeat a whole value")
             key = _scalar(key_node)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise SpecError("mapping keys must be plain strings",
@@ -112,14 +210,17 @@ def _build(node: yaml.Node, path: KeyPath, positions: Positions, env: Mapping[st
                 raise SpecError(f"duplicate key {key!r} (first on line {positions.lines[key_path]})",
                                 where=Location(positions.file, key_node.start_mark.line + 1,
                                                dotted(key_path)),
-                                hint="YAML keeps only the last one; remove or merge the other")
+                                hint="only the last one would count; remove or merge the other")
             positions.lines[key_path] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, key_path, positions, env)
+            out[key] = _build(value_node, key_path, positions, env, expand)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), positions, env) for i, item in enumerate(node.value)]
+        return [_build(item, (*path, i), positions, env, expand)
+                for i, item in enumerate(node.value)]
+    block = node.style in ("|", ">")
+    positions.text_lines[path] = node.start_mark.line + 1 + block
     value = _scalar(node)
-    if isinstance(value, str) and "$" in value:
+    if expand and isinstance(value, str) and "$" in value:
         value = interpolate(value, env, positions.at(path))
     return value
 
@@ -153,3 +254,63 @@ def interpolate(value: str, env: Mapping[str, str], where: Location) -> str:
                         where=where, hint=f"export {name}=… or write ${{{name}:-default}}")
 
     return _INTERPOLATION.sub(replace, value)
+
+
+# What a pydantic error type expected, in a user's words (the error's `ctx` fills the blanks).
+_EXPECTED = {
+    "string_type": "a string", "string_too_short": "a non-empty string",
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "dict_type": "a mapping", "model_type": "a mapping",
+    "model_attributes_type": "a mapping", "list_type": "a list", "none_required": "nothing",
+    "literal_error": "one of {expected}", "less_than_equal": "at most {le:,}",
+    "less_than": "less than {lt:,}", "greater_than_equal": "at least {ge:,}",
+    "greater_than": "more than {gt:,}", "string_pattern_mismatch": "text matching {pattern}",
+    "value_error": "{error}", "missing": "this key",
+}
+
+
+def expected(error: Mapping[str, Any]) -> str:
+    """`{'type': 'less_than_equal', 'ctx': {'le': 50000}}` -> "at most 50,000"."""
+    template = _EXPECTED.get(error["type"])
+    if template is None:
+        return str(error["msg"]).replace("Input should be ", "")
+    return template.format(**{k: _plain(v) for k, v in (error.get("ctx") or {}).items()})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Exception):
+        return str(value)
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def shown(value: Any) -> str:
+    """A value as a message quotes it: scalars as written, collections by kind."""
+    if isinstance(value, (dict, list)):
+        kind = "mapping" if isinstance(value, dict) else "list"
+        return f"a {kind}" if value else f"an empty {kind}"
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def data_path(error: Mapping[str, Any], data: Any) -> KeyPath:
+    """A validation error's location as keys of the data: pydantic adds the names of union
+    members ("str", "FieldCondition") that are no key of the file."""
+    path: list[Any] = []
+    current = data
+    loc = tuple(error["loc"])
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+            current = current[part]
+        elif not (error["type"] == "missing" and i == len(loc) - 1):
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def value_at(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        data = data[part]
+    return data
