@@ -19,7 +19,7 @@ from typing import Iterator
 
 from . import changes, crash, manifest
 from .collect import Collected, collect_finished, refresh
-from .errors import BudgetExceeded, SpecError
+from .errors import BudgetExceeded
 from .estimate import CostRange, Estimate, cost_range
 from .pricing import PriceTable
 from .pack import SHARDS
@@ -180,7 +180,7 @@ class Workspace:
             with self.store.transaction():
                 plan = self._pass(job, writes=True, pack=True, estimate=bool(needs_estimate))
                 refused = plan.shards
-                _check_render_errors(job, plan)
+                plan.raise_render_errors(job)
                 self._refuse_over_budget(job, plan, budget_used)
                 refused = []
                 self._record_job(job)
@@ -354,19 +354,3 @@ class Workspace:
         row = self.store.db.execute("SELECT COUNT(*) FROM requests WHERE state='retry' AND "
                                     "not_before > 0 AND not_before <= ?", (time.time(),)).fetchone()
         return bool(row[0])
-
-
-def _check_render_errors(job: Job, plan: JobPlan) -> None:
-    """Points whose template failed are never sent; say which and how many."""
-    if not plan.render_errors:
-        return
-    message, ids = max(plan.render_errors.items(), key=lambda item: len(item[1]))
-    others = plan.render_failed - len(ids)
-    sample = ", ".join(str(i) for i in ids[:3])
-    raise SpecError(
-        f"{message} on {len(ids):,} of {plan.matched:,} points (ids {sample}"
-        f"{', …' if len(ids) > 3 else ''})" + (f"; {others:,} more failed otherwise"
-                                                 if others else ""),
-        where=job.at("prompt", "user"),
-        hint="give the template a default ({{ field | default('') }}) or narrow source.filter")
-

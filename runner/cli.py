@@ -195,11 +195,13 @@ def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, no_progr
     ws = _workspace(state, paths, no_progress=no_progress)
     try:
         plans = ws.plan()
-        if as_json:
+        failing = [job for job in ws.jobs if plans[job.name].render_errors]
+        if as_json and not failing:
             _emit(report.plan_json(ws, plans))
-        else:
-            for line in report.plan_lines(ws, plans):
-                click.echo(line)
+        elif not as_json:
+            _echo_lines(report.plan_lines(ws, plans))
+        for job in failing:   # points that cannot be rendered are an error, as in apply
+            plans[job.name].raise_render_errors(job)
     finally:
         ws.report.close()
         ws.close()
@@ -393,7 +395,7 @@ def validate(state: State, paths: tuple[str, ...], as_json: bool) -> None:
             checked.append({"file": job.file, "job": job.name, "ok": True})
     problems = []
     for path in files:
-        result = check_file(state.directory / path)
+        result = check_file(state.directory / path, display=path)
         checked.append({"file": path, "kind": result.summary.kind, "lines": result.summary.lines,
                         "ok": result.ok, "problems": result.problem_count})
         problems += [str(p) for p in result.problems]
@@ -401,8 +403,9 @@ def validate(state: State, paths: tuple[str, ...], as_json: bool) -> None:
         _emit({"checked": checked, "problems": problems})
     else:
         for item in checked:
+            lines = item.get("lines", 0)
             what = f"job {item['job']}" if "job" in item else \
-                f"{item['kind']} file, {item['lines']:,} lines"
+                f"{item['kind']} file, {lines:,} line{'s' * (lines != 1)}"
             click.echo(f"{'ok' if item['ok'] else 'FAILED'}: {item['file']} ({what})")
         _echo_lines(problems)
     if problems:

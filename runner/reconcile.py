@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .errors import SpecError
 from .estimate import Estimate
 from .keys import request_key
 from .pack import Packer, Shard, batch_line
@@ -30,6 +31,20 @@ from .store import FAILED, QUEUED, RETRY, Store, utc_now
 from .tokens import max_output_tokens, prompt_tokens
 
 Progress = Callable[[str, int], None]
+
+
+@dataclass
+class RenderFailures:
+    """Points one template failed on the same way: how many, and the first few ids."""
+
+    error: RenderError
+    count: int = 0
+    sample: list[Any] = field(default_factory=list)
+
+    def add(self, point_id: Any) -> None:
+        self.count += 1
+        if len(self.sample) < 5:
+            self.sample.append(point_id)
 
 
 @dataclass
@@ -47,17 +62,32 @@ class JobPlan:
     changed_points: int = 0  # pending because their inputs changed
     retry_points: int = 0  # pending because an earlier attempt failed
     restamped: int = 0
-    render_errors: dict[str, list[Any]] = field(default_factory=dict)
+    render_errors: dict[str, RenderFailures] = field(default_factory=dict)
     estimate: Estimate = field(default_factory=Estimate)
     shards: list[Shard] = field(default_factory=list)
 
     @property
     def render_failed(self) -> int:
-        return sum(len(ids) for ids in self.render_errors.values())
+        return sum(f.count for f in self.render_errors.values())
 
     @property
     def done(self) -> bool:
         return not (self.pending or self.in_flight or self.waiting)
+
+    def raise_render_errors(self, job: Job) -> None:
+        """Points whose template failed are never sent; say where, which and how many."""
+        if not self.render_errors:
+            return
+        worst = max(self.render_errors.values(), key=lambda f: f.count)
+        others = self.render_failed - worst.count
+        sample = ", ".join(str(i) for i in worst.sample[:3])
+        raise SpecError(
+            f"{worst.error.problem} on {worst.count:,} of {self.matched:,} points (ids {sample}"
+            f"{', …' if worst.count > 3 else ''})" + (f"; {others:,} more failed otherwise"
+                                                        if others else ""),
+            where=worst.error.where,
+            hint="give the template a default ({{ field | default('') }}) or narrow "
+                 f"source.filter in {job.file}")
 
 
 def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
@@ -155,8 +185,7 @@ def _one(job: Job, point: Point, plan: JobPlan, store: Store, selection: Selecti
     try:
         body = render_body(job, point.id, point.payload)
     except RenderError as exc:
-        entry = plan.render_errors.setdefault(str(exc), [])
-        entry.append(point.id)
+        plan.render_errors.setdefault(str(exc), RenderFailures(exc)).add(point.id)
         return
     endpoint = job.spec.endpoint
     key = request_key(endpoint, body)

@@ -36,7 +36,12 @@ TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2", ".txt", ".md", ".tmpl")
 
 
 class RenderError(Exception):
-    """One point could not be rendered (a missing field, a filter failing on its value)."""
+    """One point could not be rendered (a missing field, a filter failing on its value):
+    where in which template, and what went wrong."""
+
+    def __init__(self, where: Location, problem: str):
+        self.where, self.problem = where, problem
+        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class PromptTemplate:
     sources_digest: str   # the template's text and every template it includes
     reads: dict[str, Location] = field(default_factory=dict)  # names it reads, where first
     root: Path = Path(".")
+    key: str = ""         # the spec key of an inline template, e.g. prompt.user
 
 
 def environment(root: Path) -> SandboxedEnvironment:
@@ -100,7 +106,8 @@ def load_template(env: SandboxedEnvironment, value: str, *, root: Path,
             reads.setdefault(name, included.at(line))
     sources = {p.file: sha256_hex(p.source.encode()) for p, _ in parts[1:]}
     return PromptTemplate(label, rel, part.source, template,
-                          digest({"source": part.source, "includes": sources}), reads, root)
+                          digest({"source": part.source, "includes": sources}), reads, root,
+                          "" if rel else where.key)
 
 
 def _project_file(root: Path, rel: str, where: Location, what: str) -> Path:
@@ -177,7 +184,7 @@ def render_text(template: PromptTemplate, point_id: Any, payload: dict) -> str:
         return template.template.render(context(point_id, payload))
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError,
             IndexError) as exc:
-        raise RenderError(f"{_failed_at(template, exc)}: {_problem(exc)}") from None
+        raise RenderError(_failed_at(template, exc), _problem(exc)) from None
 
 
 _UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
@@ -190,24 +197,25 @@ def _problem(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _failed_at(template: PromptTemplate, exc: BaseException) -> str:
-    """file:line of the template line that failed (Jinja rewrites its traceback so that
-    the innermost frames are template lines)."""
+def _failed_at(template: PromptTemplate, exc: BaseException) -> Location:
+    """The template line that failed (Jinja rewrites its traceback so that the innermost
+    frames are template lines); inline templates count from their spec line."""
     filename, line = None, 0
     tb = exc.__traceback__
     while tb is not None:
         if "__jinja_exception__" in tb.tb_frame.f_globals:
             filename, line = tb.tb_frame.f_code.co_filename, tb.tb_lineno
         tb = tb.tb_next
-    if filename is None:
-        return template.label
-    if template.path is None and filename == "<template>":  # inline: count from the spec line
+    if template.path is None:
         file, first = template.label.rsplit(":", 1)
-        return f"{file}:{int(first) + line - 1}"
+        return Location(file, int(first) + max(line, 1) - 1 if filename == "<template>"
+                        else int(first), template.key)
+    if filename is None:
+        return Location(template.label)
     path = Path(filename)
     if path.is_absolute() and path.is_relative_to(template.root.resolve()):
         filename = str(path.relative_to(template.root.resolve()))
-    return f"{filename}:{line}"
+    return Location(filename, line)
 
 
 

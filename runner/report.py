@@ -76,7 +76,7 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
         plan = plans[job.name]
         symbol = plan_symbol(plan, job.name in recorded)
         head = f"{symbol} {job.name} ({job.file}): {plan.matched:,} matched"
-        if plan.done and not plan.cached and not plan.failed:
+        if plan.done and not plan.cached and not plan.failed and not plan.render_errors:
             lines.append(head + ", all up to date")
             up_to_date += 1
             continue
@@ -98,8 +98,9 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
             unbounded |= cost.high is None
             low += cost.low or 0
             high += cost.high or 0
-        for message, ids in plan.render_errors.items():
-            lines.append(f"    error: {message} on {len(ids):,} points (first: {ids[0]})")
+        for message, failures in plan.render_errors.items():
+            lines.append(f"    error: {message} on {failures.count:,} points "
+                         f"(ids {', '.join(map(str, failures.sample))})")
     pending_jobs = len(ws.jobs) - up_to_date
     summary = f"Plan: {pending_jobs} job{'s' * (pending_jobs != 1)}, {total_requests:,} requests"
     if total_requests:
@@ -148,7 +149,7 @@ def job_counts(plan: JobPlan) -> dict[str, Any]:
     return {"matched": plan.matched, "up_to_date": plan.up_to_date, "cached": plan.cached,
             "in_flight": plan.in_flight, "waiting": plan.waiting, "failed": plan.failed,
             "to_submit": plan.pending, "requests": plan.requests,
-            "render_errors": {m: len(ids) for m, ids in plan.render_errors.items()}}
+            "render_errors": {m: f.count for m, f in plan.render_errors.items()}}
 
 
 def _num(value: Decimal | None) -> float | None:

@@ -416,10 +416,14 @@ CASES = [
                                                    "collection: video")),
          "jobs/tags.yaml:6: source.collection",
          "collection 'video' not found in Qdrant (collections: videos)", command=("plan",)),
-    Case("points-missing-a-field", missing_channel([1, 3]), "jobs/tags.yaml:15: prompt.user",
-         "prompts/tags.user.j2:2: payload field 'channel_title' is missing on 2 of 6 points "
-         "(ids 1, 3)", "give the template a default ({{ field | default('') }}) or narrow "
-         "source.filter", command=("apply",)),
+    Case("points-missing-a-field", missing_channel([1, 3]), "prompts/tags.user.j2:2",
+         "payload field 'channel_title' is missing on 2 of 6 points (ids 1, 3)",
+         "give the template a default ({{ field | default('') }}) or narrow source.filter "
+         "in jobs/tags.yaml", command=("apply",)),
+    Case("points-missing-a-field-in-plan", missing_channel([2]), "prompts/tags.user.j2:2",
+         "payload field 'channel_title' is missing on 1 of 6 points (ids 2)",
+         "give the template a default ({{ field | default('') }}) or narrow source.filter "
+         "in jobs/tags.yaml", command=("plan",)),
 ]
 
 WHERE = re.compile(r"^(?P<file>[^:]+)(?::(?P<line>\d+))?(?:: (?P<key>.+))?$")
@@ -481,7 +485,7 @@ BATCH_CASES = [
 def test_a_malformed_batch_file_names_its_line_and_key(project, lines, line, key, message):
     path = project.root / "batch.jsonl"
     path.write_bytes("".join(f"{text}\n" for text in lines).encode("utf-8", "surrogateescape"))
-    expected = f"{path}{f':{line}' if line else ''}: {key + ': ' if key else ''}{message}"
+    expected = f"batch.jsonl{f':{line}' if line else ''}: {key + ': ' if key else ''}{message}"
     result = project.run("validate", "batch.jsonl", expect=1)
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stdout.splitlines()[1] == expected
@@ -492,7 +496,7 @@ def test_a_malformed_batch_file_names_its_line_and_key(project, lines, line, key
 
 def test_a_missing_batch_file_is_an_error_not_a_traceback(project):
     result = project.run("validate", "nope.jsonl", expect=1)
-    assert result.stderr.splitlines() == [f"Error: {project.root / 'nope.jsonl'}: file not found",
+    assert result.stderr.splitlines() == ["Error: nope.jsonl: file not found",
                                           "  hint: name a batch input or output .jsonl file"]
 
 
