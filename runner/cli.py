@@ -220,6 +220,12 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
 
     Writes results already in the cache, packs everything else into
     .batchrun/artifacts/shards/<sha256>.jsonl and records them for `submit`.
+    The four stages (prepare, submit, status, collect) do what apply does in one go.
+
+    \b
+    Examples:
+      batchrun prepare jobs/tags.yaml
+      head -n 1 .batchrun/artifacts/shards/*.jsonl     # look before you pay
     """
     ws = _workspace(state, paths, no_progress=no_progress)
     try:
@@ -249,7 +255,15 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
 @click.pass_obj
 @handle_errors
 def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
-    """Stage 2: upload prepared shards and create their batches (exactly once)."""
+    """Stage 2: upload prepared shards and create their batches (exactly once).
+
+    Batches already created by an earlier, interrupted run are adopted, not paid twice.
+
+    \b
+    Examples:
+      batchrun submit
+      batchrun submit jobs/tags.yaml --json | jq '.batches[].batch_id'
+    """
     ws = _workspace(state, paths, no_progress=True)
     try:
         with ws.locked("submit"):
@@ -277,7 +291,17 @@ def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
 @handle_errors
 def collect(state: State, paths: tuple[str, ...], wait: bool, no_progress: bool,
             as_json: bool) -> None:
-    """Stage 4: download finished batches, validate results, write them to Qdrant."""
+    """Stage 4: download finished batches, validate results, write them to Qdrant.
+
+    Both output and error files are downloaded; each answer is validated against the
+    output schema, cached by request key and written with its stamp. Failed requests are
+    left for the next apply to retry (or reported, when they cannot be).
+
+    \b
+    Examples:
+      batchrun collect                 what has finished so far
+      batchrun collect --wait          until every batch has finished
+    """
     ws = _workspace(state, paths, no_progress=no_progress)
     try:
         with ws.locked("collect"):
@@ -312,6 +336,11 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
 
     \b
     Columns: job, batch id, state, requests done/total, age, expires in.
+
+    \b
+    Examples:
+      batchrun status
+      batchrun status --watch          refresh until all have finished
     """
     ws = _workspace(state, paths, no_progress=True)
     try:
@@ -334,7 +363,15 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
 @click.pass_obj
 @handle_errors
 def cancel(state: State, paths: tuple[str, ...], as_json: bool) -> None:
-    """Cancel the batches in flight for these jobs (finished lines are kept)."""
+    """Cancel the batches in flight for these jobs (finished lines are kept).
+
+    A later collect (or apply) keeps what the batches finished; apply resubmits the rest
+    unless the job is removed.
+
+    \b
+    Examples:
+      batchrun cancel jobs/tags.yaml
+    """
     ws = _workspace(state, paths, no_progress=True)
     try:
         with ws.locked("cancel"):
@@ -466,6 +503,11 @@ def demo(state: State, speed: str, examples: int, no_progress: bool) -> None:
     applies it with progress, and prints a few tagged videos. Writes the starter project
     (batchrun.yaml, jobs/, prompts/) first when the folder has none. Run it twice: the
     second run sends nothing.
+
+    \b
+    Examples:
+      batchrun demo
+      batchrun demo --speed instant    no waiting between batch states
     """
     written = ensure_project(state.directory)
     if written:
@@ -498,6 +540,11 @@ def init(state: State, directory: str) -> None:
     """Create batchrun.yaml, jobs/, prompts/ and schemas/ with a commented example.
 
     Refuses to overwrite any file. The example job tags videos; `batchrun demo` runs it.
+
+    \b
+    Examples:
+      batchrun init my-project && cd my-project
+      batchrun init .                  in the current folder
     """
     target = (state.directory / directory).resolve()
     target.mkdir(parents=True, exist_ok=True)
