@@ -1,58 +1,45 @@
-"""`apply`, `plan` and the single stages: the reconcile loop that brings a collection up to
-date with its job specs, spending money only on what changed.
+"""`batchrun apply`: the reconcile loop that brings a collection up to date with its job
+specs, spending money only on what changed.
 
     adopt batches the ledger lacks → finish interrupted submissions → collect finished
-    → for each job (dependencies first): reconcile pass → budget check → submit
-    → wait, collect, repeat until every point is written, failed, or (--no-wait) in flight
+    → for each job (dependencies first): a full reconcile pass → budget check → submit
+    → wait; collect; write each answer to the points waiting for it
+    → another full pass only for jobs with requests to retry or held back, or whose
+      dependencies just finished
+    → until every point is written or failed for good, or (--no-wait) right after submitting
 
-Each pass runs in one ledger transaction: the shards it packs and the keys it queues are
-recorded together, or — when the budget refuses them — not at all.
+A full pass reads and checks every selected point; after that, answers go straight to
+the points the pass recorded as waiting, so a cold run renders each point once and an
+incremental run does not reread the collection to write k results.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterator
 
-from . import changes, crash, manifest
-from .collect import Collected, collect_finished, refresh
-from .errors import BudgetExceeded
-from .estimate import CostRange, Estimate, cost_range
-from .pricing import PriceTable
-from .pack import SHARDS
-from .progress import Reporter
-from .provider import BatchAPI, open_provider
-from .reconcile import JobPlan, reconcile
-from .select import Selection, connect
-from .spec import Job, ProjectContext
-from .store import TERMINAL, StateLock, Store
-from .submit import adopt, submit_pending
+from .collect import Collected, refresh
+from .reconcile import JobPlan
+from .spec import Job
+from .workspace import Options, Workspace
 
-
-@dataclass
-class Options:
-    wait: bool = True
-    max_cost: float | None = None
-    retry_failed: bool = False
-    force: bool = False
-    lock_timeout: float = 0.0
-    emulator_speed: str | None = None   # override the project's, e.g. "instant" in tests
+# Waiting states (store.waiting_states) that mean a job is not finished yet.
+UNSETTLED = ("answered", "in_flight", "retry_ready", "backing_off", "unsent")
 
 
 @dataclass
 class JobRun:
-    """One job across the passes of one apply."""
+    """One job across one apply: its last full pass, what was sent and written since."""
 
-    last: JobPlan                  # the latest pass: where every point stands now
-    sent: int = 0                  # requests submitted by this run
-    written: int = 0               # points written back by this run
-    free: int = 0                  # of which from results cached before this run sent anything
+    last: JobPlan
+    sent: int = 0          # requests submitted by this run
+    written: int = 0       # points written by this run
+    free: int = 0          # of which from results cached before this run (no request)
     shards: int = 0
+    waiting: dict[str, int] = field(default_factory=dict)   # store.waiting_states at the end
 
-    def add(self, plan: JobPlan, first: bool) -> None:
+    def add(self, plan: JobPlan, *, first: bool) -> None:
         self.last = plan
         self.sent += sum(s.requests for s in plan.shards)
         self.shards += len(plan.shards)
@@ -60,297 +47,123 @@ class JobRun:
         if first:
             self.free += plan.cached
 
+    @property
+    def failed(self) -> int:
+        return self.waiting.get("failed", 0)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(self.waiting.get(state, 0) for state in ("answered", "in_flight", "unsent"))
+
+    @property
+    def retrying(self) -> int:
+        return self.waiting.get("retry_ready", 0) + self.waiting.get("backing_off", 0)
+
+    @property
+    def up_to_date(self) -> int:
+        return self.last.matched - self.failed - self.in_flight - self.retrying - \
+            self.last.render_failed
+
 
 @dataclass
 class Outcome:
     runs: dict[str, JobRun] = field(default_factory=dict)
-
-    @property
-    def plans(self) -> dict[str, JobPlan]:
-        return {name: run.last for name, run in self.runs.items()}
     submitted: int = 0
     collected: list[Collected] = field(default_factory=list)
     adopted: int = 0
-    blocked: dict[str, str] = field(default_factory=dict)       # job → why it did not run
+    blocked: dict[str, str] = field(default_factory=dict)   # job → why it did not run
 
     @property
     def failed(self) -> int:
-        return sum(p.failed for p in self.plans.values())
+        return sum(run.failed for run in self.runs.values())
 
     @property
     def in_flight(self) -> int:
-        return sum(p.in_flight + p.pending + p.waiting for p in self.plans.values())
+        return sum(run.in_flight + run.retrying for run in self.runs.values())
 
 
-class Workspace:
-    """Everything one command works with: project, jobs, ledger, Qdrant, provider."""
+def apply(ws: Workspace) -> Outcome:
+    out = Outcome()
+    out.adopted = ws.adopt()
+    out.submitted += ws.submit(ws.jobs)          # intents left by an interrupted run
+    out.collected += ws.collect()
+    budget_used = [Decimal(0)]
+    todo = {job.name for job in ws.jobs}         # jobs that need a full pass
+    while True:
+        for job in ws.jobs:
+            if job.name in todo:
+                _full_pass(ws, job, out, todo, budget_used)
+        _refresh_states(ws, out)
+        if not ws.options.wait or _settled(out, todo):
+            return out
+        collected = _wait(ws)
+        out.collected += collected
+        for job in ws.jobs:
+            if job.name in out.runs:
+                out.runs[job.name].written += ws.write_answered(job)
+        _refresh_states(ws, out)
+        todo |= {name for name, run in out.runs.items()
+                 if run.waiting.get("retry_ready") or run.waiting.get("unsent")}
+        todo |= set(out.blocked)
 
-    def __init__(self, project: ProjectContext, jobs: list[Job], reporter: Reporter,
-                 options: Options | None = None):
-        self.project = project
-        self.jobs = jobs
-        self.report = reporter
-        self.options = options or Options()
-        self.prices = PriceTable.load(project.config.prices,
-                                      origin=project.file or "batchrun.yaml")
-        self._store: Store | None = None
-        self._api: BatchAPI | None = None
-        self._qdrant = None
 
-    # ---- lazily opened edges ---------------------------------------------------------
+def _full_pass(ws: Workspace, job: Job, out: Outcome, todo: set[str],
+               budget_used: list[Decimal]) -> None:
+    blocker = _blocked_by(job, out)
+    if blocker:
+        out.blocked[job.name] = blocker
+        return
+    out.blocked.pop(job.name, None)
+    plan = ws.prepare(job, budget_used)
+    run = out.runs.get(job.name)
+    if run is None:
+        out.runs[job.name] = run = JobRun(plan)
+        run.add(plan, first=True)
+    else:
+        run.add(plan, first=False)
+    todo.discard(job.name)
+    if plan.shards:
+        out.submitted += ws.submit([job])
+    run.waiting = ws.store.waiting_states(job.name, time.time())   # for jobs that need it
 
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = Store(self.project.state_dir)
-        return self._store
 
-    @property
-    def api(self) -> BatchAPI:
-        if self._api is None:
-            self._api = open_provider(self.project, emulator_speed=self.options.emulator_speed)
-        return self._api
+def _blocked_by(job: Job, out: Outcome) -> str | None:
+    """A job that reads another's output waits until that one has nothing in progress."""
+    for need in job.spec.needs:
+        run = out.runs.get(need)
+        if run is None or any(run.waiting.get(state) for state in UNSETTLED):
+            return f"waits for {need}"
+    return None
 
-    @property
-    def qdrant(self):
-        if self._qdrant is None:
-            self._qdrant = connect(self.project)
-        return self._qdrant
 
-    def selection(self, job: Job) -> Selection:
-        cfg = self.project.config.qdrant
-        return Selection(self.qdrant, job, page=cfg.scroll_page, write_batch=cfg.write_batch)
+def _refresh_states(ws: Workspace, out: Outcome) -> None:
+    now = time.time()
+    for name, run in out.runs.items():
+        run.waiting = ws.store.waiting_states(name, now)
 
-    def close(self) -> None:
-        if self._qdrant is not None:
-            self._qdrant.close()
-        if self._store is not None:
-            self._store.close()
 
-    @contextmanager
-    def locked(self, command: str) -> Iterator[None]:
-        lock = StateLock(self.project.state_dir)
-        lock.acquire(self.options.lock_timeout, command)
-        try:
-            if lock.previous and lock.previous.get("pid"):
-                self.report.line(f"note: the previous run (pid {lock.previous['pid']}, "
-                                 f"{lock.previous.get('command', '')}) ended without finishing; "
-                                 "resuming where it stopped")
-            yield
-        finally:
-            lock.release()
+def _settled(out: Outcome, todo: set[str]) -> bool:
+    runs_settled = all(not any(run.waiting.get(s) for s in UNSETTLED)
+                       for run in out.runs.values())
+    return runs_settled and not todo
 
-    # ---- the stages ------------------------------------------------------------------
 
-    def plan(self) -> dict[str, JobPlan]:
-        """What apply would do, per job. Reads Qdrant and the ledger; spends nothing."""
-        return {job.name: self._pass(job, writes=False, pack=False, estimate=True)
-                for job in self.jobs}
-
-    def _pass(self, job: Job, *, writes: bool, pack: bool, estimate: bool) -> JobPlan:
-        selection = self.selection(job)
-        total = selection.count()
-        self.report.start(job.name, total)
-        plan = reconcile(job, selection, self.store, apply=writes, pack=pack,
-                         estimate=estimate, retry_failed=self.options.retry_failed,
-                         force=self.options.force,
-                         progress=lambda _stage, n: self.report.advance(job.name, n))
-        self.report.finish(job.name)
-        return plan
-
-    def cost_range(self, job: Job, estimate: Estimate) -> CostRange:
-        price = self.prices.lookup(job.spec.model)
-        rates = price.batch if price is not None else None
-        return cost_range(estimate, rates.input if rates else None,
-                          rates.output if rates else None, self.output_mean(job))
-
-    def output_mean(self, job: Job) -> float | None:
-        row = self.store.db.execute(
-            "SELECT SUM(output_tokens), SUM(json_extract(seen, '$.billed')) FROM batches "
-            "WHERE job=? AND model=? AND collected_at IS NOT NULL",
-            (job.name, job.spec.model)).fetchone()
-        tokens, lines = row[0], row[1]
-        return tokens / lines if tokens is not None and lines else None
-
-    def prepare(self, job: Job, budget_used: list[Decimal]) -> JobPlan:
-        """One apply pass: write what is free, pack what is pending, record the intents."""
-        needs_estimate = self._budget(job) is not None or job.spec.batch.max_enqueued_tokens
-        refused: list = []
-        try:
-            with self.store.transaction():
-                plan = self._pass(job, writes=True, pack=True, estimate=bool(needs_estimate))
-                refused = plan.shards
-                plan.raise_render_errors(job)
-                self._refuse_over_budget(job, plan, budget_used)
-                refused = []
-                self._record_job(job)
-        finally:
-            self._discard_unrecorded(refused)
-        manifest.write(self.store)
-        crash.point("after-pack")
-        return plan
-
-    def _record_job(self, job: Job) -> None:
-        self.store.record_job(job.name, file=job.file, fingerprint=job.fingerprint,
-                              endpoint=job.spec.endpoint, model=job.spec.model,
-                              output_key=job.output_key, details=changes.details(job))
-
-    def _discard_unrecorded(self, shards: list) -> None:
-        """Shard files of a refused pass: no batch refers to them, so nobody will send them."""
-        recorded = {row["shard"] for row in self.store.batches()}
-        for shard in shards:
-            if shard.sha not in recorded:
-                self.store.artifacts.path(SHARDS, shard.sha).unlink(missing_ok=True)
-
-    def _budget(self, job: Job) -> Decimal | None:
-        limits = [Decimal(str(v)) for v in (job.spec.budget.max_cost_usd, self.options.max_cost)
-                  if v is not None]
-        return min(limits) if limits else None
-
-    def _refuse_over_budget(self, job: Job, plan: JobPlan, used: list[Decimal]) -> None:
-        budget = self._budget(job)
-        if budget is None or not plan.requests:
-            return
-        estimate = self.cost_range(job, plan.estimate)
-        remaining = budget - used[0]
-        if estimate.low is None:
-            raise BudgetExceeded(f"{job.name}: the price of {job.spec.model} is unknown, so "
-                                 f"the budget of ${budget} cannot be checked",
-                                 where=job.at("budget", "max_cost_usd"),
-                                 hint="add its price under prices: in batchrun.yaml")
-        if estimate.high is None:
-            raise BudgetExceeded(f"{job.name}: output is uncapped, so {plan.requests:,} requests "
-                                 f"have no upper cost bound to check against ${budget}",
-                                 where=job.at("params"),
-                                 hint="set params.max_tokens (or max_completion_tokens)")
-        if estimate.high > remaining:
-            per_request = estimate.high / plan.requests
-            fit = int(remaining / per_request) if per_request > 0 else plan.requests
-            raise BudgetExceeded(
-                f"{job.name}: {plan.requests:,} requests are estimated at up to "
-                f"${estimate.high:.4f}, ${estimate.high - remaining:.4f} over the remaining "
-                f"budget of ${remaining:.4f}; about {fit:,} requests would fit",
-                where=job.at("budget", "max_cost_usd") if job.spec.budget.max_cost_usd
-                is not None else None,
-                hint="raise the budget (budget.max_cost_usd or --max-cost), or narrow "
-                     "source.filter / source.limit")
-        used[0] += estimate.high
-
-    def submit(self, jobs: list[Job]) -> int:
-        created = submit_pending(self.store, self.api, [j.name for j in jobs],
-                                 report=self.report.line)
-        if created:
-            manifest.write(self.store)
-        return len(created)
-
-    def adopt(self) -> int:
-        count = adopt(self.store, self.api, [j.name for j in self.jobs], report=self.report.line)
-        if count:
-            manifest.write(self.store)
-        return count
-
-    def collect(self) -> list[Collected]:
-        if not self.store.batches(open_only=True):
-            return []
-        refresh(self.store, self.api)
-        collected = collect_finished(
-            self.store, self.api, self.prices,
-            {j.name: j.spec.batch.max_attempts for j in self.jobs},
-            backoff=max(self.api.poll_interval * 4, 0.2), report=self.report.line)
-        manifest.write(self.store)
-        return collected
-
-    def cancel(self) -> list[str]:
-        """Ask the provider to cancel every open batch of these jobs."""
-        names = {j.name for j in self.jobs}
-        cancelled = []
-        for row in self.store.batches(open_only=True):
-            if row["job"] in names and row["batch_id"] and row["status"] not in TERMINAL:
-                batch = self.api.cancel(row["batch_id"])
-                with self.store.transaction():
-                    self.store.update_batch(row["seq"], status=batch.status)
-                cancelled.append(batch.id)
-        manifest.write(self.store)
-        return cancelled
-
-    def write_back(self) -> dict[str, JobPlan]:
-        """A pass that writes cached results without packing anything (`collect`)."""
-        plans = {}
-        for job in self.jobs:
-            with self.store.transaction():
-                plans[job.name] = self._pass(job, writes=True, pack=False, estimate=False)
-        return plans
-
-    # ---- apply -----------------------------------------------------------------------
-
-    def apply(self) -> Outcome:
-        out = Outcome()
-        self.store  # open the ledger before taking its lock's directory
-        out.adopted = self.adopt()
-        out.submitted += self.submit(self.jobs)      # intents left by an interrupted run
-        out.collected += self.collect()
-        budget_used = [Decimal(0)]
-        dirty = {job.name for job in self.jobs}
-        while True:
-            for job in self.jobs:
-                if job.name not in dirty:
-                    continue
-                blocker = self._blocked_by(job, out)
-                if blocker:
-                    out.blocked[job.name] = blocker
-                    continue
-                out.blocked.pop(job.name, None)
-                plan = self.prepare(job, budget_used)
-                run = out.runs.get(job.name)
-                if run is None:
-                    out.runs[job.name] = run = JobRun(plan)
-                    run.add(plan, first=True)
-                else:
-                    run.add(plan, first=False)
-                dirty.discard(job.name)
-                if plan.shards:
-                    out.submitted += self.submit([job])
-            if not self.options.wait or self._settled(out):
-                return out
-            collected = self._wait(out)
-            out.collected += collected
-            if collected or self._backoff_expired():
-                dirty = {job.name for job in self.jobs}
-
-    def _blocked_by(self, job: Job, out: Outcome) -> str | None:
-        for need in job.spec.needs:
-            plan = out.plans.get(need)
-            if plan is None or not plan.done:
-                return f"waits for {need}"
-        return None
-
-    def _settled(self, out: Outcome) -> bool:
-        return all(p.done for p in out.plans.values()) and not out.blocked and \
-            not self.store.batches(open_only=True)
-
-    def _wait(self, out: Outcome) -> list[Collected]:
-        """Sleep until a batch finishes or a backoff ends; collect what finished."""
-        while True:
-            if self.store.batches(open_only=True):
-                time.sleep(self.api.poll_interval)
-                self.report.batches(refresh(self.store, self.api))
-                collected = self.collect()
-                if collected:
-                    return collected
-            else:
-                wake = self._next_retry_time()
-                if wake is None:
-                    return []
-                time.sleep(max(0.0, min(wake - time.time(), self.api.poll_interval * 10)))
-            if self._backoff_expired():
+def _wait(ws: Workspace) -> list[Collected]:
+    """Sleep until a batch finishes or a backoff ends; collect what finished."""
+    while True:
+        if ws.store.batches(open_only=True):
+            time.sleep(ws.api.poll_interval)
+            ws.report.batches(refresh(ws.store, ws.api))
+            collected = ws.collect()
+            if collected:
+                return collected
+        else:
+            wake = ws.store.next_retry_time()
+            if wake is None:
                 return []
+            time.sleep(max(0.0, min(wake - time.time(), ws.api.poll_interval * 10)))
+        if ws.store.backoff_expired(time.time()):
+            return []
 
-    def _next_retry_time(self) -> float | None:
-        row = self.store.db.execute("SELECT MIN(not_before) FROM requests WHERE state='retry' "
-                                    "AND not_before > 0").fetchone()
-        return row[0]
 
-    def _backoff_expired(self) -> bool:
-        row = self.store.db.execute("SELECT COUNT(*) FROM requests WHERE state='retry' AND "
-                                    "not_before > 0 AND not_before <= ?", (time.time(),)).fetchone()
-        return bool(row[0])
+__all__ = ["apply", "Options", "Outcome", "JobRun", "Workspace"]

@@ -20,7 +20,8 @@ from typing import Any, Callable
 import click
 
 from . import __version__, report
-from .apply import Options, Workspace
+from .apply import apply as run_apply
+from .workspace import Options, Workspace
 from .batchfile import check_file
 from .collect import refresh
 from .costs import cost_report, manifest_file
@@ -162,7 +163,7 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
     ws = _workspace(state, paths, options, no_progress=no_progress)
     try:
         with ws.locked("apply"):
-            outcome = ws.apply()
+            outcome = run_apply(ws)
         if as_json:
             _emit(report.apply_json(ws, outcome))
         else:
@@ -522,7 +523,7 @@ def demo(state: State, speed: str, examples: int, no_progress: bool) -> None:
         _echo_lines(report.plan_lines(ws, ws.plan()))
         click.echo("")
         with ws.locked("demo"):
-            outcome = ws.apply()
+            outcome = run_apply(ws)
         ws.report.close()
         _echo_lines(report.apply_lines(ws, outcome))
         click.echo("")

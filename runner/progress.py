@@ -20,6 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class Reporter:
     """Plain lines. Subclassed by the live terminal version."""
 
+    # Whether `start` needs the number of points: counting costs a full pass over the
+    # filter, worth it only for a progress bar a person is watching.
+    wants_total = False
+
     def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False,
                  interval: float = 5.0):
         self.stream = stream or sys.stderr
@@ -33,7 +37,7 @@ class Reporter:
         if not self.quiet:
             print(message, file=self.stream, flush=True)
 
-    def start(self, job: str, total: int) -> None:
+    def start(self, job: str, total: int | None) -> None:
         self._totals[job] = total
         self._last[job] = time.monotonic()
 
@@ -41,7 +45,8 @@ class Reporter:
         now = time.monotonic()
         if now - self._last.get(job, 0) >= self.interval:
             self._last[job] = now
-            self.line(f"{job}: scanned {done:,} of {self._totals.get(job, 0):,} points")
+            total = self._totals.get(job)
+            self.line(f"{job}: scanned {done:,}" + (f" of {total:,}" if total else "") + " points")
 
     def finish(self, job: str) -> None:
         self._totals.pop(job, None)
@@ -82,6 +87,8 @@ def _duration(seconds: float) -> str:
 class LiveReporter(Reporter):
     """rich progress bars for a terminal."""
 
+    wants_total = True
+
     def __init__(self, stream: IO[str] | None = None):
         super().__init__(stream)
         self.console = Console(file=self.stream)
@@ -94,7 +101,7 @@ class LiveReporter(Reporter):
     def line(self, message: str) -> None:
         self.console.print(message, highlight=False, markup=False)
 
-    def start(self, job: str, total: int) -> None:
+    def start(self, job: str, total: int | None) -> None:
         self._tasks[job] = self.progress.add_task(f"{job}: scanning", total=total)
 
     def advance(self, job: str, done: int) -> None:

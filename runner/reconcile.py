@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import SpecError
+from .errors import BatchrunError, SpecError
 from .estimate import Estimate
 from .keys import request_key
 from .pack import Packer, Shard, batch_line
@@ -31,6 +32,7 @@ from .store import FAILED, QUEUED, RETRY, Store, utc_now
 from .tokens import max_output_tokens, prompt_tokens
 
 Progress = Callable[[str, int], None]
+INPUTS_SCHEME = "p5:"   # how `inputs_digest` hashes; a new scheme re-renders once, sends nothing
 
 
 @dataclass
@@ -91,11 +93,11 @@ class JobPlan:
 
 
 def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
-    """What a point's request depends on. Not canonical (payload order is Qdrant's
-    stored order): a spurious mismatch costs one render, never a request."""
-    data = json.dumps([fingerprint, point_id, payload], ensure_ascii=False,
-                      separators=(",", ":"), default=str)
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:32]
+    """What a point's request depends on, hashed fast (pickle is C; this runs once per point
+    on every apply). Not canonical — payload order is Qdrant's stored order — so a spurious
+    mismatch is possible, and costs one render, never a request. Tagged with its scheme."""
+    data = pickle.dumps((fingerprint, point_id, payload), protocol=5)
+    return INPUTS_SCHEME + hashlib.sha256(data).hexdigest()[:32]
 
 
 def stamp(key: str, inputs: str, model: str | None, batch_id: str | None) -> dict:
@@ -145,18 +147,21 @@ def reconcile(job: Job, selection: Selection, store: Store, *, apply: bool, pack
     packer = Packer(store.artifacts, _LedgerSink(store, job), max_requests=spec.batch.max_requests,
                     max_bytes=spec.batch.max_bytes) if apply and pack else None
     dedupe = None if packer else _PlanDedupe()
+    waiting = _Waiting(store, job.name) if packer else None
     queue_room = _queue_room(job, store)
     try:
         for point in selection.points():
             plan.matched += 1
             if progress and plan.matched % 1000 == 0:
                 progress("scanned", plan.matched)
-            _one(job, point, plan, store, selection, packer, dedupe, now, apply=apply,
-                 estimate=estimate or queue_room is not None, retry_failed=retry_failed,
-                 force=force, queue_room=queue_room)
+            _one(job, point, plan, store, selection, packer, dedupe, waiting, now,
+                 apply=apply, estimate=estimate or queue_room is not None,
+                 retry_failed=retry_failed, force=force, queue_room=queue_room)
         if apply:
             selection.flush()
             plan.shards = packer.close() if packer else []
+        if waiting:
+            waiting.flush()
     except BaseException:
         if packer:
             packer.abort()
@@ -174,9 +179,29 @@ def _queue_room(job: Job, store: Store) -> list[int] | None:
     return [limit - store.enqueued_tokens(job.spec.model)]
 
 
+class _Waiting:
+    """The points a packing pass leaves waiting for an answer, recorded in the ledger (in
+    batches of rows) so answers can be written to them without another full pass."""
+
+    def __init__(self, store: Store, job: str):
+        self.store, self.job = store, job
+        self.rows: list[tuple[str, str, str, str]] = []
+        store.forget_points(job)
+
+    def add(self, point_id: Any, key: str, inputs: str) -> None:
+        self.rows.append((self.job, json.dumps(point_id), key, inputs))
+        if len(self.rows) >= 1000:
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.expect_points(self.rows)
+        self.rows = []
+
+
 def _one(job: Job, point: Point, plan: JobPlan, store: Store, selection: Selection,
-         packer: Packer | None, dedupe: _PlanDedupe | None, now: float, *, apply: bool,
-         estimate: bool, retry_failed: bool, force: bool, queue_room: list[int] | None) -> None:
+         packer: Packer | None, dedupe: _PlanDedupe | None, waiting: _Waiting | None,
+         now: float, *, apply: bool, estimate: bool, retry_failed: bool, force: bool,
+         queue_room: list[int] | None) -> None:
     inputs = inputs_digest(job.fingerprint, point.id, point.payload)
     old = point.stamp
     if old and old.get("inputs") == inputs and not force:
@@ -202,6 +227,8 @@ def _one(job: Job, point: Point, plan: JobPlan, store: Store, selection: Selecti
             selection.write(point.id, {job.output_key: result.value, selection.stamp_key:
                                        stamp(key, inputs, result.model, result.batch_id)})
         return
+    if waiting is not None:   # whatever happens below, this point waits for `key`
+        waiting.add(point.id, key, inputs)
     state = store.request(key)
     if state is not None and state.state == QUEUED:
         plan.in_flight += 1
@@ -224,6 +251,11 @@ def _one(job: Job, point: Point, plan: JobPlan, store: Store, selection: Selecti
         return  # the same request as another pending point: counted once, sent once
     tokens = prompt_tokens(endpoint, body) if estimate else None
     if queue_room is not None and tokens is not None:
+        if tokens.tokens > (job.spec.batch.max_enqueued_tokens or 0):
+            raise BatchrunError(f"a request of {tokens.tokens:,} input tokens can never fit in "
+                                f"batch.max_enqueued_tokens ({job.spec.batch.max_enqueued_tokens:,})",
+                                where=job.at("batch", "max_enqueued_tokens"),
+                                hint="raise the limit, or shorten the prompt")
         if tokens.tokens > queue_room[0]:
             plan.pending -= 1
             plan.waiting += 1

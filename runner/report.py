@@ -13,11 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 from . import changes
-from .apply import Outcome, Workspace
+from .apply import Outcome
 from .collect import refresh
 from .estimate import CostRange
 from .reconcile import JobPlan
 from .spec import Job
+from .workspace import Workspace
 
 
 def money(amount: Decimal | float | None) -> str:
@@ -163,22 +164,21 @@ def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
         if run is None:
             lines.append(f"{job.name}: not run ({out.blocked.get(job.name, 'blocked')})")
             continue
-        plan = run.last
-        parts = [f"{plan.matched:,} matched"]
+        parts = [f"{run.last.matched:,} matched"]
         if run.sent:
             parts.append(f"{run.sent:,} requests sent in {run.shards} "
                          f"batch{'es' * (run.shards != 1)}")
         if run.written:
             free = f" ({run.free:,} from cache, free)" if run.free else ""
             parts.append(f"{run.written:,} written{free}")
-        for label, value in (("in flight", plan.in_flight + plan.pending),
-                             ("waiting to retry", plan.waiting), ("failed", plan.failed)):
+        for label, value in (("in flight", run.in_flight), ("waiting to retry", run.retrying),
+                             ("failed", run.failed)):
             if value:
                 parts.append(f"{value:,} {label}")
         if len(parts) == 1:
             parts.append("all up to date")
         lines.append(f"{job.name}: " + ", ".join(parts))
-        for row in ws.store.failures(job.name, limit=5) if plan.failed else ():
+        for row in ws.store.failures(job.name, limit=5) if run.failed else ():
             lines.append(f"    failed {row['key'][:12]}: {row['last_error']}")
     lines.append(totals_line(ws, [c.batch_id for c in out.collected], out))
     return lines
@@ -210,10 +210,12 @@ def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
     jobs = {}
     for job in ws.jobs:
         run = out.runs.get(job.name)
-        entry: dict[str, Any] = {"blocked": out.blocked.get(job.name)}
+        entry: dict[str, Any] = {"blocked": out.blocked.get(job.name) or "blocked"}
         if run is not None:
-            entry = {**job_counts(run.last), "sent": run.sent, "written": run.written,
-                     "written_from_cache": run.free, "batches": run.shards}
+            entry = {"matched": run.last.matched, "up_to_date": run.up_to_date,
+                     "in_flight": run.in_flight, "waiting": run.retrying, "failed": run.failed,
+                     "sent": run.sent, "written": run.written, "written_from_cache": run.free,
+                     "batches": run.shards}
         entry["failures"] = [{"key": r["key"], "attempts": r["attempts"], "reason": r["last_error"]}
                              for r in ws.store.failures(job.name) if r["state"] == "failed"]
         jobs[job.name] = entry

@@ -76,6 +76,14 @@ CREATE TABLE IF NOT EXISTS requests (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS requests_batch ON requests(batch_seq, state);
 CREATE INDEX IF NOT EXISTS requests_job ON requests(job, state);
+CREATE TABLE IF NOT EXISTS points (    -- points waiting for a result, as the last pass saw them
+    job TEXT NOT NULL,
+    point TEXT NOT NULL,             -- the point id as JSON (an integer or a UUID string)
+    key TEXT NOT NULL,               -- the request key it waits for
+    inputs TEXT NOT NULL,            -- the digest of its inputs, for its stamp
+    PRIMARY KEY (job, point)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS points_key ON points(key);
 CREATE TABLE IF NOT EXISTS results (
     key TEXT PRIMARY KEY,
     kind TEXT NOT NULL,              -- json | f32 (embeddings, packed float32)
@@ -207,6 +215,17 @@ class Store:
         return [r[0] for r in self.db.execute(
             "SELECT key FROM requests WHERE batch_seq=? AND state='queued'", (batch_seq,))]
 
+    def next_retry_time(self) -> float | None:
+        """When the earliest backing-off retry may be sent (epoch seconds), if any."""
+        row = self.db.execute("SELECT MIN(not_before) FROM requests WHERE state='retry' "
+                              "AND not_before > 0").fetchone()
+        return row[0]
+
+    def backoff_expired(self, now: float) -> bool:
+        row = self.db.execute("SELECT 1 FROM requests WHERE state='retry' AND not_before > 0 "
+                              "AND not_before <= ? LIMIT 1", (now,)).fetchone()
+        return row is not None
+
     def reset_failed(self, job: str) -> int:
         cur = self.db.execute("UPDATE requests SET state='retry', attempts=0, not_before=0 "
                               "WHERE job=? AND state='failed'", (job,))
@@ -231,6 +250,47 @@ class Store:
         if row is None:
             return None
         return Result(row[0], row[1], decode_value(row[1], row[2]), row[3], row[4], row[5])
+
+    # ---- points waiting for results --------------------------------------------------
+    # A pass records every point whose request is not answered yet; when a batch is
+    # collected, its answers are written to exactly those points, without reading and
+    # rendering the whole selection again.
+
+    def forget_points(self, job: str) -> None:
+        self.db.execute("DELETE FROM points WHERE job=?", (job,))
+
+    def expect_points(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """(job, point id as JSON, key, inputs digest) rows."""
+        self.db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)", rows)
+
+    def answered_points(self, job: str) -> Iterator[tuple[Any, str, str, Result]]:
+        """(point id, key, inputs digest, result) for waiting points whose key has one."""
+        cursor = self.db.execute(
+            "SELECT p.point, p.key, p.inputs, r.kind, r.value, r.model, r.batch_id, r.at "
+            "FROM points p JOIN results r ON r.key = p.key WHERE p.job=? ORDER BY p.point",
+            (job,))
+        while rows := cursor.fetchmany(1000):
+            for row in rows:
+                result = Result(row[1], row[3], decode_value(row[3], row[4]), row[5], row[6],
+                                row[7])
+                yield json.loads(row[0]), row[1], row[2], result
+
+    def forget_answered(self, job: str) -> None:
+        self.db.execute("DELETE FROM points WHERE job=? AND key IN (SELECT key FROM results)",
+                        (job,))
+
+    def waiting_states(self, job: str, now: float) -> dict[str, int]:
+        """Points still waiting, by why: answered (not yet written), in_flight, retry_ready,
+        backing_off, failed, unsent (held back by the queue limit)."""
+        rows = self.db.execute(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM results r WHERE r.key = p.key) "
+            "THEN 'answered' WHEN q.state = 'queued' THEN 'in_flight' "
+            "WHEN q.state = 'failed' THEN 'failed' "
+            "WHEN q.state = 'retry' AND q.not_before > ? THEN 'backing_off' "
+            "WHEN q.state = 'retry' THEN 'retry_ready' ELSE 'unsent' END, COUNT(*) "
+            "FROM points p LEFT JOIN requests q ON q.key = p.key WHERE p.job=? GROUP BY 1",
+            (now, job)).fetchall()
+        return {r[0]: r[1] for r in rows}
 
     # ---- batches ---------------------------------------------------------------------
 
