@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Mapping
 
-import jsonschema
 from openai.types import Batch
 
 from . import crash
@@ -26,6 +25,7 @@ from .provider import BatchAPI
 from .results import Expect, Outcome, Usage, iter_jsonl, parse_line
 from .store import FAILED, RETRY, TERMINAL, Store, encode_value
 from .submit import batch_info
+from .validate import AnswerValidator
 
 OUTPUTS = "outputs"
 DEFAULT_MAX_ATTEMPTS = 3
@@ -137,7 +137,7 @@ def expectation(store: Store, shard: str) -> tuple[Expect, Any]:
     fmt = body.get("response_format") or (body.get("text") or {}).get("format") or {}
     if fmt.get("type") == "json_schema":
         schema = fmt.get("json_schema", fmt).get("schema", {})
-        return Expect.JSON, jsonschema.Draft202012Validator(schema)
+        return Expect.JSON, AnswerValidator(schema)
     if fmt.get("type") == "json_object":
         return Expect.JSON, None
     return Expect.TEXT, None
