@@ -15,6 +15,7 @@ the template line.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,11 @@ class PromptTemplate:
     reads: dict[str, Location] = field(default_factory=dict)  # names it reads, where first
     root: Path = Path(".")
     key: str = ""         # the spec key of an inline template, e.g. prompt.user
+
+    @functools.cached_property
+    def constant(self) -> str:
+        """The text of a template that reads no variable, rendered once."""
+        return self.template.render({})
 
 
 def environment(root: Path) -> SandboxedEnvironment:
@@ -180,6 +186,8 @@ def context(point_id: Any, payload: dict) -> dict:
 
 
 def render_text(template: PromptTemplate, point_id: Any, payload: dict) -> str:
+    if not template.reads:            # reads nothing from the point: the same for every point
+        return template.constant
     try:
         return template.template.render(context(point_id, payload))
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError,

