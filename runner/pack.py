@@ -8,7 +8,6 @@ shard is always complete, and the same pending requests always make the same sha
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,12 +15,6 @@ from .errors import BatchrunError
 from .store import Artifacts, ArtifactWriter
 
 SHARDS = "shards"
-
-
-def batch_line(key: str, endpoint: str, body: dict) -> bytes:
-    """One line of a batch input file; the request key is the custom_id."""
-    return (json.dumps({"custom_id": key, "method": "POST", "url": endpoint, "body": body},
-                       ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from typing import Any, Callable
 
 from .errors import BatchrunError, SpecError
 from .estimate import Estimate
-from .keys import request_key
-from .pack import Packer, Shard, batch_line
-from .render import RenderError, render_body
+from .keys import BodyFrame
+from .pack import Packer, Shard
+from .render import RenderError, render_parts, request_frame
 from .select import Point, Selection
 from .spec import Job
 from .store import FAILED, QUEUED, RETRY, Store, utc_now
@@ -149,12 +149,13 @@ def reconcile(job: Job, selection: Selection, store: Store, *, apply: bool, pack
     dedupe = None if packer else _PlanDedupe()
     waiting = _Waiting(store, job.name) if packer else None
     queue_room = _queue_room(job, store)
+    frame = request_frame(job)
     try:
         for point in selection.points():
             plan.matched += 1
             if progress and plan.matched % 1000 == 0:
                 progress("scanned", plan.matched)
-            _one(job, point, plan, store, selection, packer, dedupe, waiting, now,
+            _one(job, frame, point, plan, store, selection, packer, dedupe, waiting, now,
                  apply=apply, estimate=estimate or queue_room is not None,
                  retry_failed=retry_failed, force=force, queue_room=queue_room)
         if apply:
@@ -198,22 +199,22 @@ class _Waiting:
         self.rows = []
 
 
-def _one(job: Job, point: Point, plan: JobPlan, store: Store, selection: Selection,
-         packer: Packer | None, dedupe: _PlanDedupe | None, waiting: _Waiting | None,
-         now: float, *, apply: bool, estimate: bool, retry_failed: bool, force: bool,
-         queue_room: list[int] | None) -> None:
+def _one(job: Job, frame: BodyFrame, point: Point, plan: JobPlan, store: Store,
+         selection: Selection, packer: Packer | None, dedupe: _PlanDedupe | None,
+         waiting: _Waiting | None, now: float, *, apply: bool, estimate: bool,
+         retry_failed: bool, force: bool, queue_room: list[int] | None) -> None:
     inputs = inputs_digest(job.fingerprint, point.id, point.payload)
     old = point.stamp
     if old and old.get("inputs") == inputs and not force:
         plan.up_to_date += 1
         return
     try:
-        body = render_body(job, point.id, point.payload)
+        parts = render_parts(job, point.id, point.payload)
     except RenderError as exc:
         plan.render_errors.setdefault(str(exc), RenderFailures(exc)).add(point.id)
         return
-    endpoint = job.spec.endpoint
-    key = request_key(endpoint, body)
+    body = frame.serialise(parts)
+    key = frame.key(body)
     if old and old.get("key") == key and not force:
         plan.up_to_date += 1
         plan.restamped += 1
@@ -249,7 +250,7 @@ def _one(job: Job, point: Point, plan: JobPlan, store: Store, selection: Selecti
     first = packer is not None or (dedupe is not None and dedupe.first(key))
     if not first:
         return  # the same request as another pending point: counted once, sent once
-    tokens = prompt_tokens(endpoint, body) if estimate else None
+    tokens = prompt_tokens(job.spec.endpoint, frame.body(parts)) if estimate else None
     if queue_room is not None and tokens is not None:
         if tokens.tokens > (job.spec.batch.max_enqueued_tokens or 0):
             raise BatchrunError(f"a request of {tokens.tokens:,} input tokens can never fit in "
@@ -263,8 +264,8 @@ def _one(job: Job, point: Point, plan: JobPlan, store: Store, selection: Selecti
         queue_room[0] -= tokens.tokens
     plan.requests += 1
     if tokens is not None:
-        plan.estimate.add(tokens, max_output_tokens(endpoint, body))
+        plan.estimate.add(tokens, max_output_tokens(job.spec.endpoint, frame.constant))
     if packer is not None:
-        packer.add(key, batch_line(key, endpoint, body), tokens.tokens if tokens else 0)
+        packer.add(key, frame.line(key, body), tokens.tokens if tokens else 0)
 
 

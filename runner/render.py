@@ -27,7 +27,7 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import Location, SpecError
-from .keys import digest, sha256_hex
+from .keys import BodyFrame, digest, sha256_hex
 from .yamlfile import read_text
 
 if TYPE_CHECKING:
@@ -227,25 +227,38 @@ def _failed_at(template: PromptTemplate, exc: BaseException) -> Location:
 
 
 
-def render_body(job: "Job", point_id: Any, payload: dict) -> dict:
-    """The request body sent for one point: exactly what the request key is computed on."""
-    user = render_text(job.user, point_id, payload)
-    system = render_text(job.system, point_id, payload) if job.system else None
+def request_frame(job: "Job") -> BodyFrame:
+    """What every request body of `job` has in common, and which keys vary per point."""
     spec = job.spec
+    constant: dict[str, Any] = {"model": spec.model, **spec.params}
     if spec.endpoint == "/v1/chat/completions":
-        messages = [{"role": "system", "content": system}] if system is not None else []
-        messages.append({"role": "user", "content": user})
-        body: dict[str, Any] = {"model": spec.model, "messages": messages, **spec.params}
+        variable: tuple[str, ...] = ("messages",)
         if job.output_schema is not None:
-            body["response_format"] = {"type": "json_schema", "json_schema": {
+            constant["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": job.schema_name, "strict": True, "schema": job.output_schema}}
     elif spec.endpoint == "/v1/responses":
-        body = {"model": spec.model, "input": user, **spec.params}
-        if system is not None:
-            body["instructions"] = system
+        variable = ("input", "instructions") if job.system else ("input",)
         if job.output_schema is not None:
-            body["text"] = {"format": {"type": "json_schema", "name": job.schema_name,
-                                       "strict": True, "schema": job.output_schema}}
+            constant["text"] = {"format": {"type": "json_schema", "name": job.schema_name,
+                                           "strict": True, "schema": job.output_schema}}
     else:  # /v1/embeddings
-        body = {"model": spec.model, "input": user, **spec.params}
-    return body
+        variable = ("input",)
+    return BodyFrame(spec.endpoint, constant, variable)
+
+
+def render_parts(job: "Job", point_id: Any, payload: dict) -> dict:
+    """The keys of a request body that come from the point: messages, or input."""
+    user = render_text(job.user, point_id, payload)
+    system = render_text(job.system, point_id, payload) if job.system else None
+    if job.spec.endpoint == "/v1/chat/completions":
+        messages = [{"role": "system", "content": system}] if system is not None else []
+        messages.append({"role": "user", "content": user})
+        return {"messages": messages}
+    if job.spec.endpoint == "/v1/responses" and system is not None:
+        return {"input": user, "instructions": system}
+    return {"input": user}
+
+
+def render_body(job: "Job", point_id: Any, payload: dict) -> dict:
+    """The request body sent for one point: exactly what the request key is computed on."""
+    return request_frame(job).body(render_parts(job, point_id, payload))

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from runner.errors import BatchrunError
-from runner.pack import SHARDS, Packer, Shard, batch_line
+from runner.keys import BodyFrame
+from runner.pack import SHARDS, Packer, Shard
 from runner.store import Artifacts
 
 
@@ -31,9 +32,11 @@ class Ledger:
         self.closed.append(shard)
 
 
+FRAME = BodyFrame("/v1/embeddings", {"model": "text-embedding-3-small"}, ("input",))
+
+
 def lines(count, size=10):
-    return [(f"k{i:05d}", batch_line(f"k{i:05d}", "/v1/embeddings",
-                                     {"model": "text-embedding-3-small", "input": "x" * size}))
+    return [(f"k{i:05d}", FRAME.line(f"k{i:05d}", FRAME.serialise({"input": "x" * size})))
             for i in range(count)]
 
 
