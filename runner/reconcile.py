@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
+import marshal
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -32,7 +32,7 @@ from .store import FAILED, QUEUED, RETRY, Store, utc_now
 from .tokens import max_output_tokens, prompt_tokens
 
 Progress = Callable[[str, int], None]
-INPUTS_SCHEME = "p5:"   # how `inputs_digest` hashes; a new scheme re-renders once, sends nothing
+INPUTS_SCHEME = "m2:"   # how `inputs_digest` hashes; a new scheme re-renders once, sends nothing
 
 
 @dataclass
@@ -93,10 +93,15 @@ class JobPlan:
 
 
 def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
-    """What a point's request depends on, hashed fast (pickle is C; this runs once per point
-    on every apply). Not canonical — payload order is Qdrant's stored order — so a spurious
+    """What a point's request depends on, hashed fast (this runs once per point on every
+    apply). marshal, not pickle: pickling a str caches a UTF-8 copy inside it, and the
+    embedded engine keeps every payload string alive, so memory would grow with the
+    collection. Not canonical — payload order is Qdrant's stored order — so a spurious
     mismatch is possible, and costs one render, never a request. Tagged with its scheme."""
-    data = pickle.dumps((fingerprint, point_id, payload), protocol=5)
+    try:
+        data = marshal.dumps((fingerprint, point_id, payload), 2)
+    except ValueError:   # a value marshal cannot write; JSON can, more slowly
+        data = json.dumps([fingerprint, point_id, payload], default=str).encode()
     return INPUTS_SCHEME + hashlib.sha256(data).hexdigest()[:32]
 
 

@@ -88,6 +88,7 @@ class Workspace:
     def close(self) -> None:
         if self._qdrant is not None:
             self._qdrant.close()
+            gc.unfreeze()   # what was frozen with the collection may be collected again
         if self._store is not None:
             self._store.close()
 
