@@ -1,0 +1,247 @@
+"""batchrun's side, driven through its public entry points: `runner.apply.apply(Workspace)`
+and `Workspace.plan()`, on the project under `root`, with the in-process emulator at instant
+speed (or, when the project names another provider, that one: `memory` serves the
+emulator from its own process). Run in a child process by
+`_common.side("batchrun.<name>", spec)`; spec has `root`, `qdrant` (".qdrant" on disk, or
+":memory:": the child builds the collection itself, `current` to mark it up to date),
+`points`, and optionally `setup` (the run only prepares the next ones), `repeat`,
+`stages`, `profile`.
+
+Only the command is timed, from loading the project and its jobs to the end of
+`apply`/`plan`, as the CLI runs them; opening or building the collection is not (the
+baselines pay the same and it is reported apart). With `stages`, functions are wrapped
+from the outside (`Stages`) to split the time; nothing under runner/ is changed.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import functools
+import gc
+import hashlib
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx2
+import openai
+from qdrant_client import QdrantClient
+
+import _common  # first: it puts this checkout on sys.path
+from _common import MEMORY
+
+import runner.apply
+import runner.manifest
+import runner.pack
+import runner.reconcile
+import runner.store
+import runner.workspace
+from runner.emulator import Emulator, EmulatorConfig
+from runner.progress import Reporter
+from runner.provider import EMULATOR_URL, BatchAPI
+from runner.select import Selection
+from runner.spec import QdrantConfig, load_jobs, load_project
+from runner.workspace import Options, Workspace
+
+# The modules running apply's loop; they import the stage functions under their own names.
+FLOW = [runner.apply, runner.workspace]
+PAGE = QdrantConfig().scroll_page
+WRITE_BATCH = QdrantConfig().write_batch
+
+
+# ---- instruments -----------------------------------------------------------------------
+
+class Stages:
+    """Exclusive seconds per stage, by wrapping functions from the outside: time spent in
+    a nested wrapped call counts for the inner stage only."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._stack: list[float] = []
+
+    def call(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self._stack.append(0.0)
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.seconds[stage] += elapsed - self._stack.pop()
+            if self._stack:
+                self._stack[-1] += elapsed
+
+    def wrap(self, owner: Any, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            return self.call(stage, original, *args, **kwargs)
+
+        setattr(owner, name, timed_call)
+
+
+# (owners, attribute, stage key of _common.STAGES): each name is patched where it is looked up.
+APPLY_STAGES: list[tuple[list[Any], str, str]] = [
+    ([runner.reconcile], "inputs_digest", "stamp"),
+    ([runner.reconcile], "render_body", "render"),
+    ([runner.reconcile], "request_key", "key"),
+    ([runner.reconcile], "prompt_tokens", "estimate"),
+    ([runner.store.Store], "result", "ledger"),
+    ([runner.store.Store], "request", "ledger"),
+    ([runner.store.Store], "expect_points", "ledger"),
+    ([runner.reconcile], "batch_line", "pack"),
+    ([runner.pack.Packer], "add", "pack"),
+    ([runner.pack.Packer], "close", "pack"),
+    (FLOW, "adopt", "adopt"),
+    (FLOW, "submit_pending", "submit"),
+    (FLOW, "refresh", "collect"),
+    (FLOW, "collect_finished", "collect"),
+    ([runner.manifest], "write", "manifest"),
+]
+CLIENT_STAGES = [("scroll", "select"), ("count", "count"), ("batch_update_points", "write")]
+
+
+def instrument(stages: Stages, client: QdrantClient) -> list[str]:
+    """Wrap every stage function that exists; return the names runner/ no longer has."""
+    missing = []
+    for owners, name, stage in [*APPLY_STAGES, *(([client], n, s) for n, s in CLIENT_STAGES)]:
+        found = [owner for owner in owners if hasattr(owner, name)]
+        for owner in found:
+            stages.wrap(owner, name, stage)
+        if not found:
+            missing.append(f"{getattr(owners[0], '__name__', 'QdrantClient')}.{name}")
+    return missing
+
+
+class CountingApp:
+    """The emulator's WSGI app, counting the calls it is sent and timing them."""
+
+    def __init__(self, app: Emulator, stages: Stages):
+        self.app = app
+        self.calls: Counter[str] = Counter()
+        self.handle = app.__call__
+        stages.wrap(self, "handle", "emulator")
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        self.calls[f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}"] += 1
+        return self.handle(environ, start_response)
+
+    def posts(self) -> int:
+        return sum(n for call, n in self.calls.items() if call.startswith("POST /v1/"))
+
+
+# ---- the collection --------------------------------------------------------------------
+
+def open_collection(spec: dict) -> tuple[QdrantClient, float]:
+    started = time.perf_counter()
+    client, _ = _common.open_collection(spec)
+    if spec.get("setup"):
+        _common.unsynced(client)
+    if spec["qdrant"] == MEMORY and spec.get("current"):
+        mark_current(client, Path(spec["root"]))
+    return client, time.perf_counter() - started
+
+
+def mark_current(client: QdrantClient, root: Path) -> None:
+    """Make every selected point up to date the way apply leaves it — a result and a
+    stamp whose inputs digest matches — without sending 80,000 requests through the
+    emulator first. (`noop` checks that apply then finds every point up to date.)"""
+    project = load_project(root)
+    [job] = load_jobs([], project, root)
+    selection = Selection(client, job, page=PAGE, write_batch=WRITE_BATCH)
+    for point in selection.points():
+        inputs = runner.reconcile.inputs_digest(job.fingerprint, point.id, point.payload)
+        key = hashlib.sha256(inputs.encode()).hexdigest()
+        selection.write(point.id, {job.output_key: _common.FAKE_RESULT, selection.stamp_key:
+                                   runner.reconcile.stamp(key, inputs, job.spec.model, "bench")})
+    selection.flush()
+
+
+# ---- batchrun --------------------------------------------------------------------------
+
+def workspace(root: Path, client: QdrantClient, stages: Stages) -> tuple[Workspace, Any]:
+    """A Workspace as the CLI builds it. It opens Qdrant through its own `qdrant` property
+    (so whatever that does after connecting is measured), but `connect` hands it the
+    collection this process opened or built. The in-process emulator at instant speed
+    sits behind a counting wrapper when the project uses it."""
+    project = load_project(root)
+    jobs = load_jobs([], project, root)
+    ws = Workspace(project, jobs, Reporter(quiet=True), Options(emulator_speed="instant"))
+    sys.modules[Workspace.__module__].connect = lambda _project: client
+    counting = None
+    if project.config.provider.name == "emulator":
+        emulator = stages.call("emulator", Emulator, state_dir=project.state_dir / "emulator",
+                               config=EmulatorConfig.instant())
+        counting = CountingApp(emulator, stages)
+        http = httpx2.Client(transport=httpx2.WSGITransport(app=counting))
+        api = openai.OpenAI(api_key="emulator", base_url=EMULATOR_URL, http_client=http,
+                            max_retries=project.config.provider.max_retries)
+        ws._api = BatchAPI(api, "the batchrun emulator",
+                           min(project.config.provider.poll_interval, 0.05), emulator)
+    return ws, counting
+
+
+def batchrun(spec: dict, command: Callable[[Workspace], dict]) -> dict:
+    """Run `command` on a fresh Workspace `repeat` times (default 1); the fastest run."""
+    client, setup = open_collection(spec)
+    stages = Stages()
+    missing = instrument(stages, client) if spec.get("stages") else []
+    runs = []
+    for _ in range(spec.get("repeat", 1)):
+        stages.seconds.clear()
+        runs.append(timed(spec, client, stages, command))
+        # A CLI run ends its process; here the next run must not find this one's workspace
+        # alive (Workspace.qdrant gc.freeze()s everything, itself included).
+        gc.unfreeze()
+        gc.collect()
+    client.close()
+    return {**min(runs, key=lambda r: r["own_seconds"]), "setup": setup,
+            "uninstrumented": missing}
+
+
+def timed(spec: dict, client: QdrantClient, stages: Stages,
+          command: Callable[[Workspace], dict]) -> dict:
+    profile = cProfile.Profile() if spec.get("profile") else None
+    started = time.perf_counter()
+    if profile:
+        profile.enable()
+    ws, counting = workspace(Path(spec["root"]), client, stages)
+    out = command(ws)
+    ws.store.close()
+    if profile:
+        profile.disable()
+        profile.dump_stats(spec["profile"])
+    seconds = time.perf_counter() - started
+    if counting:
+        counting.app.close()
+    emulator_s = stages.seconds.get("emulator", 0.0)
+    return {**out, "seconds": seconds, "emulator_seconds": emulator_s,
+            "own_seconds": seconds - emulator_s,
+            "posts": counting.posts() if counting else None,
+            "calls": dict(counting.calls) if counting else {}, "stages": dict(stages.seconds)}
+
+
+def apply(spec: dict) -> dict:
+    def run(ws: Workspace) -> dict:
+        with ws.locked("apply"):
+            outcome = runner.apply.apply(ws)
+        job = outcome.runs[_common.JOB]
+        plan = job.last
+        return {"sent": job.sent, "written": job.written, "matched": plan.matched,
+                "up_to_date": plan.up_to_date, "failed": outcome.failed,
+                "batches": outcome.submitted}
+    return batchrun(spec, run)
+
+
+def plan(spec: dict) -> dict:
+    def run(ws: Workspace) -> dict:
+        result = ws.plan()[_common.JOB]
+        return {"matched": result.matched, "up_to_date": result.up_to_date,
+                "pending": result.pending}
+    return batchrun(spec, run)
+
+
+if __name__ == "__main__":
+    _common.child_main({"apply": apply, "plan": plan})
