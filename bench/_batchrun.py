@@ -33,6 +33,7 @@ import _common  # first: it puts this checkout on sys.path
 from _common import MEMORY
 
 import runner.apply
+import runner.keys
 import runner.manifest
 import runner.pack
 import runner.reconcile
@@ -85,13 +86,14 @@ class Stages:
 # (owners, attribute, stage key of _common.STAGES): each name is patched where it is looked up.
 APPLY_STAGES: list[tuple[list[Any], str, str]] = [
     ([runner.reconcile], "inputs_digest", "stamp"),
-    ([runner.reconcile], "render_body", "render"),
-    ([runner.reconcile], "request_key", "key"),
+    ([runner.reconcile], "render_parts", "render"),
+    ([runner.keys.BodyFrame], "serialise", "key"),
+    ([runner.keys.BodyFrame], "key", "key"),
     ([runner.reconcile], "prompt_tokens", "estimate"),
     ([runner.store.Store], "result", "ledger"),
     ([runner.store.Store], "request", "ledger"),
     ([runner.store.Store], "expect_points", "ledger"),
-    ([runner.reconcile], "batch_line", "pack"),
+    ([runner.keys.BodyFrame], "line", "pack"),
     ([runner.pack.Packer], "add", "pack"),
     ([runner.pack.Packer], "close", "pack"),
     (FLOW, "adopt", "adopt"),

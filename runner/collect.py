@@ -101,10 +101,15 @@ def collect_batch(store: Store, api: BatchAPI, row: Any, prices: PriceTable, max
     with store.transaction():
         if batch.status == "failed":
             _failed_batch(store, row, batch, result, now, backoff)
+        answers: list[tuple] = []
         for download in files.values():
             for _, line in iter_jsonl(download.path):
                 outcome = parse_line(line, expect=expect, validator=validator)
-                _settle(store, row, batch, outcome, result, max_attempts)
+                _settle(store, row, batch, outcome, result, max_attempts, answers)
+                if len(answers) >= 1000:
+                    store.put_results(answers)
+                    answers.clear()
+        store.put_results(answers)
         for key in store.unqueued_keys(row["seq"]):   # in no file: never ran
             store.settle(key, row["job"], row["seq"], state=RETRY, attempts_delta=0,
                          deferrals_delta=1, not_before=0.0,
@@ -172,7 +177,9 @@ def _failed_batch(store: Store, row: Any, batch: Batch, result: Collected, now: 
 
 
 def _settle(store: Store, row: Any, batch: Batch, outcome: Outcome, result: Collected,
-            max_attempts: int) -> None:
+            max_attempts: int, answers: list[tuple]) -> None:
+    """Record one line's outcome: an answer joins `answers` (cached in bulk by the caller),
+    a failure becomes a retry or a final failure with its reason."""
     key, job = outcome.custom_id, row["job"]
     if outcome.billed:
         result.usage = result.usage + outcome.usage
@@ -180,8 +187,8 @@ def _settle(store: Store, row: Any, batch: Batch, outcome: Outcome, result: Coll
         result.model = result.model or outcome.model
     if outcome.ok:
         kind = "f32" if _is_vector(outcome.value) else "json"
-        store.put_result(key, kind, encode_value(kind, outcome.value), outcome.model or
-                         batch.model, batch.id)
+        answers.append((key, kind, encode_value(kind, outcome.value),
+                        outcome.model or batch.model, batch.id))
         result.seen["succeeded"] += 1
         return
     state = store.request(key)

@@ -238,11 +238,12 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return self.db.execute(sql, (job,)).fetchall()
 
-    def put_result(self, key: str, kind: str, value: bytes, model: str | None,
-                   batch_id: str | None) -> None:
-        self.db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
-                        (key, kind, value, model, batch_id, utc_now()))
-        self.db.execute("DELETE FROM requests WHERE key=?", (key,))
+    def put_results(self, rows: list[tuple[str, str, bytes, str | None, str | None]]) -> None:
+        """Cache answers: (key, kind, value, model, batch id) rows; their requests are done."""
+        now = utc_now()
+        self.db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
+                            [(*row, now) for row in rows])
+        self.db.executemany("DELETE FROM requests WHERE key=?", [(row[0],) for row in rows])
 
     def result(self, key: str) -> Result | None:
         row = self.db.execute("SELECT key, kind, value, model, batch_id, at FROM results "

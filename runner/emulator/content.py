@@ -9,6 +9,7 @@ formats, anyOf, $ref/$defs); for an enum it prefers the value the record itself 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -54,6 +55,15 @@ class Prompt:
         """Distinctive words, most frequent first, from the user text (else all text)."""
         return distinctive_words(self.user) or distinctive_words(self.full) or ["emulated"]
 
+    @functools.cached_property
+    def user_words(self) -> dict[str, tuple[int, int]]:
+        """Each lowercase \\w+ word of the user text: (occurrences, first offset)."""
+        found: dict[str, tuple[int, int]] = {}
+        for match in re.finditer(r"\w+", self.user.lower()):
+            count, first = found.get(match.group(0), (0, match.start()))
+            found[match.group(0)] = (count + 1, first)
+        return found
+
 
 def distinctive_words(text: str) -> list[str]:
     counts: dict[str, int] = {}
@@ -91,14 +101,18 @@ def sentence(words: list[str], count: int) -> str:
 def pick_enum(options: list[Any], prompt: Prompt) -> Any:
     """The option the user text mentions most (as a word), else a fixed choice."""
     best, best_score = None, (0, 0)
-    lowered = prompt.user.lower()
     for option in options:
         if not isinstance(option, str) or not option:
             continue
-        hits = [m.start() for m in re.finditer(rf"(?<!\w){re.escape(option.lower())}(?!\w)",
-                                                lowered)]
-        if hits and (len(hits), -hits[0]) > best_score:
-            best, best_score = option, (len(hits), -hits[0])
+        wanted = option.lower()
+        if re.fullmatch(r"\w+", wanted):   # one word: counted once per prompt, not per option
+            count, first = prompt.user_words.get(wanted, (0, 0))
+        else:
+            hits = [m.start() for m in re.finditer(rf"(?<!\w){re.escape(wanted)}(?!\w)",
+                                                    prompt.user.lower())]
+            count, first = len(hits), (hits[0] if hits else 0)
+        if count and (count, -first) > best_score:
+            best, best_score = option, (count, -first)
     if best is not None:
         return best
     return options[stable_int(prompt.user, *map(str, options)) % len(options)]

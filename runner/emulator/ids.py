@@ -7,20 +7,20 @@ They are unique, not reproducible: nothing the emulator decides depends on them.
 
 from __future__ import annotations
 
-import random
+import secrets
 import string
 import uuid
 
-_random = random.SystemRandom()
 _ALNUM = string.ascii_letters + string.digits
 
 
 def _hex(count: int) -> str:
-    return "".join(_random.choice("0123456789abcdef") for _ in range(count))
+    return secrets.token_hex((count + 1) // 2)[:count]
 
 
 def _alnum(count: int) -> str:
-    return "".join(_random.choice(_ALNUM) for _ in range(count))
+    # One urandom call per id, not one per character: ids are made for every answer line.
+    return "".join(_ALNUM[b % len(_ALNUM)] for b in secrets.token_bytes(count))
 
 
 def _timestamped(prefix: str, when: float) -> str:
