@@ -44,6 +44,7 @@ from runner.progress import Reporter
 from runner.provider import EMULATOR_URL, BatchAPI
 from runner.select import Selection
 from runner.spec import QdrantConfig, load_jobs, load_project
+from runner.store import Result
 from runner.workspace import Options, Workspace
 
 # The modules running apply's loop; they import the stage functions under their own names.
@@ -156,8 +157,9 @@ def mark_current(client: QdrantClient, root: Path) -> None:
     for point in selection.points():
         inputs = runner.reconcile.inputs_digest(job.fingerprint, point.id, point.payload)
         key = hashlib.sha256(inputs.encode()).hexdigest()
+        result = Result(key, "json", _common.FAKE_RESULT, job.spec.model, "bench", "bench")
         selection.write(point.id, {job.output_key: _common.FAKE_RESULT, selection.stamp_key:
-                                   runner.reconcile.stamp(key, inputs, job.spec.model, "bench")})
+                                   runner.reconcile.stamp(inputs, result)})
     selection.flush()
 
 

@@ -30,6 +30,7 @@ from .validate import AnswerValidator
 OUTPUTS = "outputs"
 DEFAULT_MAX_ATTEMPTS = 3
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
+TOKEN_LIMIT_TRIES = 8   # a batch refused this often for a full queue will never fit
 
 Report = Callable[[str], None]
 
@@ -153,13 +154,24 @@ def _failed_batch(store: Store, row: Any, batch: Batch, result: Collected, now: 
     errors = batch.errors.data if batch.errors and batch.errors.data else []
     codes = {e.code for e in errors}
     if TOKEN_LIMIT_CODE in codes:
-        # The organisation's queue was full: nothing ran, nothing is billed, try later.
+        # The organisation's queue was full: nothing ran, nothing is billed, try later —
+        # unless it keeps happening, which means this batch alone is over the limit.
         result.note = "token_limit_exceeded: re-queued with backoff"
         for key in store.unqueued_keys(row["seq"]):
             state = store.request(key)
-            wait = backoff * (2 ** min(state.deferrals if state else 0, 6))
+            deferrals = state.deferrals if state else 0
+            if deferrals + 1 >= TOKEN_LIMIT_TRIES:
+                store.settle(key, row["job"], row["seq"], state=FAILED, attempts_delta=0,
+                             deferrals_delta=1, not_before=0.0, error=(
+                                 f"token_limit_exceeded {deferrals + 1} times: a batch of "
+                                 f"{row['requests']:,} requests does not fit the organisation's "
+                                 f"enqueued-token limit for {row['model']}; set "
+                                 "batch.max_enqueued_tokens under that limit (or a smaller "
+                                 "batch.max_requests), then apply --retry-failed"))
+                result.seen["failed"] += 1
+                continue
             store.settle(key, row["job"], row["seq"], state=RETRY, attempts_delta=0,
-                         deferrals_delta=1, not_before=now + wait,
+                         deferrals_delta=1, not_before=now + backoff * 2 ** min(deferrals, 6),
                          error="batch failed: token_limit_exceeded (re-queued)")
             result.seen["deferred"] += 1
         return

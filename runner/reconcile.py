@@ -28,7 +28,7 @@ from .pack import Packer, Shard
 from .render import RenderError, render_parts, request_frame
 from .select import Point, Selection
 from .spec import Job
-from .store import FAILED, QUEUED, RETRY, Store, utc_now
+from .store import FAILED, QUEUED, RETRY, Result, Store
 from .tokens import max_output_tokens, prompt_tokens
 
 Progress = Callable[[str, int], None]
@@ -105,8 +105,11 @@ def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
     return INPUTS_SCHEME + hashlib.sha256(data).hexdigest()[:32]
 
 
-def stamp(key: str, inputs: str, model: str | None, batch_id: str | None) -> dict:
-    return {"key": key, "inputs": inputs, "model": model, "batch": batch_id, "at": utc_now()}
+def stamp(inputs: str, result: Result) -> dict:
+    """What a point carries beside its result: the request key that produced it, the
+    digest of the inputs it was rendered from, the model, the batch and when it arrived."""
+    return {"key": result.key, "inputs": inputs, "model": result.model,
+            "batch": result.batch_id, "at": result.at}
 
 
 class _PlanDedupe:
@@ -195,7 +198,9 @@ class _Waiting:
         store.forget_points(job)
 
     def add(self, point_id: Any, key: str, inputs: str) -> None:
-        self.rows.append((self.job, json.dumps(point_id), key, inputs))
+        # ids are integers or UUID strings; stored as their JSON text
+        self.rows.append((self.job, str(point_id) if isinstance(point_id, int)
+                          else json.dumps(point_id), key, inputs))
         if len(self.rows) >= 1000:
             self.flush()
 
@@ -231,7 +236,7 @@ def _one(job: Job, frame: BodyFrame, point: Point, plan: JobPlan, store: Store,
         plan.cached += 1
         if apply:
             selection.write(point.id, {job.output_key: result.value, selection.stamp_key:
-                                       stamp(key, inputs, result.model, result.batch_id)})
+                                       stamp(inputs, result)})
         return
     if waiting is not None:   # whatever happens below, this point waits for `key`
         waiting.add(point.id, key, inputs)

@@ -264,8 +264,8 @@ class Store:
         """(job, point id as JSON, key, inputs digest) rows."""
         self.db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)", rows)
 
-    def answered_points(self, job: str) -> Iterator[tuple[Any, str, str, Result]]:
-        """(point id, key, inputs digest, result) for waiting points whose key has one."""
+    def answered_points(self, job: str) -> Iterator[tuple[Any, str, Result]]:
+        """(point id, inputs digest, result) for waiting points whose key has a result."""
         cursor = self.db.execute(
             "SELECT p.point, p.key, p.inputs, r.kind, r.value, r.model, r.batch_id, r.at "
             "FROM points p JOIN results r ON r.key = p.key WHERE p.job=? ORDER BY p.point",
@@ -274,7 +274,7 @@ class Store:
             for row in rows:
                 result = Result(row[1], row[3], decode_value(row[3], row[4]), row[5], row[6],
                                 row[7])
-                yield json.loads(row[0]), row[1], row[2], result
+                yield json.loads(row[0]), row[2], result
 
     def forget_answered(self, job: str) -> None:
         self.db.execute("DELETE FROM points WHERE job=? AND key IN (SELECT key FROM results)",

@@ -220,7 +220,7 @@ class Workspace:
         collected = collect_finished(
             self.store, self.api, self.prices,
             {j.name: j.spec.batch.max_attempts for j in self.jobs},
-            backoff=max(self.api.poll_interval * 4, 0.2), report=self.report.line)
+            backoff=self.api.poll_interval * 4, report=self.report.line)
         manifest.write(self.store)
         return collected
 
@@ -250,9 +250,9 @@ class Workspace:
         """Write the results that arrived for the points the last pass left waiting."""
         selection = self.selection(job)
         written = 0
-        for point_id, key, inputs, result in self.store.answered_points(job.name):
+        for point_id, inputs, result in self.store.answered_points(job.name):
             selection.write(point_id, {job.output_key: result.value, selection.stamp_key:
-                                       stamp(key, inputs, result.model, result.batch_id)})
+                                       stamp(inputs, result)})
             written += 1
         if written:
             selection.flush()

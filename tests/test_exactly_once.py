@@ -204,3 +204,52 @@ def test_the_api_key_is_never_written_anywhere(http_project):
     for path in http_project.root.rglob("*"):
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes(), f"the key leaked into {path}"
+
+
+def test_max_enqueued_tokens_sends_batches_in_waves_under_the_queue_limit(serve_emulator,
+                                                                        tmp_path):
+    # The organisation's queue holds 6,000 input tokens per model; one 10-request shard
+    # of these prompts is 4,000–5,500. Sent at once, they would fail token_limit_exceeded.
+    emulator = serve_emulator(SLOW, faults=Faults(enqueued_token_limit=6_000))
+    project = new_project(tmp_path / "project", emulator, points=30)
+    project.edit(JOB, "max_attempts: 3", "max_attempts: 3\n  max_enqueued_tokens: 6000")
+    project.run("apply", JOB)
+    manifest = json.loads((project.root / ".batchrun" / "manifest.json").read_text())
+    batches = manifest["jobs"]["tags"]["batches"]
+    # the emulator fails any batch that overfills the queue: none did, in several waves
+    assert all(b["status"] == "completed" and "note" not in b for b in batches)
+    assert sum(b["requests"] for b in batches) == 30 and len(batches) >= 3
+    assert all(b["estimated_input_tokens"] <= 6_000 for b in batches)
+    assert_each_key_sent_once(emulator)
+    assert_every_point_written(project)
+
+
+def test_without_waves_the_queue_limit_fails_batches_that_are_requeued_not_lost(
+        serve_emulator, tmp_path):
+    emulator = serve_emulator(SLOW, faults=Faults(enqueued_token_limit=6_000))
+    project = new_project(tmp_path / "project", emulator, points=30)
+    project.run("apply", JOB)
+    manifest = json.loads((project.root / ".batchrun" / "manifest.json").read_text())
+    notes = [b.get("note", "") for b in manifest["jobs"]["tags"]["batches"]]
+    assert any("token_limit_exceeded" in note for note in notes)
+    assert_nothing_paid_twice(emulator)
+    assert_every_point_written(project)
+
+
+def test_a_run_after_a_killed_one_says_it_resumes(serve_emulator, tmp_path):
+    emulator = serve_emulator(SLOW)
+    project = new_project(tmp_path / "project", emulator)
+    killed = project.spawn("apply", JOB, crash_at="after-record")
+    killed.communicate(timeout=120)
+    resumed = project.run("apply", JOB)
+    assert f"the previous run (pid {killed.pid}, apply) ended without finishing" in resumed.stderr
+
+
+def test_a_batch_that_alone_overfills_the_queue_fails_with_what_to_do(serve_emulator,
+                                                                      tmp_path):
+    emulator = serve_emulator(faults=Faults(enqueued_token_limit=2_000))
+    project = new_project(tmp_path / "project", emulator, points=10)
+    result = project.run("apply", JOB, expect=3)
+    assert "does not fit the organisation's enqueued-token limit for gpt-4o-mini" in result.stdout
+    assert "set batch.max_enqueued_tokens" in result.stdout
+    assert not any(e["event"] == "request_executed" for e in emulator.emulator.log.events)
