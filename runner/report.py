@@ -14,7 +14,7 @@ from typing import Any
 
 from . import changes
 from .apply import Outcome
-from .collect import refresh
+from .submit import batch_info
 from .estimate import CostRange
 from .reconcile import JobPlan
 from .spec import Job
@@ -245,21 +245,22 @@ def _short(value: Any, width: int = 80) -> str:
 
 
 def status_rows(ws: Workspace) -> list[dict[str, Any]]:
-    """Open batches of the workspace's jobs, refreshed from the provider."""
+    """Open batches of the workspace's jobs, as the provider sees them now. Read-only: an
+    apply running meanwhile owns the ledger."""
     names = {j.name for j in ws.jobs}
-    rows = [r for r in ws.store.batches(open_only=True) if r["job"] in names]
-    if any(r["batch_id"] for r in rows):
-        refresh(ws.store, ws.api, [r["seq"] for r in rows])
     now = time.time()
     out = []
     for row in ws.store.batches(open_only=True):
         if row["job"] not in names:
             continue
-        info = json.loads(row["info"] or "{}")
+        status, info = row["status"], json.loads(row["info"] or "{}")
+        if row["batch_id"]:
+            batch = ws.api.retrieve(row["batch_id"])
+            status, info = batch.status, batch_info(batch)
         counts = info.get("request_counts") or {}
         created = info.get("created_at") or row["intent_at"]
         expires = info.get("expires_at")
-        out.append({"job": row["job"], "batch_id": row["batch_id"], "status": row["status"],
+        out.append({"job": row["job"], "batch_id": row["batch_id"], "status": status,
                     "done": counts.get("completed", 0) + counts.get("failed", 0),
                     "total": counts.get("total") or row["requests"],
                     "age_seconds": int(now - created),

@@ -130,19 +130,26 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process loses nothing
         self.db.execute("PRAGMA busy_timeout=30000")
         self._depth = 0
-        self.db.executescript(_SCHEMA)  # idempotent; executescript must run outside a transaction
-        with self.transaction():
-            self._migrate()
+        if self._schema_version() is None:   # a new ledger; readers of a live one never write
+            self.db.executescript(_SCHEMA)  # executescript must run outside a transaction
+            with self.transaction():
+                self._migrate()
+        elif self._schema_version() > SCHEMA_VERSION:
+            raise BatchrunError(f"{self.dir} was written by a newer batchrun "
+                                f"(state schema {self._schema_version()})",
+                                hint="upgrade batchrun, or use another state_dir")
         self.artifacts = Artifacts(state_dir / "artifacts")
 
+    def _schema_version(self) -> int | None:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        except sqlite3.OperationalError:   # no meta table yet
+            return None
+        return int(row["value"]) if row else None
+
     def _migrate(self) -> None:
-        row = self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
-        if row is None:
+        if self._schema_version() is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row["value"]) > SCHEMA_VERSION:
-            raise BatchrunError(f"{self.dir} was written by a newer batchrun "
-                                f"(state schema {row['value']})",
-                                hint="upgrade batchrun, or use another state_dir")
 
     def close(self) -> None:
         self.db.close()

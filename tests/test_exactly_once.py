@@ -253,3 +253,21 @@ def test_a_batch_that_alone_overfills_the_queue_fails_with_what_to_do(serve_emul
     assert "does not fit the organisation's enqueued-token limit for gpt-4o-mini" in result.stdout
     assert "set batch.max_enqueued_tokens" in result.stdout
     assert not any(e["event"] == "request_executed" for e in emulator.emulator.log.events)
+
+
+def test_status_reads_while_an_apply_runs_and_plan_says_qdrant_is_busy(serve_emulator,
+                                                                      tmp_path):
+    emulator = serve_emulator(SLOW)
+    project = new_project(tmp_path / "project", emulator, points=40)
+    running = project.spawn("apply", JOB)
+    deadline = time.monotonic() + 60
+    while not emulator.batches_created() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status = project.run_json("status", JOB)
+    assert status["batches"]
+    for batch in status["batches"]:   # an intent not yet created has no id
+        assert (batch["batch_id"] is None) == (batch["status"] == "submitting")
+    busy = project.run("plan", JOB, expect=1)
+    assert "embedded Qdrant at .qdrant is in use by another process" in busy.stderr
+    running.communicate(timeout=120)
+    assert running.returncode == 0
