@@ -68,12 +68,20 @@ def sample_videos() -> Iterator[dict]:
 
 def seed(client: QdrantClient, collection: str = COLLECTION) -> int:
     """Load the sample videos (ids 1…300) into `collection`, adding only points it lacks,
-    so reseeding never wipes results already written. Returns how many were added."""
+    so reseeding never wipes results already written. Returns how many were added.
+    A collection of that name holding anything else is someone's data: refuse."""
     if not client.collection_exists(collection):
         client.create_collection(collection, vectors_config={})
     videos = list(sample_videos())
     ids = list(range(1, len(videos) + 1))
-    present = {p.id for p in client.retrieve(collection, ids, with_payload=False)}
+    records = client.retrieve(collection, ids, with_payload=["video_id"])
+    present = {p.id for p in records}
+    foreign = client.count(collection, exact=True).count - len(present) + sum(
+        (p.payload or {}).get("video_id") != videos[p.id - 1]["video_id"] for p in records)
+    if foreign:
+        raise BatchrunError(f"collection {collection!r} already holds {foreign:,} points that "
+                            "are not the demo's videos; the demo writes made-up tags and will "
+                            "not touch them", hint="run `batchrun demo` in an empty folder")
     points = [models.PointStruct(id=i, vector={}, payload=video)
               for i, video in zip(ids, videos) if i not in present]
     for start in range(0, len(points), 500):
