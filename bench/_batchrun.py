@@ -159,7 +159,7 @@ def mark_current(client: QdrantClient, root: Path) -> None:
         key = hashlib.sha256(inputs.encode()).hexdigest()
         result = Result(key, "json", _common.FAKE_RESULT, job.spec.model, "bench", "bench")
         selection.write(point.id, {job.output_key: _common.FAKE_RESULT, selection.stamp_key:
-                                   runner.reconcile.stamp(inputs, result)})
+                                   runner.reconcile.stamp(inputs, result, project.provider_id)})
     selection.flush()
 
 

@@ -220,7 +220,8 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
     """Stage 1: render pending requests into content-hashed JSONL shards. Sends nothing.
 
     Writes results already in the cache, packs everything else into
-    .batchrun/artifacts/shards/<sha256>.jsonl and records them for `submit`.
+    .batchrun/artifacts/shards/<sha256>.jsonl (.batchrun/emulator/… for the
+    emulator), prints each shard's path and records them for `submit`.
     The four stages (prepare, submit, status, collect) do what apply does in one go.
 
     \b
@@ -514,6 +515,10 @@ def demo(state: State, speed: str, examples: int, no_progress: bool) -> None:
     if written:
         click.echo(f"Wrote the starter project: {', '.join(written)}")
     project = with_emulator(load_project(state.directory))
+    if project.config.qdrant.url:
+        raise BatchrunError("the demo runs on the embedded Qdrant only, and batchrun.yaml "
+                            f"points at {project.config.qdrant.url}",
+                            hint="run `batchrun demo` in an empty folder")
     ws = _workspace(state, ("jobs/tags.yaml",), Options(emulator_speed=speed),
                     no_progress=no_progress, project=project)
     try:

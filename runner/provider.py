@@ -127,7 +127,7 @@ def open_provider(project: ProjectContext, *, emulator_speed: str | None = None)
 
         speed = emulator_speed or cfg.emulator_speed
         config = EmulatorConfig.instant() if speed == "instant" else EmulatorConfig.demo()
-        emulator = Emulator(state_dir=project.state_dir / "emulator", config=config)
+        emulator = Emulator(state_dir=project.state_dir / "server", config=config)
         client = openai.OpenAI(
             api_key="emulator", base_url=EMULATOR_URL, max_retries=cfg.max_retries,
             http_client=httpx2.Client(transport=httpx2.WSGITransport(app=emulator)))

@@ -63,6 +63,7 @@ class JobPlan:
     new_points: int = 0    # pending because never written
     changed_points: int = 0  # pending because their inputs changed
     retry_points: int = 0  # pending because an earlier attempt failed
+    other_provider: dict[str, int] = field(default_factory=dict)  # pending: answered elsewhere
     restamped: int = 0
     render_errors: dict[str, RenderFailures] = field(default_factory=dict)
     estimate: Estimate = field(default_factory=Estimate)
@@ -105,10 +106,11 @@ def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
     return INPUTS_SCHEME + hashlib.sha256(data).hexdigest()[:32]
 
 
-def stamp(inputs: str, result: Result) -> dict:
+def stamp(inputs: str, result: Result, provider: str) -> dict:
     """What a point carries beside its result: the request key that produced it, the
-    digest of the inputs it was rendered from, the model, the batch and when it arrived."""
-    return {"key": result.key, "inputs": inputs, "model": result.model,
+    digest of the inputs it was rendered from, who answered (a provider's base URL, or
+    `emulator`), the model, the batch and when the answer arrived."""
+    return {"key": result.key, "inputs": inputs, "provider": provider, "model": result.model,
             "batch": result.batch_id, "at": result.at}
 
 
@@ -215,7 +217,10 @@ def _one(job: Job, frame: BodyFrame, point: Point, plan: JobPlan, store: Store,
          retry_failed: bool, force: bool, queue_room: list[int] | None) -> None:
     inputs = inputs_digest(job.fingerprint, point.id, point.payload)
     old = point.stamp
-    if old and old.get("inputs") == inputs and not force:
+    # A stamp counts only for the provider that wrote it: switching from the emulator to
+    # the real API must send every request for real.
+    current = old is not None and old.get("provider") == store.provider and not force
+    if current and old.get("inputs") == inputs:
         plan.up_to_date += 1
         return
     try:
@@ -225,7 +230,7 @@ def _one(job: Job, frame: BodyFrame, point: Point, plan: JobPlan, store: Store,
         return
     body = frame.serialise(parts)
     key = frame.key(body)
-    if old and old.get("key") == key and not force:
+    if current and old.get("key") == key:
         plan.up_to_date += 1
         plan.restamped += 1
         if apply:
@@ -236,7 +241,7 @@ def _one(job: Job, frame: BodyFrame, point: Point, plan: JobPlan, store: Store,
         plan.cached += 1
         if apply:
             selection.write(point.id, {job.output_key: result.value, selection.stamp_key:
-                                       stamp(inputs, result)})
+                                       stamp(inputs, result, store.provider)})
         return
     if waiting is not None:   # whatever happens below, this point waits for `key`
         waiting.add(point.id, key, inputs)
@@ -253,6 +258,9 @@ def _one(job: Job, frame: BodyFrame, point: Point, plan: JobPlan, store: Store,
     plan.pending += 1
     if state is not None:
         plan.retry_points += 1
+    elif old and old.get("provider") != store.provider:
+        who = str(old.get("provider"))
+        plan.other_provider[who] = plan.other_provider.get(who, 0) + 1
     elif old:
         plan.changed_points += 1
     else:

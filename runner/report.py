@@ -58,6 +58,8 @@ def plan_reasons(plan: JobPlan, job: Job, recorded: Any) -> list[str]:
         reasons.append(f"{plan.changed_points:,} points changed")
     if plan.retry_points:
         reasons.append(f"{plan.retry_points:,} failed attempts to retry")
+    for provider, count in sorted(plan.other_provider.items()):
+        reasons.append(f"{count:,} points were answered by another provider ({provider})")
     return reasons
 
 

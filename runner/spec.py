@@ -11,6 +11,7 @@ a typo must not silently change what is sent, or what it costs.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,27 @@ class ProjectContext:
 
     @property
     def state_dir(self) -> Path:
-        return (self.root / self.config.state_dir).resolve()
+        """The ledger of the configured provider. The emulator keeps its own, inside, so
+        trying a job for free never leaves made-up answers where real ones are expected."""
+        base = (self.root / self.config.state_dir).resolve()
+        return base / "emulator" if self.config.provider.name == "emulator" else base
+
+    @property
+    def provider_id(self) -> str:
+        """Who answers: `emulator`, or the API's base URL. Stamps and the ledger carry it."""
+        cfg = self.config.provider
+        if cfg.name == "emulator":
+            return "emulator"
+        url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        return url.rstrip("/")
+
+    def target_id(self, collection: str) -> str:
+        """Which data a job writes to: the Qdrant server (or embedded folder) and the
+        collection. Batches carry it, so projects sharing an OpenAI organisation and a job
+        name never adopt each other's batches."""
+        cfg = self.config.qdrant
+        where = cfg.url or str((self.root / (cfg.path or ".qdrant")).resolve())
+        return digest([where, collection])[:16]
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,9 @@ class Result:
 class Store:
     """The SQLite ledger. One connection; `transaction()` groups writes atomically."""
 
-    def __init__(self, state_dir: Path):
+    def __init__(self, state_dir: Path, provider: str):
         self.dir = state_dir
+        self.provider = provider
         state_dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(state_dir / "state.db", isolation_level=None,
                                   check_same_thread=False)
@@ -130,26 +131,36 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process loses nothing
         self.db.execute("PRAGMA busy_timeout=30000")
         self._depth = 0
-        if self._schema_version() is None:   # a new ledger; readers of a live one never write
+        if self._meta("schema") is None:   # a new ledger; readers of a live one never write
             self.db.executescript(_SCHEMA)  # executescript must run outside a transaction
             with self.transaction():
-                self._migrate()
-        elif self._schema_version() > SCHEMA_VERSION:
+                self._migrate(provider)
+        elif int(self._meta("schema") or 0) > SCHEMA_VERSION:
             raise BatchrunError(f"{self.dir} was written by a newer batchrun "
-                                f"(state schema {self._schema_version()})",
+                                f"(state schema {self._meta('schema')})",
                                 hint="upgrade batchrun, or use another state_dir")
+        recorded = self._meta("provider")
+        if recorded != provider:
+            # Results and batches belong to the API that produced them: reusing another's
+            # would write its answers (or the emulator's made-up ones) as if they were these.
+            raise BatchrunError(
+                f"{self.dir} holds the batches and results of {recorded}, but the provider "
+                f"is now {provider}",
+                hint="give each provider its own state_dir in batchrun.yaml (for example "
+                     "state_dir: .batchrun-other), or move this folder away to start over")
         self.artifacts = Artifacts(state_dir / "artifacts")
 
-    def _schema_version(self) -> int | None:
+    def _meta(self, name: str) -> str | None:
         try:
-            row = self.db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+            row = self.db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
         except sqlite3.OperationalError:   # no meta table yet
             return None
-        return int(row["value"]) if row else None
+        return row["value"] if row else None
 
-    def _migrate(self) -> None:
-        if self._schema_version() is None:
+    def _migrate(self, provider: str) -> None:
+        if self._meta("schema") is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            self.db.execute("INSERT INTO meta VALUES ('provider', ?)", (provider,))
 
     def close(self) -> None:
         self.db.close()

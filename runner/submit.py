@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Callable, Iterable
+from typing import Callable, Mapping
 
 import openai
 from openai.types import Batch
@@ -33,18 +33,20 @@ CREATE_ATTEMPTS = 5
 Report = Callable[[str], None]
 
 
-def metadata(job: str, shard: str) -> dict[str, str]:
-    return {"batchrun_job": job, "batchrun_shard": shard}
+def metadata(job: str, shard: str, target: str) -> dict[str, str]:
+    """What a batch carries to be found again: the job, its shard, and the data it is for
+    (`ProjectContext.target_id`), so another project's job of the same name never matches."""
+    return {"batchrun_job": job, "batchrun_shard": shard, "batchrun_target": target}
 
 
 def input_filename(job: str, shard: str) -> str:
     return f"batchrun-{job}-{shard}.jsonl"
 
 
-def adopt(store: Store, api: BatchAPI, jobs: Iterable[str], *,
+def adopt(store: Store, api: BatchAPI, targets: Mapping[str, str], *,
           lookback: float = ADOPT_LOOKBACK, report: Report | None = None) -> int:
-    """Attach batches the provider has and the ledger lacks. Returns how many."""
-    names = set(jobs)
+    """Attach batches the provider has and the ledger lacks, for these jobs (name → the
+    target id of their data). Returns how many."""
     submitting = {(r["job"], r["shard"]): r for r in store.batches(open_only=True)
                   if r["status"] == "submitting"}
     since = time.time() - lookback
@@ -55,7 +57,8 @@ def adopt(store: Store, api: BatchAPI, jobs: Iterable[str], *,
     for batch in api.recent_batches(since):
         meta = batch.metadata or {}
         job, shard = meta.get("batchrun_job"), meta.get("batchrun_shard")
-        if job not in names or not shard or batch.id in known:
+        if job not in targets or meta.get("batchrun_target") != targets[job] or not shard \
+                or batch.id in known:
             continue
         intent = submitting.pop((job, shard), None)
         with store.transaction():
@@ -110,15 +113,15 @@ def batch_info(batch: Batch) -> dict:
     return info
 
 
-def submit_pending(store: Store, api: BatchAPI, jobs: Iterable[str], *,
+def submit_pending(store: Store, api: BatchAPI, targets: Mapping[str, str], *,
                    report: Report | None = None) -> list[int]:
-    """Create a batch for every recorded intent of these jobs. Call `adopt` first."""
-    names = set(jobs)
+    """Create a batch for every recorded intent of these jobs (name → target id). Call
+    `adopt` first."""
     created = []
     for row in store.batches(open_only=True):
-        if row["status"] != "submitting" or row["job"] not in names:
+        if row["status"] != "submitting" or row["job"] not in targets:
             continue
-        batch = _submit_one(store, api, row, report)
+        batch = _submit_one(store, api, row, targets[row["job"]])
         created.append(row["seq"])
         if report:
             report(f"{row['job']}: submitted batch {batch.id} "
@@ -126,7 +129,7 @@ def submit_pending(store: Store, api: BatchAPI, jobs: Iterable[str], *,
     return created
 
 
-def _submit_one(store: Store, api: BatchAPI, row, report: Report | None) -> Batch:
+def _submit_one(store: Store, api: BatchAPI, row, target: str) -> Batch:
     seq, job, shard = row["seq"], row["job"], row["shard"]
     file_id = row["input_file_id"]
     if not file_id:
@@ -136,7 +139,7 @@ def _submit_one(store: Store, api: BatchAPI, row, report: Report | None) -> Batc
         with store.transaction():
             store.update_batch(seq, input_file_id=file_id)
         crash.point("after-upload")
-    batch = _create_exactly_once(api, file_id, row["endpoint"], metadata(job, shard),
+    batch = _create_exactly_once(api, file_id, row["endpoint"], metadata(job, shard, target),
                                  since=row["intent_at"] - CLOCK_SKEW, known=store.known_batch_ids())
     crash.point("after-create")
     with store.transaction():

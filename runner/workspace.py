@@ -63,7 +63,7 @@ class Workspace:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.project.state_dir)
+            self._store = Store(self.project.state_dir, self.project.provider_id)
         return self._store
 
     @property
@@ -200,15 +200,18 @@ class Workspace:
                      "source.filter / source.limit")
         used[0] += estimate.high
 
+    def targets(self, jobs: list[Job]) -> dict[str, str]:
+        return {j.name: self.project.target_id(j.spec.source.collection) for j in jobs}
+
     def submit(self, jobs: list[Job]) -> int:
-        created = submit_pending(self.store, self.api, [j.name for j in jobs],
+        created = submit_pending(self.store, self.api, self.targets(jobs),
                                  report=self.report.line)
         if created:
             manifest.write(self.store)
         return len(created)
 
     def adopt(self) -> int:
-        count = adopt(self.store, self.api, [j.name for j in self.jobs], report=self.report.line)
+        count = adopt(self.store, self.api, self.targets(self.jobs), report=self.report.line)
         if count:
             manifest.write(self.store)
         return count
@@ -252,7 +255,7 @@ class Workspace:
         written = 0
         for point_id, inputs, result in self.store.answered_points(job.name):
             selection.write(point_id, {job.output_key: result.value, selection.stamp_key:
-                                       stamp(inputs, result)})
+                                       stamp(inputs, result, self.store.provider)})
             written += 1
         if written:
             selection.flush()

@@ -34,6 +34,15 @@ class Project:
         shutil.copytree(STARTER / "prompts", root / "prompts")
         self.write_config()
 
+    @property
+    def state(self) -> Path:
+        """The provider's state directory (the emulator keeps its own inside .batchrun)."""
+        base = self.root / ".batchrun"
+        return base / "emulator" if self.provider.get("name") == "emulator" else base
+
+    def manifest(self) -> dict:
+        return json.loads((self.state / "manifest.json").read_text())
+
     def write_config(self, **extra: Any) -> None:
         config = {"qdrant": {"path": ".qdrant"}, "provider": self.provider, **extra}
         self.write("batchrun.yaml", json.dumps(config, indent=2))

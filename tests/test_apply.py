@@ -113,7 +113,7 @@ def test_the_manifest_lists_every_batch_with_tokens_and_cost_and_costs_sums_them
     http_project.seed(SELECTED)
     http_project.edit(JOB, "max_requests: 100", "max_requests: 10")
     http_project.run("apply", JOB)
-    manifest = json.loads((http_project.root / ".batchrun" / "manifest.json").read_text())
+    manifest = http_project.manifest()
     batches = manifest["jobs"]["tags"]["batches"]
     created = {e["batch_id"] for e in http_project.emulator.batches_created()}
     assert {b["batch_id"] for b in batches} == created and len(created) >= 2

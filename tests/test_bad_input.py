@@ -508,7 +508,7 @@ def test_payload_text_with_template_syntax_is_sent_literally(project):
     with project.qdrant() as client:
         client.set_payload("videos", {"title": title}, points=[1])
     project.run("prepare")
-    shards = list((project.root / ".batchrun" / "artifacts" / "shards").glob("*.jsonl"))
+    shards = list((project.state / "artifacts" / "shards").glob("*.jsonl"))
     body = json.loads(shards[0].read_text().splitlines()[0])["body"]
     assert f"Title: {title}\n" in body["messages"][1]["content"]
 

@@ -60,12 +60,12 @@ def test_every_cost_in_the_manifest_is_recomputed_from_the_files_to_the_cent(
     http_project.emulator.emulator.faults = Faults(seed=5, request_failure_rate=0.1,
                                                    truncation_rate=0.1)
     http_project.run("apply", JOB, expect=None)
-    manifest = json.loads((http_project.root / ".batchrun" / "manifest.json").read_text())
+    manifest = http_project.manifest()
     batches = manifest["jobs"]["tags"]["batches"]
     assert len(batches) >= 3
     cached = reasoning = 0
     for batch in batches:
-        tokens, cost = recompute(batch, http_project.root / ".batchrun" / "artifacts", model)
+        tokens, cost = recompute(batch, http_project.state / "artifacts", model)
         assert batch["tokens"] == tokens
         assert abs(Decimal(str(batch["cost_usd"])) - cost) < Decimal("0.005")
         assert abs(Decimal(str(batch["cost_usd"])) - cost) < Decimal("0.00000001")
@@ -96,8 +96,8 @@ def test_a_budget_below_the_estimate_uploads_nothing_and_says_by_how_much(http_p
     assert "over the remaining budget of $0.0010" in message and "requests would fit" in message
     assert http_project.emulator.counting.posts() == 0
     assert not http_project.emulator.batches_created()
-    assert not (http_project.root / ".batchrun" / "artifacts" / "shards").exists() or not any(
-        (http_project.root / ".batchrun" / "artifacts" / "shards").glob("*.jsonl"))
+    assert not (http_project.state / "artifacts" / "shards").exists() or not any(
+        (http_project.state / "artifacts" / "shards").glob("*.jsonl"))
 
 
 def test_max_cost_on_the_command_line_refuses_too(http_project):

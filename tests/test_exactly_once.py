@@ -122,7 +122,7 @@ def test_faults_of_every_kind_end_with_each_point_written_or_failed_with_a_reaso
     assert written + len(failed) == 60
     executed = [e for e in emulator.emulator.log.events if e["event"] == "request_executed"]
     assert any(e["outcome"] != "ok" for e in executed), "the faults should have bitten"
-    manifest = json.loads((project.root / ".batchrun" / "manifest.json").read_text())
+    manifest = project.manifest()
     notes = [b.get("note", "") for b in manifest["jobs"]["tags"]["batches"]]
     assert any("token_limit_exceeded" in n for n in notes)
     assert any(b["status"] == "expired" for b in manifest["jobs"]["tags"]["batches"])
@@ -132,7 +132,7 @@ def test_a_second_apply_is_refused_or_waits_and_never_interleaves(serve_emulator
     emulator = serve_emulator(SLOW)
     project = new_project(tmp_path / "project", emulator, points=40)
     first = project.spawn("apply", JOB)
-    lock = project.root / ".batchrun" / "lock"
+    lock = project.state / "lock"
     deadline = time.monotonic() + 60
     while not (lock.exists() and lock.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -144,7 +144,7 @@ def test_a_second_apply_is_refused_or_waits_and_never_interleaves(serve_emulator
     out, err = waiting.communicate(timeout=120)
     assert first.returncode == 0 and waiting.returncode == 0, err
     assert_each_key_sent_once(emulator)
-    json.loads((project.root / ".batchrun" / "manifest.json").read_text())
+    project.manifest()
     assert_every_point_written(project)
 
 
@@ -153,7 +153,7 @@ def test_a_deleted_state_directory_adopts_the_batches_in_flight(serve_emulator, 
     project = new_project(tmp_path / "project", emulator)
     submitted = project.run_json("apply", JOB, "--no-wait")["submitted"]
     assert submitted == 3
-    shutil.rmtree(project.root / ".batchrun")
+    shutil.rmtree(project.state)
     result = project.run("apply", JOB)
     assert "adopted batch" in result.stderr
     assert len(emulator.batches_created()) == 3
@@ -214,7 +214,7 @@ def test_max_enqueued_tokens_sends_batches_in_waves_under_the_queue_limit(serve_
     project = new_project(tmp_path / "project", emulator, points=30)
     project.edit(JOB, "max_attempts: 3", "max_attempts: 3\n  max_enqueued_tokens: 6000")
     project.run("apply", JOB)
-    manifest = json.loads((project.root / ".batchrun" / "manifest.json").read_text())
+    manifest = project.manifest()
     batches = manifest["jobs"]["tags"]["batches"]
     # the emulator fails any batch that overfills the queue: none did, in several waves
     assert all(b["status"] == "completed" and "note" not in b for b in batches)
@@ -229,7 +229,7 @@ def test_without_waves_the_queue_limit_fails_batches_that_are_requeued_not_lost(
     emulator = serve_emulator(SLOW, faults=Faults(enqueued_token_limit=6_000))
     project = new_project(tmp_path / "project", emulator, points=30)
     project.run("apply", JOB)
-    manifest = json.loads((project.root / ".batchrun" / "manifest.json").read_text())
+    manifest = project.manifest()
     notes = [b.get("note", "") for b in manifest["jobs"]["tags"]["batches"]]
     assert any("token_limit_exceeded" in note for note in notes)
     assert_nothing_paid_twice(emulator)
