@@ -277,6 +277,14 @@ def load_jobs(paths: list[str], project: ProjectContext, cwd: Path,
                             f"{jobs[job.name].file}; expected a name unique in the project",
                             where=job.at("name"),
                             hint="set a different `name:` in one of them")
+        twin = next((j for j in jobs.values() if j.output_key == job.output_key), None)
+        if twin is not None:
+            raise SpecError(f"{job.name} writes its output to {job.output_key!r}, where "
+                            f"{twin.name} ({twin.file}) writes too; each would overwrite the "
+                            "other's answers and resend its own forever",
+                            where=job.at("output", "key") if job.spec.output.key
+                            else job.at("output"),
+                            hint="give one of them another output.key")
         jobs[job.name] = job
     return _in_dependency_order(jobs)
 
@@ -303,6 +311,7 @@ def load_job(path: Path, project: ProjectContext, cwd: Path,
     user = load_template(env, spec.prompt.user, root=project.root,
                          where=positions.text_at(("prompt", "user")))
     _check_reads(spec, [t for t in (system, user) if t is not None], positions)
+    _check_output_key(spec, spec.output.key or name, [t for t in (system, user) if t], positions)
     schema = _output_schema(spec, positions, project.root)
     schema_name = spec.output.name or re.sub(r"[^A-Za-z0-9_-]", "_", name)
     job = Job(name, positions.file, spec, positions, system, user, schema, schema_name, "")
@@ -324,6 +333,23 @@ def _check_reads(spec: JobSpec, templates: list[PromptTemplate], positions: Posi
                     + f"expected one of: {', '.join(fields)}, id, payload", where=where,
                     hint=f"add {name} to source.fields ({positions.file}:"
                     f"{positions.line(('source', 'fields'))}), or fix the name")
+
+
+def _check_output_key(spec: JobSpec, key: str, templates: list[PromptTemplate],
+                      positions: Positions) -> None:
+    """The output key is batchrun's to write: not a stamp, and not one of the job's inputs
+    (every answer would change its own request, to be sent again on the next apply)."""
+    where = positions.at(("output", "key")) if spec.output.key else positions.at(("name",))
+    if key.startswith("_batchrun_"):
+        raise SpecError(f"output key {key!r} starts with '_batchrun_', which batchrun keeps "
+                        "for its stamps", where=where, hint="choose another output.key")
+    read = set(spec.source.fields or ()) | {
+        name for template in templates for name in template.reads}
+    if key in read:
+        raise SpecError(f"the job reads {key!r}, its own output key: each answer would change "
+                        "its own request, and be paid for again on every apply", where=where,
+                        hint=f"remove {key} from source.fields and the template, or write "
+                             "the output under another output.key")
 
 
 def _check_root(data: Any, positions: Positions, what: str, keys: str) -> None:

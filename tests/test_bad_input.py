@@ -256,6 +256,23 @@ CASES = [
          "jobs/other.yaml:1: needs",
          "jobs depend on each other in a cycle: other → tags → other",
          "a job can only need jobs that do not need it back"),
+    Case("output-key-a-stamp", edit("  key: llm_tags ", "  key: _batchrun_tags "),
+         "jobs/tags.yaml:22: output.key",
+         "output key '_batchrun_tags' starts with '_batchrun_', which batchrun keeps for its "
+         "stamps", "choose another output.key"),
+    Case("output-key-read-by-the-job", edit("  key: llm_tags ", "  key: tags "),
+         "jobs/tags.yaml:22: output.key",
+         "the job reads 'tags', its own output key: each answer would change its own request, "
+         "and be paid for again on every apply",
+         "remove tags from source.fields and the template, or write the output under another "
+         "output.key"),
+    Case("two-jobs-one-output-key", write("jobs/other.yaml", "output: {key: llm_tags, fields: "
+                                          "{a: {type: string}}}\nsource: {collection: videos}\n"
+                                          "prompt: {user: hi}\nmodel: gpt-4o-mini\n"),
+         "jobs/tags.yaml:22: output.key",
+         "tags writes its output to 'llm_tags', where other (jobs/other.yaml) writes too; each "
+         "would overwrite the other's answers and resend its own forever",
+         "give one of them another output.key"),
     Case("embeddings-with-system-prompt", edit("/v1/chat/completions", "/v1/embeddings"),
          "jobs/tags.yaml:14: prompt.system",
          "/v1/embeddings takes no system prompt; expected only prompt.user, the text to embed",
