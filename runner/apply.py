@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 
-from .collect import Collected, refresh
+from .budget import Budget
+from .collect import Collected
+from .errors import BatchrunError, BudgetExceeded
 from .reconcile import JobPlan
 from .spec import Job
+from .store import FAILED_FOR_GOOD, IN_FLIGHT_STATES, RETRY_READY, UNSENT, UNSETTLED
 from .workspace import Options, Workspace
 
-# Waiting states (store.waiting_states) that mean a job is not finished yet.
-UNSETTLED = ("answered", "in_flight", "retry_ready", "backing_off", "unsent")
 
 
 @dataclass
@@ -49,15 +49,16 @@ class JobRun:
 
     @property
     def failed(self) -> int:
-        return self.waiting.get("failed", 0)
+        return self.waiting.get(FAILED_FOR_GOOD, 0)
 
     @property
     def in_flight(self) -> int:
-        return sum(self.waiting.get(state, 0) for state in ("answered", "in_flight", "unsent"))
+        return sum(self.waiting.get(state, 0) for state in IN_FLIGHT_STATES)
 
     @property
     def retrying(self) -> int:
-        return self.waiting.get("retry_ready", 0) + self.waiting.get("backing_off", 0)
+        return sum(self.waiting.get(state, 0) for state in UNSETTLED
+                   if state not in IN_FLIGHT_STATES)
 
     @property
     def up_to_date(self) -> int:
@@ -71,7 +72,8 @@ class Outcome:
     submitted: int = 0
     collected: list[Collected] = field(default_factory=list)
     adopted: int = 0
-    blocked: dict[str, str] = field(default_factory=dict)   # job → why it did not run
+    blocked: dict[str, str] = field(default_factory=dict)   # job → what it waits for
+    refused: dict[str, BatchrunError] = field(default_factory=dict)  # job → why not run
 
     @property
     def failed(self) -> int:
@@ -84,15 +86,17 @@ class Outcome:
 
 def apply(ws: Workspace) -> Outcome:
     out = Outcome()
+    # Every batch the provider has for these jobs joins the ledger first; intents that
+    # are then still uncreated are dropped and re-packed by each job's first pass, so a
+    # spec changed since an interrupted run never sends what it no longer asks for.
     out.adopted = ws.adopt()
-    out.submitted += ws.submit(ws.jobs)          # intents left by an interrupted run
     out.collected += ws.collect()
-    budget_used = [Decimal(0)]
-    todo = {job.name for job in ws.jobs}         # jobs that need a full pass
+    budget = ws.budget()
+    todo = [job.name for job in ws.jobs]         # jobs that need a full pass, in order
     while True:
         for job in ws.jobs:
             if job.name in todo:
-                _full_pass(ws, job, out, todo, budget_used)
+                _full_pass(ws, job, out, todo, budget)
         _refresh_states(ws, out)
         if not ws.options.wait or _settled(out, todo):
             return out
@@ -102,26 +106,36 @@ def apply(ws: Workspace) -> Outcome:
             if job.name in out.runs:
                 out.runs[job.name].written += ws.write_answered(job)
         _refresh_states(ws, out)
-        todo |= {name for name, run in out.runs.items()
-                 if run.waiting.get("retry_ready") or run.waiting.get("unsent")}
-        todo |= set(out.blocked)
+        for name, run in out.runs.items():
+            if (run.waiting.get(RETRY_READY) or run.waiting.get(UNSENT)) and name not in todo:
+                todo.append(name)
+        todo.extend(name for name in out.blocked if name not in todo)
 
 
-def _full_pass(ws: Workspace, job: Job, out: Outcome, todo: set[str],
-               budget_used: list[Decimal]) -> None:
+def _full_pass(ws: Workspace, job: Job, out: Outcome, todo: list[str], budget: Budget) -> None:
+    todo.remove(job.name)
+    refused = next((need for need in job.spec.needs if need in out.refused), None)
+    if refused:
+        out.refused[job.name] = BatchrunError(f"{job.name} was not run: it needs {refused}, "
+                                              "which was refused")
+        return
     blocker = _blocked_by(job, out)
     if blocker:
         out.blocked[job.name] = blocker
         return
     out.blocked.pop(job.name, None)
-    plan = ws.prepare(job, budget_used)
     run = out.runs.get(job.name)
+    try:
+        plan = ws.prepare(job, budget, first=run is None)
+    except BudgetExceeded as exc:
+        # One job over its budget does not stop the others; apply exits 1 at the end.
+        out.refused[job.name] = exc
+        return
     if run is None:
         out.runs[job.name] = run = JobRun(plan)
         run.add(plan, first=True)
     else:
         run.add(plan, first=False)
-    todo.discard(job.name)
     if plan.shards:
         out.submitted += ws.submit([job])
     run.waiting = ws.store.waiting_states(job.name, time.time())   # for jobs that need it
@@ -142,7 +156,7 @@ def _refresh_states(ws: Workspace, out: Outcome) -> None:
         run.waiting = ws.store.waiting_states(name, now)
 
 
-def _settled(out: Outcome, todo: set[str]) -> bool:
+def _settled(out: Outcome, todo: list[str]) -> bool:
     runs_settled = all(not any(run.waiting.get(s) for s in UNSETTLED)
                        for run in out.runs.values())
     return runs_settled and not todo
@@ -151,10 +165,8 @@ def _settled(out: Outcome, todo: set[str]) -> bool:
 def _wait(ws: Workspace) -> list[Collected]:
     """Sleep until a batch finishes or a backoff ends; collect what finished."""
     while True:
-        if ws.store.batches(open_only=True):
-            time.sleep(ws.api.poll_interval)
-            ws.report.batches(refresh(ws.store, ws.api))
-            collected = ws.collect()
+        if ws.store.in_flight():
+            collected = ws.poll()
             if collected:
                 return collected
         else:

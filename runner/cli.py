@@ -13,7 +13,6 @@ import json
 import sys
 import time
 import traceback
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,7 +22,6 @@ from . import __version__, report
 from .apply import apply as run_apply
 from .workspace import Options, Workspace
 from .batchfile import check_file
-from .collect import refresh
 from .costs import cost_report, manifest_file
 from .demo import ensure_project, init as init_project, seed, with_emulator
 from .errors import BatchrunError
@@ -41,6 +39,7 @@ class State:
         self.directory = directory
         self.debug = debug
         self.json = False
+        self.lock_timeout = 0.0
 
 
 def _emit(data: Any) -> None:
@@ -96,11 +95,26 @@ def progress_option(fn: Callable) -> Callable:
                         help="Plain log lines instead of live progress bars.")(fn)
 
 
+def lock_option(fn: Callable) -> Callable:
+    """--lock-timeout, for the commands that change the state directory."""
+    def remember(ctx: click.Context, _param: click.Parameter, value: float) -> float:
+        state = ctx.find_object(State)   # made by the group (absent when a test parses alone)
+        if state is not None:
+            state.lock_timeout = value
+        return value
+    return click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0,
+                        metavar="SECONDS", expose_value=False, callback=remember,
+                        help="Wait this long for another batchrun on the same state "
+                             "directory (default: fail at once).")(fn)
+
+
 def _workspace(state: State, paths: tuple[str, ...], options: Options | None = None, *,
                no_progress: bool = False, project: ProjectContext | None = None) -> Workspace:
     project = project or load_project(state.directory)
     jobs = load_jobs(list(paths), project, state.directory)
     live = False if (no_progress or state.json) else None
+    options = options or Options()
+    options.lock_timeout = state.lock_timeout
     return Workspace(project, jobs, reporter(live=live), options)
 
 
@@ -140,14 +154,13 @@ def cli(ctx: click.Context, directory: str, debug: bool) -> None:
 @click.option("--retry-failed", is_flag=True, help="Send again requests that failed for good.")
 @click.option("--force", is_flag=True, help="Ignore stamps and the cache: resend everything "
               "selected (costs money).")
-@click.option("--lock-timeout", type=float, default=0.0, metavar="SECONDS",
-              help="Wait this long for another batchrun on the same state directory.")
+@lock_option
 @progress_option
 @json_option
 @click.pass_obj
 @handle_errors
 def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float | None,
-          retry_failed: bool, force: bool, lock_timeout: float, no_progress: bool,
+          retry_failed: bool, force: bool, no_progress: bool,
           as_json: bool) -> None:
     """Bring the collection up to date: send what changed, write the results.
 
@@ -159,7 +172,7 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
       batchrun apply --max-cost 5         refuse if the estimate exceeds $5
     """
     options = Options(wait=not no_wait, max_cost=max_cost, retry_failed=retry_failed,
-                      force=force, lock_timeout=lock_timeout)
+                      force=force)
     ws = _workspace(state, paths, options, no_progress=no_progress)
     try:
         with ws.locked("apply"):
@@ -172,6 +185,11 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
     finally:
         ws.report.close()
         ws.close()
+    if outcome.refused:   # a job refused by its budget is an error, though the others ran
+        if not as_json:
+            for error in outcome.refused.values():
+                _report_error(state, error)
+        sys.exit(1)
     if outcome.failed:
         sys.exit(EXIT_FAILED_RECORDS)
 
@@ -214,6 +232,7 @@ def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, no_progr
 @paths_argument
 @progress_option
 @json_option
+@lock_option
 @click.pass_obj
 @handle_errors
 def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bool) -> None:
@@ -232,8 +251,8 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
     ws = _workspace(state, paths, no_progress=no_progress)
     try:
         with ws.locked("prepare"):
-            used = [Decimal(0)]
-            plans = {job.name: ws.prepare(job, used) for job in ws.jobs}
+            budget = ws.budget()
+            plans = {job.name: ws.prepare(job, budget) for job in ws.jobs}
         shards = [(name, s) for name, plan in plans.items() for s in plan.shards]
         if as_json:
             _emit({"jobs": {n: report.job_counts(p) for n, p in plans.items()},
@@ -254,6 +273,7 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
 @cli.command()
 @paths_argument
 @json_option
+@lock_option
 @click.pass_obj
 @handle_errors
 def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
@@ -289,6 +309,7 @@ def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
 @click.option("--wait", is_flag=True, help="Poll until every batch has finished.")
 @progress_option
 @json_option
+@lock_option
 @click.pass_obj
 @handle_errors
 def collect(state: State, paths: tuple[str, ...], wait: bool, no_progress: bool,
@@ -308,11 +329,7 @@ def collect(state: State, paths: tuple[str, ...], wait: bool, no_progress: bool,
     try:
         with ws.locked("collect"):
             ws.adopt()
-            collected = ws.collect()
-            while wait and ws.store.batches(open_only=True):
-                time.sleep(ws.api.poll_interval)
-                ws.report.batches(refresh(ws.store, ws.api))
-                collected += ws.collect()
+            collected = ws.collect(wait=wait)
             plans = ws.write_back()
         if as_json:
             _emit({"collected": [{"batch_id": c.batch_id, "job": c.job, "status": c.status,
@@ -362,6 +379,7 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
 @cli.command()
 @paths_argument
 @json_option
+@lock_option
 @click.pass_obj
 @handle_errors
 def cancel(state: State, paths: tuple[str, ...], as_json: bool) -> None:
@@ -377,12 +395,14 @@ def cancel(state: State, paths: tuple[str, ...], as_json: bool) -> None:
     ws = _workspace(state, paths, no_progress=True)
     try:
         with ws.locked("cancel"):
-            cancelled = ws.cancel()
+            cancelled, problems = ws.cancel()
         if as_json:
-            _emit({"cancelled": cancelled})
+            _emit({"cancelled": cancelled, "not_cancelled": problems})
         else:
             for batch_id in cancelled:
                 click.echo(f"cancelling {batch_id}")
+            for problem in problems:
+                click.echo(f"not cancelled: {problem}")
             click.echo(f"{len(cancelled)} batch{'es' * (len(cancelled) != 1)} cancelling; "
                        "`batchrun collect` keeps what they finished.")
     finally:
@@ -453,7 +473,8 @@ def validate(state: State, paths: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command()
 @click.argument("job_name", metavar="JOB")
-@click.option("--limit", default=10, show_default=True, help="Points to show.")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Points to show.")
 @click.option("--failed", is_flag=True, help="List failed requests and why, instead.")
 @json_option
 @click.pass_obj
@@ -496,6 +517,7 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
 @click.option("--examples", default=5, show_default=True, metavar="N",
               help="Tagged videos to print at the end.")
 @progress_option
+@lock_option
 @click.pass_obj
 @handle_errors
 def demo(state: State, speed: str, examples: int, no_progress: bool) -> None:

@@ -14,11 +14,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from openai.types import Batch
 
 from . import crash
+from .errors import ProviderError
 from .pack import SHARDS
 from .pricing import PriceTable, cost
 from .provider import BatchAPI
@@ -28,7 +29,6 @@ from .submit import batch_info
 from .validate import AnswerValidator
 
 OUTPUTS = "outputs"
-DEFAULT_MAX_ATTEMPTS = 3
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
 TOKEN_LIMIT_TRIES = 8   # a batch refused this often for a full queue will never fit
 
@@ -51,8 +51,8 @@ class Collected:
 def refresh(store: Store, api: BatchAPI, seqs: list[int] | None = None) -> list[Batch]:
     """Read the provider's status of every open batch (or of `seqs`) into the ledger."""
     seen = []
-    for row in store.batches(open_only=True):
-        if row["batch_id"] is None or (seqs is not None and row["seq"] not in seqs):
+    for row in store.in_flight():
+        if seqs is not None and row["seq"] not in seqs:
             continue
         batch = api.retrieve(row["batch_id"])
         if batch.status != row["status"] or json.loads(row["info"]) != batch_info(batch):
@@ -62,16 +62,15 @@ def refresh(store: Store, api: BatchAPI, seqs: list[int] | None = None) -> list[
     return seen
 
 
-def collect_finished(store: Store, api: BatchAPI, prices: PriceTable,
-                     max_attempts: Mapping[str, int], *, backoff: float,
+def collect_finished(store: Store, api: BatchAPI, prices: PriceTable, *, backoff: float,
                      report: Report | None = None) -> list[Collected]:
-    """Collect every open batch whose provider status is terminal."""
+    """Collect every batch in flight whose provider status is terminal. Each retries its
+    failed requests up to the max_attempts its job had when it was packed."""
     done = []
-    for row in store.batches(open_only=True):
-        if row["batch_id"] is None or row["status"] not in TERMINAL:
+    for row in store.in_flight():
+        if row["status"] not in TERMINAL:
             continue
-        done.append(collect_batch(store, api, row, prices,
-                                  max_attempts.get(row["job"], DEFAULT_MAX_ATTEMPTS),
+        done.append(collect_batch(store, api, row, prices, row["max_attempts"],
                                   backoff=backoff))
         if report:
             report(describe(done[-1]))
@@ -97,6 +96,7 @@ def collect_batch(store: Store, api: BatchAPI, row: Any, prices: PriceTable, max
         if file_id:
             files[kind] = api.download(file_id, store.artifacts, OUTPUTS)
     crash.point("after-download")
+    _restore_shard(store, api, row, batch)
     expect, validator = expectation(store, row["shard"])
     now = time.time()
     with store.transaction():
@@ -130,6 +130,18 @@ def collect_batch(store: Store, api: BatchAPI, row: Any, prices: PriceTable, max
             cost_standard_usd=None if standard is None else str(standard), note=result.note)
     crash.point("after-results")
     return result
+
+
+def _restore_shard(store: Store, api: BatchAPI, row: Any, batch: Batch) -> None:
+    """A batch's own input file says what it asked for; if the local copy is gone (the
+    artifacts folder was cleaned), fetch it back from the provider."""
+    if store.artifacts.exists(SHARDS, row["shard"]):
+        return
+    download = api.download(batch.input_file_id, store.artifacts, SHARDS)
+    if download.sha != row["shard"]:
+        raise ProviderError(f"the input file of batch {batch.id} hashes to "
+                            f"{download.sha[:12]}, not to its shard {row['shard'][:12]}",
+                            hint="the provider returned another file; report this")
 
 
 def expectation(store: Store, shard: str) -> tuple[Expect, Any]:

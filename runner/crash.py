@@ -16,7 +16,8 @@ _seen = 0
 
 POINTS = (
     "after-pack",          # shards written and recorded, nothing uploaded
-    "after-upload",        # input file uploaded, batch not created
+    "upload-unrecorded",   # input file uploaded, its id not recorded
+    "after-upload",        # input file id recorded, batch not created
     "after-create",        # batch created at the provider, id not recorded
     "after-record",        # batch id recorded
     "after-download",      # output files downloaded, results not stored

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, BinaryIO
+from typing import Any
 
 KEY_SCHEME = "sha256/canonical-json/v1"
 
@@ -34,13 +34,6 @@ def digest(obj: Any) -> str:
 def request_key(endpoint: str, body: dict) -> str:
     """The request key, also sent as the batch line's `custom_id`."""
     return digest({"endpoint": endpoint, "body": body})
-
-
-def file_sha256(fh: BinaryIO, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    for block in iter(lambda: fh.read(chunk), b""):
-        h.update(block)
-    return h.hexdigest()
 
 
 class BodyFrame:

@@ -6,7 +6,8 @@
 2. Otherwise render the request and compute its key. Same key as the stamp → up to date
    (the stamp is refreshed). Key in the result cache → *cached*: written now, for free.
 3. Key in a batch not yet collected → *in flight*; failed for good → *failed*; backing
-   off before a retry → *waiting*.
+   off before a retry, or beyond the model's queue limit → *waiting*. A point lacking the
+   output of a job it `needs` is *unready*: skipped until that job answers for it.
 4. Anything else is *pending*: packed into a shard (apply) or counted (plan). Identical
    requests are packed once.
 """
@@ -23,7 +24,6 @@ from typing import Any, Callable
 
 from .errors import BatchrunError, SpecError
 from .estimate import Estimate
-from .keys import BodyFrame
 from .pack import Packer, Shard
 from .render import RenderError, render_parts, request_frame
 from .select import Point, Selection
@@ -65,8 +65,10 @@ class JobPlan:
     retry_points: int = 0  # pending because an earlier attempt failed
     other_provider: dict[str, int] = field(default_factory=dict)  # pending: answered elsewhere
     restamped: int = 0
+    unready: int = 0       # lack the output of a job this one needs: not sent, not an error
     render_errors: dict[str, RenderFailures] = field(default_factory=dict)
-    estimate: Estimate = field(default_factory=Estimate)
+    estimate: Estimate = field(default_factory=Estimate)     # the requests counted above
+    held_back: Estimate = field(default_factory=Estimate)    # pending beyond the queue limit
     shards: list[Shard] = field(default_factory=list)
 
     @property
@@ -75,7 +77,8 @@ class JobPlan:
 
     @property
     def done(self) -> bool:
-        return not (self.pending or self.in_flight or self.waiting)
+        """Nothing for apply to do: nothing to send, await or write."""
+        return not (self.pending or self.in_flight or self.waiting or self.cached)
 
     def raise_render_errors(self, job: Job) -> None:
         """Points whose template failed are never sent; say where, which and how many."""
@@ -129,57 +132,65 @@ class _LedgerSink:
     """Records packed shards and their keys in the state ledger (inside the pass's
     transaction, so a pass refused by the budget leaves no trace)."""
 
-    def __init__(self, store: Store, job: Job):
+    def __init__(self, store: Store, job: Job, uploaded: dict[str, dict[str, Any]]):
         self.store, self.job = store, job
+        self.uploaded = uploaded   # shard → its upload, of intents this pass replaced
 
     def open_shard(self) -> int:
         spec = self.job.spec
         return self.store.new_batch(job=self.job.name, shard="", endpoint=spec.endpoint,
-                                    model=spec.model, requests=0, size=0, est_input_tokens=0)
+                                    model=spec.model, requests=0, size=0, est_input_tokens=0,
+                                    max_attempts=spec.batch.max_attempts)
 
     def add_key(self, seq: int, key: str) -> None:
         self.store.queue(key, self.job.name, seq)
 
     def close_shard(self, shard: Shard) -> None:
+        # The same shard packed again (nothing changed since an interrupted run) reuses
+        # the file that run uploaded.
         self.store.update_batch(shard.seq, shard=shard.sha, requests=shard.requests,
-                                bytes=shard.bytes, est_input_tokens=shard.est_input_tokens)
+                                bytes=shard.bytes, est_input_tokens=shard.est_input_tokens,
+                                **self.uploaded.get(shard.sha, {}))
 
 
-def reconcile(job: Job, selection: Selection, store: Store, *, apply: bool, pack: bool,
-              estimate: bool, retry_failed: bool = False, force: bool = False,
+@dataclass(frozen=True)
+class PassOptions:
+    """What one pass may do. Without `write`, it only counts (plan); with `write`, it
+    writes cached results and refreshed stamps to Qdrant; with `pack` too, it packs
+    pending requests into shards recorded in the ledger."""
+
+    write: bool = False
+    pack: bool = False
+    estimate: bool = False
+    # --force: stamps and the cache are ignored, except answers from `fresh_batches` (the
+    # batches this run sent), so a forced run still settles.
+    force: bool = False
+    fresh_batches: frozenset[str] = frozenset()
+    # shard → its upload, of intents the caller dropped before this pass (see
+    # Store.drop_intents): a shard packed again reuses the file.
+    uploaded: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # output keys of the jobs this one `needs`: a point lacking one is not ready yet.
+    needed: tuple[str, ...] = ()
+
+
+def reconcile(job: Job, selection: Selection, store: Store, options: PassOptions,
               progress: Progress | None = None) -> JobPlan:
-    """One pass over a job's points. With `apply`, writes cached results and refreshed
-    stamps to Qdrant; with `pack` too, packs pending requests into shards recorded in
-    `store`. The caller owns the transaction. Without either, it only counts (plan)."""
-    plan = JobPlan(job.name)
-    spec = job.spec
-    now = time.time()
-    packer = Packer(store.artifacts, _LedgerSink(store, job), max_requests=spec.batch.max_requests,
-                    max_bytes=spec.batch.max_bytes) if apply and pack else None
-    dedupe = None if packer else _PlanDedupe()
-    waiting = _Waiting(store, job.name) if packer else None
-    queue_room = _queue_room(job, store)
-    frame = request_frame(job)
+    """One pass over a job's points. The caller owns the transaction."""
+    pass_ = _Pass(job, selection, store, options)
     try:
         for point in selection.points():
-            plan.matched += 1
-            if progress and plan.matched % 1000 == 0:
-                progress("scanned", plan.matched)
-            _one(job, frame, point, plan, store, selection, packer, dedupe, waiting, now,
-                 apply=apply, estimate=estimate or queue_room is not None,
-                 retry_failed=retry_failed, force=force, queue_room=queue_room)
-        if apply:
-            selection.flush()
-            plan.shards = packer.close() if packer else []
-        if waiting:
-            waiting.flush()
+            pass_.plan.matched += 1
+            if progress and pass_.plan.matched % 1000 == 0:
+                progress("scanned", pass_.plan.matched)
+            pass_.one(point)
+        pass_.finish()
     except BaseException:
-        if packer:
-            packer.abort()
+        if pass_.packer:
+            pass_.packer.abort()
         raise
     if progress:
-        progress("scanned", plan.matched)
-    return plan
+        progress("scanned", pass_.plan.matched)
+    return pass_.plan
 
 
 def _queue_room(job: Job, store: Store) -> list[int] | None:
@@ -211,79 +222,120 @@ class _Waiting:
         self.rows = []
 
 
-def _one(job: Job, frame: BodyFrame, point: Point, plan: JobPlan, store: Store,
-         selection: Selection, packer: Packer | None, dedupe: _PlanDedupe | None,
-         waiting: _Waiting | None, now: float, *, apply: bool, estimate: bool,
-         retry_failed: bool, force: bool, queue_room: list[int] | None) -> None:
-    inputs = inputs_digest(job.fingerprint, point.id, point.payload)
-    old = point.stamp
-    # A stamp counts only for the provider that wrote it: switching from the emulator to
-    # the real API must send every request for real.
-    current = old is not None and old.get("provider") == store.provider and not force
-    if current and old.get("inputs") == inputs:
-        plan.up_to_date += 1
-        return
-    try:
-        parts = render_parts(job, point.id, point.payload)
-    except RenderError as exc:
-        plan.render_errors.setdefault(str(exc), RenderFailures(exc)).add(point.id)
-        return
-    body = frame.serialise(parts)
-    key = frame.key(body)
-    if current and old.get("key") == key:
-        plan.up_to_date += 1
-        plan.restamped += 1
-        if apply:
-            selection.write(point.id, {selection.stamp_key: {**old, "inputs": inputs}})
-        return
-    result = None if force else store.result(key)
-    if result is not None:
-        plan.cached += 1
-        if apply:
-            selection.write(point.id, {job.output_key: result.value, selection.stamp_key:
-                                       stamp(inputs, result, store.provider)})
-        return
-    if waiting is not None:   # whatever happens below, this point waits for `key`
-        waiting.add(point.id, key, inputs)
-    state = store.request(key)
-    if state is not None and state.state == QUEUED:
-        plan.in_flight += 1
-        return
-    if state is not None and state.state == FAILED and not retry_failed:
-        plan.failed += 1
-        return
-    if state is not None and state.state == RETRY and state.not_before > now:
-        plan.waiting += 1
-        return
-    plan.pending += 1
-    if state is not None:
-        plan.retry_points += 1
-    elif old and old.get("provider") != store.provider:
-        who = str(old.get("provider"))
-        plan.other_provider[who] = plan.other_provider.get(who, 0) + 1
-    elif old:
-        plan.changed_points += 1
-    else:
-        plan.new_points += 1
-    first = packer is not None or (dedupe is not None and dedupe.first(key))
-    if not first:
-        return  # the same request as another pending point: counted once, sent once
-    tokens = prompt_tokens(job.spec.endpoint, frame.body(parts)) if estimate else None
-    if queue_room is not None and tokens is not None:
-        if tokens.tokens > (job.spec.batch.max_enqueued_tokens or 0):
-            raise BatchrunError(f"a request of {tokens.tokens:,} input tokens can never fit in "
-                                f"batch.max_enqueued_tokens ({job.spec.batch.max_enqueued_tokens:,})",
-                                where=job.at("batch", "max_enqueued_tokens"),
-                                hint="raise the limit, or shorten the prompt")
-        if tokens.tokens > queue_room[0]:
-            plan.pending -= 1
+class _Pass:
+    """The decisions of one pass, point by point (see the module docstring)."""
+
+    def __init__(self, job: Job, selection: Selection, store: Store, options: PassOptions):
+        self.job, self.selection, self.store, self.options = job, selection, store, options
+        self.plan = JobPlan(job.name)
+        self.now = time.time()
+        spec = job.spec
+        self.packer = Packer(store.artifacts, _LedgerSink(store, job, options.uploaded),
+                             max_requests=spec.batch.max_requests,
+                             max_bytes=spec.batch.max_bytes) \
+            if options.write and options.pack else None
+        self.dedupe = None if self.packer else _PlanDedupe()
+        self.waiting = _Waiting(store, job.name) if self.packer else None
+        # The queue limit shapes what one wave sends; a plan shows every request.
+        self.queue_room = _queue_room(job, store) if self.packer else None
+        self.estimate = options.estimate or self.queue_room is not None
+        self.frame = request_frame(job)
+
+    def finish(self) -> None:
+        if self.options.write:
+            self.selection.flush()
+        if self.packer:
+            self.plan.shards = self.packer.close()
+        if self.waiting:
+            self.waiting.flush()
+
+    def one(self, point: Point) -> None:
+        job, plan, store, options = self.job, self.plan, self.store, self.options
+        inputs = inputs_digest(job.fingerprint, point.id, point.payload)
+        old = point.stamp
+        # A stamp counts only for the provider that wrote it: switching from the emulator
+        # to the real API must send every request for real. Forced, only this run's count.
+        current = old is not None and old.get("provider") == store.provider and (
+            not options.force or old.get("batch") in options.fresh_batches)
+        if current and old.get("inputs") == inputs:
+            plan.up_to_date += 1
+            return
+        try:
+            parts = render_parts(job, point.id, point.payload)
+        except RenderError as exc:
+            if any(key not in point.payload for key in options.needed):
+                plan.unready += 1   # a job it needs has not answered for this point yet
+            else:
+                plan.render_errors.setdefault(str(exc), RenderFailures(exc)).add(point.id)
+            return
+        body = self.frame.serialise(parts)
+        key = self.frame.key(body)
+        if current and old.get("key") == key:
+            plan.up_to_date += 1
+            plan.restamped += 1
+            if options.write:
+                self.selection.write(point.id, {self.selection.stamp_key:
+                                                {**old, "inputs": inputs}})
+            return
+        result = store.result(key)
+        if result is not None and (not options.force or result.batch_id in options.fresh_batches):
+            plan.cached += 1
+            if options.write:
+                self.selection.write(point.id, {job.output_key: result.value,
+                                                self.selection.stamp_key:
+                                                stamp(inputs, result, store.provider)})
+            return
+        if result is not None and self.packer is not None:
+            # Forced: the old answer goes, so a point held back for a later wave waits
+            # for the new one instead of taking the old one back.
+            store.forget_result(key)
+        if self.waiting is not None:   # whatever happens below, this point waits for `key`
+            self.waiting.add(point.id, key, inputs)
+        state = store.request(key)
+        if state is not None and state.state == QUEUED:
+            plan.in_flight += 1
+            return
+        if state is not None and state.state == FAILED:
+            plan.failed += 1
+            return
+        if state is not None and state.state == RETRY and state.not_before > self.now:
             plan.waiting += 1
             return
-        queue_room[0] -= tokens.tokens
-    plan.requests += 1
-    if tokens is not None:
-        plan.estimate.add(tokens, max_output_tokens(job.spec.endpoint, frame.constant))
-    if packer is not None:
-        packer.add(key, frame.line(key, body), tokens.tokens if tokens else 0)
+        plan.pending += 1
+        if state is not None:
+            plan.retry_points += 1
+        elif old and old.get("provider") != store.provider:
+            who = str(old.get("provider"))
+            plan.other_provider[who] = plan.other_provider.get(who, 0) + 1
+        elif old:
+            plan.changed_points += 1
+        else:
+            plan.new_points += 1
+        if self.dedupe is not None and not self.dedupe.first(key):
+            return  # the same request as another pending point: counted once, sent once
+        self._request(key, body, parts)
 
-
+    def _request(self, key: str, body: bytes, parts: Any) -> None:
+        """A pending request: estimated, then packed — or held back for a later wave."""
+        job, plan = self.job, self.plan
+        tokens = prompt_tokens(job.spec.endpoint, self.frame.body(parts)) if self.estimate \
+            else None
+        cap = max_output_tokens(job.spec.endpoint, self.frame.constant) if tokens else None
+        if self.queue_room is not None and tokens is not None:
+            limit = job.spec.batch.max_enqueued_tokens or 0
+            if tokens.tokens > limit:
+                raise BatchrunError(f"a request of {tokens.tokens:,} input tokens can never fit "
+                                    f"in batch.max_enqueued_tokens ({limit:,})",
+                                    where=job.at("batch", "max_enqueued_tokens"),
+                                    hint="raise the limit, or shorten the prompt")
+            if tokens.tokens > self.queue_room[0]:
+                plan.pending -= 1
+                plan.waiting += 1
+                plan.held_back.add(tokens, cap)   # still counts against the budget
+                return
+            self.queue_room[0] -= tokens.tokens
+        plan.requests += 1
+        if tokens is not None:
+            plan.estimate.add(tokens, cap)
+        if self.packer is not None:
+            self.packer.add(key, self.frame.line(key, body), tokens.tokens if tokens else 0)

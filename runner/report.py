@@ -79,11 +79,11 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
         plan = plans[job.name]
         symbol = plan_symbol(plan, job.name in recorded)
         head = f"{symbol} {job.name} ({job.file}): {plan.matched:,} matched"
-        if plan.done and not plan.cached and not plan.failed and not plan.render_errors:
+        if plan.done and not plan.failed and not plan.render_errors and not plan.unready:
             lines.append(head + ", all up to date")
             up_to_date += 1
             continue
-        lines.append(head + " — " + ", ".join(_counts(plan)))
+        lines.append(head + " — " + ", ".join(_counts(plan, job)))
         reasons = plan_reasons(plan, job, recorded.get(job.name))
         if reasons and (plan.pending or plan.cached):
             lines.append("    why: " + "; ".join(reasons))
@@ -115,11 +115,16 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
     return lines
 
 
-def _counts(plan: JobPlan) -> list[str]:
+def _needs_label(job: Job) -> str:
+    return f"waiting for {', '.join(job.spec.needs)}"
+
+
+def _counts(plan: JobPlan, job: Job) -> list[str]:
     parts = []
-    for label, value in (("up to date", plan.up_to_date), ("from cache", plan.cached),
+    for label, value in (("up to date", plan.up_to_date),
+                         ("to write from the result cache", plan.cached),
                          ("in flight", plan.in_flight), ("waiting", plan.waiting),
-                         ("failed", plan.failed)):
+                         ("failed", plan.failed), (_needs_label(job), plan.unready)):
         if value:
             parts.append(f"{value:,} {label}")
     if plan.pending:
@@ -151,7 +156,7 @@ def plan_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:
 def job_counts(plan: JobPlan) -> dict[str, Any]:
     return {"matched": plan.matched, "up_to_date": plan.up_to_date, "cached": plan.cached,
             "in_flight": plan.in_flight, "waiting": plan.waiting, "failed": plan.failed,
-            "to_submit": plan.pending, "requests": plan.requests,
+            "unready": plan.unready, "to_submit": plan.pending, "requests": plan.requests,
             "render_errors": {m: f.count for m, f in plan.render_errors.items()}}
 
 
@@ -163,6 +168,9 @@ def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
     lines = []
     for job in ws.jobs:
         run = out.runs.get(job.name)
+        if job.name in out.refused:
+            lines.append(f"{job.name}: not run (refused, see the error below)")
+            continue
         if run is None:
             lines.append(f"{job.name}: not run ({out.blocked.get(job.name, 'blocked')})")
             continue
@@ -171,10 +179,10 @@ def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
             parts.append(f"{run.sent:,} requests sent in {run.shards} "
                          f"batch{'es' * (run.shards != 1)}")
         if run.written:
-            free = f" ({run.free:,} from cache, free)" if run.free else ""
+            free = f" ({run.free:,} from the result cache, nothing sent)" if run.free else ""
             parts.append(f"{run.written:,} written{free}")
         for label, value in (("in flight", run.in_flight), ("waiting to retry", run.retrying),
-                             ("failed", run.failed)):
+                             ("failed", run.failed), (_needs_label(job), run.last.unready)):
             if value:
                 parts.append(f"{value:,} {label}")
         if len(parts) == 1:
@@ -212,20 +220,25 @@ def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
     jobs = {}
     for job in ws.jobs:
         run = out.runs.get(job.name)
-        entry: dict[str, Any] = {"blocked": out.blocked.get(job.name) or "blocked"}
-        if run is not None:
+        entry: dict[str, Any]
+        if job.name in out.refused:
+            entry = {"refused": out.refused[job.name].one_line()}
+        elif run is None:
+            entry = {"blocked": out.blocked.get(job.name) or "blocked"}
+        else:
             entry = {"matched": run.last.matched, "up_to_date": run.up_to_date,
                      "in_flight": run.in_flight, "waiting": run.retrying, "failed": run.failed,
-                     "sent": run.sent, "written": run.written, "written_from_cache": run.free,
-                     "batches": run.shards}
+                     "unready": run.last.unready, "sent": run.sent, "written": run.written,
+                     "written_from_cache": run.free, "batches": run.shards}
         entry["failures"] = [{"key": r["key"], "attempts": r["attempts"], "reason": r["last_error"]}
-                             for r in ws.store.failures(job.name) if r["state"] == "failed"]
+                             for r in ws.store.failures(job.name)]
         jobs[job.name] = entry
     return {"jobs": jobs, "submitted": out.submitted, "adopted": out.adopted,
             "collected": [{"batch_id": c.batch_id, "job": c.job, "status": c.status,
                            "lines": dict(c.seen), "cost_usd": _num(c.cost_usd)}
                           for c in out.collected],
-            "failed": out.failed, "in_flight": out.in_flight}
+            "failed": out.failed, "in_flight": out.in_flight,
+            "refused": sorted(out.refused)}
 
 
 def show_lines(ws: Workspace, job: Job, *, limit: int) -> list[str]:
@@ -299,9 +312,8 @@ def failure_rows(ws: Workspace, limit: int | None = None) -> list[dict[str, Any]
     rows = []
     for job in ws.jobs:
         for row in ws.store.failures(job.name, limit=limit):
-            if row["state"] == "failed":
-                rows.append({"job": job.name, "key": row["key"], "attempts": row["attempts"],
-                             "reason": row["last_error"]})
+            rows.append({"job": job.name, "key": row["key"], "attempts": row["attempts"],
+                         "reason": row["last_error"]})
     return rows
 
 

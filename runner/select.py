@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from qdrant_client import QdrantClient, models
@@ -130,17 +129,24 @@ class Selection:
 
     def flush(self) -> int:
         """Send the writes still buffered; returns how many points they touched."""
-        count = len(self._writes)
-        if self._writes:
-            self.client.batch_update_points(self.collection, self._writes, wait=True)
-            self._writes = []
+        writes, self._writes = self._writes, []
+        if writes:
+            try:
+                self.client.batch_update_points(self.collection, writes, wait=True)
+            except Exception:
+                # A point deleted while its request was out (batches take hours) fails the
+                # whole call: write the others, and let the deleted ones go.
+                existing = self._existing(writes)
+                if len(existing) == len(writes):
+                    raise   # not a deleted point: the original error stands
+                writes = existing
+                if writes:
+                    self.client.batch_update_points(self.collection, writes, wait=True)
             crash.point("mid-write")
-        self.written += count
-        return count
+        self.written += len(writes)
+        return len(writes)
 
-
-def embedded_path(project: ProjectContext) -> Path | None:
-    cfg = project.config.qdrant
-    if cfg.url or cfg.path == ":memory:":
-        return None
-    return project.root / (cfg.path or ".qdrant")
+    def _existing(self, writes: list[models.SetPayloadOperation]) -> list:
+        ids = [op.set_payload.points[0] for op in writes]   # type: ignore[index]
+        present = {p.id for p in self.client.retrieve(self.collection, ids, with_payload=False)}
+        return [op for op, point_id in zip(writes, ids) if point_id in present]

@@ -32,6 +32,11 @@ SCHEMA_VERSION = 1
 
 # Request states. A key is `queued` while a batch that carries it is not yet collected.
 QUEUED, RETRY, FAILED = "queued", "retry", "failed"
+# Why a point still waits (Store.waiting_states). All but `failed` mean "not settled yet".
+ANSWERED, IN_FLIGHT, RETRY_READY, BACKING_OFF, UNSENT, FAILED_FOR_GOOD = (
+    "answered", "in_flight", "retry_ready", "backing_off", "unsent", "failed")
+UNSETTLED = (ANSWERED, IN_FLIGHT, RETRY_READY, BACKING_OFF, UNSENT)
+IN_FLIGHT_STATES = (ANSWERED, IN_FLIGHT, UNSENT)   # counted as "in flight" in reports
 # Batch statuses at the provider that end a batch.
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -50,8 +55,10 @@ CREATE TABLE IF NOT EXISTS batches (
     requests INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
     est_input_tokens INTEGER,        -- estimate, for queue limits and budgets
+    max_attempts INTEGER NOT NULL,   -- the job's batch.max_attempts when it was packed
     intent_at REAL NOT NULL,         -- when we decided to create it (before any API call)
     status TEXT NOT NULL,            -- 'submitting' until created, then the provider's status
+    upload_at REAL,                  -- when an upload of the shard began (a crash may hide one)
     input_file_id TEXT,
     batch_id TEXT UNIQUE,
     info TEXT NOT NULL DEFAULT '{}', -- provider timestamps, request_counts, errors (JSON)
@@ -225,9 +232,6 @@ class Store:
             (key, job, state, batch_seq, attempts_delta, deferrals_delta, not_before, error,
              attempts_delta, deferrals_delta))
 
-    def forget_request(self, key: str) -> None:
-        self.db.execute("DELETE FROM requests WHERE key=?", (key,))
-
     def unqueued_keys(self, batch_seq: int) -> list[str]:
         """Keys of a batch still queued (neither answered nor failed in its files)."""
         return [r[0] for r in self.db.execute(
@@ -250,8 +254,9 @@ class Store:
         return cur.rowcount
 
     def failures(self, job: str, limit: int | None = None) -> list[sqlite3.Row]:
-        sql = ("SELECT key, attempts, last_error, state FROM requests WHERE job=? "
-               "AND state IN ('failed', 'retry') AND last_error IS NOT NULL ORDER BY key")
+        """Requests of the job that failed for good, with their last error."""
+        sql = ("SELECT key, attempts, last_error FROM requests WHERE job=? "
+               "AND state='failed' ORDER BY key")
         if limit:
             sql += f" LIMIT {int(limit)}"
         return self.db.execute(sql, (job,)).fetchall()
@@ -262,6 +267,9 @@ class Store:
         self.db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
                             [(*row, now) for row in rows])
         self.db.executemany("DELETE FROM requests WHERE key=?", [(row[0],) for row in rows])
+
+    def forget_result(self, key: str) -> None:
+        self.db.execute("DELETE FROM results WHERE key=?", (key,))
 
     def result(self, key: str) -> Result | None:
         row = self.db.execute("SELECT key, kind, value, model, batch_id, at FROM results "
@@ -314,11 +322,13 @@ class Store:
     # ---- batches ---------------------------------------------------------------------
 
     def new_batch(self, *, job: str, shard: str, endpoint: str, model: str, requests: int,
-                  size: int, est_input_tokens: int | None) -> int:
+                  size: int, est_input_tokens: int | None, max_attempts: int) -> int:
         cur = self.db.execute(
             "INSERT INTO batches (job, shard, endpoint, model, requests, bytes, "
-            "est_input_tokens, intent_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitting')",
-            (job, shard, endpoint, model, requests, size, est_input_tokens, time.time()))
+            "est_input_tokens, max_attempts, intent_at, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitting')",
+            (job, shard, endpoint, model, requests, size, est_input_tokens, max_attempts,
+             time.time()))
         return int(cur.lastrowid)
 
     def update_batch(self, seq: int, **fields: Any) -> None:
@@ -341,19 +351,50 @@ class Store:
             sql += " AND collected_at IS NULL"
         return self.db.execute(sql + " ORDER BY seq", args).fetchall()
 
+    def in_flight(self) -> list[sqlite3.Row]:
+        """Batches created at the provider and not yet collected."""
+        return self.db.execute("SELECT * FROM batches WHERE collected_at IS NULL "
+                               "AND batch_id IS NOT NULL ORDER BY seq").fetchall()
+
     def known_batch_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT batch_id FROM batches "
                                               "WHERE batch_id IS NOT NULL")}
+
+    def output_mean(self, job: str, model: str) -> float | None:
+        """Output tokens per billed request in the job's collected batches of `model`."""
+        row = self.db.execute(
+            "SELECT SUM(output_tokens), SUM(json_extract(seen, '$.billed')) FROM batches "
+            "WHERE job=? AND model=? AND collected_at IS NOT NULL", (job, model)).fetchone()
+        tokens, lines = row[0], row[1]
+        return tokens / lines if tokens is not None and lines else None
 
     def enqueued_tokens(self, model: str) -> int:
         row = self.db.execute("SELECT COALESCE(SUM(est_input_tokens), 0) FROM batches "
                               "WHERE model=? AND collected_at IS NULL", (model,)).fetchone()
         return int(row[0])
 
-    def counts(self, job: str) -> dict[str, int]:
-        rows = self.db.execute("SELECT state, COUNT(*) FROM requests WHERE job=? GROUP BY state",
-                               (job,)).fetchall()
-        return {r[0]: r[1] for r in rows}
+    def drop_intents(self, job: str, *, uploaded: bool) -> dict[str, dict[str, Any]]:
+        """Forget the job's shards recorded but never created as batches, before a pass
+        packs afresh: the spec or the data may have changed since, and what they hold is
+        re-packed if still pending. With `uploaded`, also those whose input file was
+        uploaded (only after `adopt` has matched every batch the provider has). Their
+        keys go back to what they were. Returns, by shard, what a shard packed again
+        inherits: its upload (`input_file_id`, `upload_at`)."""
+        sql = ("SELECT seq, shard, input_file_id, upload_at FROM batches "
+               "WHERE job=? AND status='submitting'")
+        if not uploaded:
+            sql += " AND input_file_id IS NULL"
+        dropped = self.db.execute(sql, (job,)).fetchall()
+        for row in dropped:
+            # A key with earlier attempts keeps them, as a retry; a fresh one is forgotten.
+            self.db.execute("UPDATE requests SET state='retry', batch_seq=NULL, not_before=0 "
+                            "WHERE batch_seq=? AND state='queued' AND (attempts>0 OR deferrals>0)",
+                            (row["seq"],))
+            self.db.execute("DELETE FROM requests WHERE batch_seq=? AND state='queued'",
+                            (row["seq"],))
+            self.db.execute("DELETE FROM batches WHERE seq=?", (row["seq"],))
+        return {row["shard"]: {"input_file_id": row["input_file_id"],
+                               "upload_at": row["upload_at"]} for row in dropped}
 
 
 def encode_value(kind: str, value: Any) -> bytes:

@@ -21,7 +21,7 @@ import openai
 from openai.types import Batch
 
 from . import crash
-from .errors import ProviderError
+from .errors import BatchrunError, ProviderError
 from .pack import SHARDS
 from .provider import BatchAPI
 from .store import QUEUED, Store
@@ -43,10 +43,11 @@ def input_filename(job: str, shard: str) -> str:
     return f"batchrun-{job}-{shard}.jsonl"
 
 
-def adopt(store: Store, api: BatchAPI, targets: Mapping[str, str], *,
-          lookback: float = ADOPT_LOOKBACK, report: Report | None = None) -> int:
+def adopt(store: Store, api: BatchAPI, targets: Mapping[str, str],
+          max_attempts: Mapping[str, int], *, lookback: float = ADOPT_LOOKBACK,
+          report: Report | None = None) -> int:
     """Attach batches the provider has and the ledger lacks, for these jobs (name → the
-    target id of their data). Returns how many."""
+    target id of their data; name → their batch.max_attempts). Returns how many."""
     submitting = {(r["job"], r["shard"]): r for r in store.batches(open_only=True)
                   if r["status"] == "submitting"}
     since = time.time() - lookback
@@ -65,7 +66,7 @@ def adopt(store: Store, api: BatchAPI, targets: Mapping[str, str], *,
             if intent is not None:
                 _record(store, intent["seq"], batch)
             else:
-                _adopt_unknown(store, api, job, shard, batch)
+                _adopt_unknown(store, api, job, shard, batch, max_attempts[job])
         known.add(batch.id)
         adopted += 1
         if report:
@@ -73,7 +74,8 @@ def adopt(store: Store, api: BatchAPI, targets: Mapping[str, str], *,
     return adopted
 
 
-def _adopt_unknown(store: Store, api: BatchAPI, job: str, shard: str, batch: Batch) -> None:
+def _adopt_unknown(store: Store, api: BatchAPI, job: str, shard: str, batch: Batch,
+                   max_attempts: int) -> None:
     """A batch of ours the ledger never saw: fetch its input file to learn its keys."""
     download = api.download(batch.input_file_id, store.artifacts, SHARDS)
     if download.sha != shard:
@@ -86,7 +88,8 @@ def _adopt_unknown(store: Store, api: BatchAPI, job: str, shard: str, batch: Bat
             keys.append(line["custom_id"])
             model = model or line.get("body", {}).get("model", "")
     seq = store.new_batch(job=job, shard=shard, endpoint=batch.endpoint, model=model,
-                          requests=len(keys), size=download.size, est_input_tokens=None)
+                          requests=len(keys), size=download.size, est_input_tokens=None,
+                          max_attempts=max_attempts)
     store.update_batch(seq, intent_at=float(batch.created_at), input_file_id=batch.input_file_id)
     _record(store, seq, batch)
     for key in keys:
@@ -134,8 +137,20 @@ def _submit_one(store: Store, api: BatchAPI, row, target: str) -> Batch:
     file_id = row["input_file_id"]
     if not file_id:
         name = input_filename(job, shard)
-        found = api.find_file(name, row["bytes"])
-        file_id = found.id if found else api.upload(store.artifacts.path(SHARDS, shard), name).id
+        # Only an upload that began before (and was never recorded) can be at the provider
+        # already; listing the organisation's files for every new shard would be slow.
+        found = api.find_file(name, row["bytes"]) if row["upload_at"] else None
+        if found is None:
+            path = store.artifacts.path(SHARDS, shard)
+            if not path.is_file():
+                raise BatchrunError(f"the shard {shard[:12]} of {job} is missing from "
+                                    f"{path.parent}; it was never uploaded",
+                                    hint="run `batchrun apply` (or `batchrun prepare`) to "
+                                         "pack its requests again")
+            with store.transaction():
+                store.update_batch(seq, upload_at=time.time())
+        file_id = found.id if found else api.upload(path, name).id
+        crash.point("upload-unrecorded")
         with store.transaction():
             store.update_batch(seq, input_file_id=file_id)
         crash.point("after-upload")

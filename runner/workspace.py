@@ -12,20 +12,21 @@ queues are recorded together, or — when the budget or a template refuses them 
 from __future__ import annotations
 
 import gc
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Iterator
 
 from . import changes, crash, manifest
 from .collect import Collected, collect_finished, refresh
-from .errors import BudgetExceeded
+from .budget import Budget
+from .errors import ProviderError
 from .estimate import CostRange, Estimate, cost_range
 from .pack import SHARDS
 from .pricing import PriceTable
 from .progress import Reporter
 from .provider import BatchAPI, open_provider
-from .reconcile import JobPlan, reconcile, stamp
+from .reconcile import JobPlan, PassOptions, reconcile, stamp
 from .select import Selection, connect
 from .spec import Job, ProjectContext
 from .store import TERMINAL, StateLock, Store
@@ -57,6 +58,8 @@ class Workspace:
         self._store: Store | None = None
         self._api: BatchAPI | None = None
         self._qdrant = None
+        self._adopted = False      # adopt() ran: every batch the provider has is in the ledger
+        self.started = time.time()
 
     # ---- lazily opened edges ---------------------------------------------------------
 
@@ -109,15 +112,18 @@ class Workspace:
 
     def plan(self) -> dict[str, JobPlan]:
         """What apply would do, per job. Reads Qdrant and the ledger; spends nothing."""
-        return {job.name: self._pass(job, writes=False, pack=False, estimate=True)
+        return {job.name: self._pass(job, PassOptions(estimate=True, needed=self.needed(job)))
                 for job in self.jobs}
 
-    def _pass(self, job: Job, *, writes: bool, pack: bool, estimate: bool) -> JobPlan:
+    def needed(self, job: Job) -> tuple[str, ...]:
+        """The output keys of the jobs `job` needs (those loaded with it)."""
+        keys = {j.name: j.output_key for j in self.jobs}
+        return tuple(keys[name] for name in job.spec.needs if name in keys)
+
+    def _pass(self, job: Job, options: PassOptions) -> JobPlan:
         selection = self.selection(job)
         self.report.start(job.name, selection.count() if self.report.wants_total else None)
-        plan = reconcile(job, selection, self.store, apply=writes, pack=pack,
-                         estimate=estimate, retry_failed=self.options.retry_failed,
-                         force=self.options.force,
+        plan = reconcile(job, selection, self.store, options,
                          progress=lambda _stage, n: self.report.advance(job.name, n))
         self.report.finish(job.name)
         return plan
@@ -126,26 +132,33 @@ class Workspace:
         price = self.prices.lookup(job.spec.model)
         rates = price.batch if price is not None else None
         return cost_range(estimate, rates.input if rates else None,
-                          rates.output if rates else None, self.output_mean(job))
+                          rates.output if rates else None,
+                          self.store.output_mean(job.name, job.spec.model))
 
-    def output_mean(self, job: Job) -> float | None:
-        row = self.store.db.execute(
-            "SELECT SUM(output_tokens), SUM(json_extract(seen, '$.billed')) FROM batches "
-            "WHERE job=? AND model=? AND collected_at IS NOT NULL",
-            (job.name, job.spec.model)).fetchone()
-        tokens, lines = row[0], row[1]
-        return tokens / lines if tokens is not None and lines else None
+    def budget(self) -> Budget:
+        """The limits of one command: each job's budget, and --max-cost for the run."""
+        return Budget(self.options.max_cost, self.cost_range)
 
-    def prepare(self, job: Job, budget_used: list[Decimal]) -> JobPlan:
-        """One apply pass: write what is free, pack what is pending, record the intents."""
-        needs_estimate = self._budget(job) is not None or job.spec.batch.max_enqueued_tokens
+    def prepare(self, job: Job, budget: Budget, *, first: bool = True) -> JobPlan:
+        """One packing pass: write what is free, pack what is pending, record the intents.
+        `first`: the job's first pass of this command, where --retry-failed and --force
+        reset failed requests."""
+        opts = self.options
         refused: list = []
         try:
             with self.store.transaction():
-                plan = self._pass(job, writes=True, pack=True, estimate=bool(needs_estimate))
+                # apply has adopted every batch the provider has: intents left now were
+                # never created. prepare has not, so it keeps the ones already uploaded.
+                uploaded = self.store.drop_intents(job.name, uploaded=self._adopted)
+                if first and (opts.retry_failed or opts.force):
+                    self.store.reset_failed(job.name)
+                plan = self._pass(job, PassOptions(
+                    write=True, pack=True, estimate=budget.applies(job), force=opts.force,
+                    fresh_batches=self._fresh_batches() if opts.force else frozenset(),
+                    uploaded=uploaded, needed=self.needed(job)))
                 refused = plan.shards
                 plan.raise_render_errors(job)
-                self._refuse_over_budget(job, plan, budget_used)
+                budget.charge(job, plan)
                 refused = []
                 self._record_job(job)
         finally:
@@ -153,6 +166,11 @@ class Workspace:
         manifest.write(self.store)
         crash.point("after-pack")
         return plan
+
+    def _fresh_batches(self) -> frozenset[str]:
+        """Batches this command created: with --force, their answers count as new."""
+        return frozenset(row["batch_id"] for row in self.store.batches()
+                         if row["batch_id"] and row["intent_at"] >= self.started)
 
     def _record_job(self, job: Job) -> None:
         self.store.record_job(job.name, file=job.file, fingerprint=job.fingerprint,
@@ -166,40 +184,6 @@ class Workspace:
             if shard.sha not in recorded:
                 self.store.artifacts.path(SHARDS, shard.sha).unlink(missing_ok=True)
 
-    def _budget(self, job: Job) -> Decimal | None:
-        limits = [Decimal(str(v)) for v in (job.spec.budget.max_cost_usd, self.options.max_cost)
-                  if v is not None]
-        return min(limits) if limits else None
-
-    def _refuse_over_budget(self, job: Job, plan: JobPlan, used: list[Decimal]) -> None:
-        budget = self._budget(job)
-        if budget is None or not plan.requests:
-            return
-        estimate = self.cost_range(job, plan.estimate)
-        remaining = budget - used[0]
-        if estimate.low is None:
-            raise BudgetExceeded(f"{job.name}: the price of {job.spec.model} is unknown, so "
-                                 f"the budget of ${budget} cannot be checked",
-                                 where=job.at("budget", "max_cost_usd"),
-                                 hint="add its price under prices: in batchrun.yaml")
-        if estimate.high is None:
-            raise BudgetExceeded(f"{job.name}: output is uncapped, so {plan.requests:,} requests "
-                                 f"have no upper cost bound to check against ${budget}",
-                                 where=job.at("params"),
-                                 hint="set params.max_tokens (or max_completion_tokens)")
-        if estimate.high > remaining:
-            per_request = estimate.high / plan.requests
-            fit = int(remaining / per_request) if per_request > 0 else plan.requests
-            raise BudgetExceeded(
-                f"{job.name}: {plan.requests:,} requests are estimated at up to "
-                f"${estimate.high:.4f}, ${estimate.high - remaining:.4f} over the remaining "
-                f"budget of ${remaining:.4f}; about {fit:,} requests would fit",
-                where=job.at("budget", "max_cost_usd") if job.spec.budget.max_cost_usd
-                is not None else None,
-                hint="raise the budget (budget.max_cost_usd or --max-cost), or narrow "
-                     "source.filter / source.limit")
-        used[0] += estimate.high
-
     def targets(self, jobs: list[Job]) -> dict[str, str]:
         return {j.name: self.project.target_id(j.spec.source.collection) for j in jobs}
 
@@ -211,34 +195,54 @@ class Workspace:
         return len(created)
 
     def adopt(self) -> int:
-        count = adopt(self.store, self.api, self.targets(self.jobs), report=self.report.line)
+        count = adopt(self.store, self.api, self.targets(self.jobs),
+                      {j.name: j.spec.batch.max_attempts for j in self.jobs},
+                      report=self.report.line)
+        self._adopted = True
         if count:
             manifest.write(self.store)
         return count
 
-    def collect(self) -> list[Collected]:
-        if not self.store.batches(open_only=True):
+    def collect(self, *, wait: bool = False) -> list[Collected]:
+        """Collect the batches that have finished; with `wait`, poll until all have."""
+        collected = self._collect_finished()
+        while wait and self.store.in_flight():
+            collected += self.poll()
+        return collected
+
+    def poll(self) -> list[Collected]:
+        """Sleep one poll interval, refresh the batches in flight, collect what finished."""
+        time.sleep(self.api.poll_interval)
+        self.report.batches(refresh(self.store, self.api))
+        return self._collect_finished()
+
+    def _collect_finished(self) -> list[Collected]:
+        if not self.store.in_flight():
             return []
         refresh(self.store, self.api)
-        collected = collect_finished(
-            self.store, self.api, self.prices,
-            {j.name: j.spec.batch.max_attempts for j in self.jobs},
-            backoff=self.api.poll_interval * 4, report=self.report.line)
+        collected = collect_finished(self.store, self.api, self.prices,
+                                     backoff=self.api.poll_interval * 4, report=self.report.line)
         manifest.write(self.store)
         return collected
 
-    def cancel(self) -> list[str]:
-        """Ask the provider to cancel every open batch of these jobs."""
+    def cancel(self) -> tuple[list[str], list[str]]:
+        """Ask the provider to cancel every batch of these jobs in flight. Returns the ids
+        cancelling, and the problems of those that could not be (finished meanwhile)."""
         names = {j.name for j in self.jobs}
-        cancelled = []
-        for row in self.store.batches(open_only=True):
-            if row["job"] in names and row["batch_id"] and row["status"] not in TERMINAL:
+        cancelled, problems = [], []
+        for row in self.store.in_flight():
+            if row["job"] not in names or row["status"] in TERMINAL:
+                continue
+            try:
                 batch = self.api.cancel(row["batch_id"])
-                with self.store.transaction():
-                    self.store.update_batch(row["seq"], status=batch.status)
-                cancelled.append(batch.id)
+            except ProviderError as exc:   # finished between our last look and now
+                problems.append(f"{row['batch_id']}: {exc.message}")
+                continue
+            with self.store.transaction():
+                self.store.update_batch(row["seq"], status=batch.status)
+            cancelled.append(batch.id)
         manifest.write(self.store)
-        return cancelled
+        return cancelled, problems
 
     def write_back(self) -> dict[str, JobPlan]:
         """A full pass that writes cached results without packing anything (`collect`,
@@ -246,7 +250,8 @@ class Workspace:
         plans = {}
         for job in self.jobs:
             with self.store.transaction():
-                plans[job.name] = self._pass(job, writes=True, pack=False, estimate=False)
+                plans[job.name] = self._pass(job, PassOptions(write=True,
+                                                              needed=self.needed(job)))
         return plans
 
     def write_answered(self, job: Job) -> int:

@@ -93,7 +93,8 @@ def test_a_budget_below_the_estimate_uploads_nothing_and_says_by_how_much(http_p
     result = http_project.run("apply", JOB, expect=1)
     message = result.stderr.splitlines()[0]
     assert message.startswith("Error: jobs/tags.yaml:") and "budget.max_cost_usd" in message
-    assert "over the remaining budget of $0.0010" in message and "requests would fit" in message
+    assert "over what is left of the job's budget (budget.max_cost_usd), $0.0010" in message
+    assert "requests would fit" in message
     assert http_project.emulator.counting.posts() == 0
     assert not http_project.emulator.batches_created()
     assert not (http_project.state / "artifacts" / "shards").exists() or not any(
@@ -103,7 +104,7 @@ def test_a_budget_below_the_estimate_uploads_nothing_and_says_by_how_much(http_p
 def test_max_cost_on_the_command_line_refuses_too(http_project):
     http_project.seed(40)
     result = http_project.run("apply", JOB, "--max-cost", "0.0001", expect=1)
-    assert "over the remaining budget of $0.0001" in result.stderr
+    assert "over what is left of this run's --max-cost, $0.0001" in result.stderr
     assert http_project.emulator.counting.posts() == 0
 
 

@@ -9,7 +9,6 @@ kill and tells exactly what was sent and billed.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import signal
@@ -137,7 +136,7 @@ def test_a_second_apply_is_refused_or_waits_and_never_interleaves(serve_emulator
     while not (lock.exists() and lock.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
     refused = project.run("apply", JOB, expect=1)
-    assert f"another batchrun is using" in refused.stderr
+    assert "another batchrun is using" in refused.stderr
     assert f"pid {first.pid}" in refused.stderr
     waiting = project.spawn("apply", JOB, "--lock-timeout", "120")
     first.communicate(timeout=120)

@@ -1,0 +1,84 @@
+"""Budgets: refuse to submit what the upper cost estimate says would go over a limit.
+
+Two limits, checked before anything of a pass is uploaded:
+- `budget.max_cost_usd` in a job spec caps what one run of `apply` may send for that job,
+  across all its passes (retries and queue-limited waves included);
+- `--max-cost USD` caps what the whole run may send, all jobs together.
+
+A pass is checked with everything it leaves pending — the requests it packs and those
+held back for a later wave — so a run is refused up front, not halfway through its
+waves. Only what a pass packs is charged; the rest is checked again when it is packed.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Callable
+
+from .errors import BudgetExceeded
+from .estimate import CostRange, Estimate
+from .reconcile import JobPlan
+from .spec import Job
+
+CostOf = Callable[[Job, Estimate], CostRange]
+
+
+class Budget:
+    def __init__(self, max_cost: float | None, cost_of: CostOf):
+        self.max_cost = Decimal(str(max_cost)) if max_cost is not None else None
+        self.cost_of = cost_of
+        self.spent = Decimal(0)                  # upper estimate packed in this run
+        self.spent_by_job: dict[str, Decimal] = {}
+
+    def applies(self, job: Job) -> bool:
+        return self.max_cost is not None or job.spec.budget.max_cost_usd is not None
+
+    def charge(self, job: Job, plan: JobPlan) -> None:
+        """Refuse the pass (BudgetExceeded) or charge what it packed."""
+        if not self.applies(job) or not (plan.requests or plan.held_back.requests):
+            return
+        pending = Estimate()
+        pending.merge(plan.estimate)
+        pending.merge(plan.held_back)
+        estimate = self.cost_of(job, pending)
+        if estimate.low is None:
+            raise BudgetExceeded(f"{job.name}: the price of {job.spec.model} is unknown, so "
+                                 "the budget cannot be checked",
+                                 where=self._where(job),
+                                 hint="add its price under prices: in batchrun.yaml")
+        if estimate.high is None:
+            raise BudgetExceeded(f"{job.name}: output is uncapped, so {pending.requests:,} "
+                                 "requests have no upper cost bound to check the budget against",
+                                 where=job.at("params"),
+                                 hint="set params.max_tokens (or max_completion_tokens)")
+        job_spent = self.spent_by_job.get(job.name, Decimal(0))
+        limit = job.spec.budget.max_cost_usd
+        if limit is not None:
+            self._check(job, pending, estimate.high, Decimal(str(limit)) - job_spent,
+                        "the job's budget (budget.max_cost_usd)", job.at("budget", "max_cost_usd"))
+        if self.max_cost is not None:
+            self._check(job, pending, estimate.high, self.max_cost - self.spent,
+                        "this run's --max-cost", None)
+        packed = self.cost_of(job, plan.estimate).high or Decimal(0)
+        self.spent += packed
+        self.spent_by_job[job.name] = job_spent + packed
+
+    @staticmethod
+    def _where(job: Job):
+        return job.at("budget", "max_cost_usd") if job.spec.budget.max_cost_usd is not None \
+            else None
+
+    @staticmethod
+    def _check(job: Job, pending: Estimate, high: Decimal, remaining: Decimal, what: str,
+               where) -> None:
+        if high <= remaining:
+            return
+        per_request = high / pending.requests
+        fit = max(0, int(remaining / per_request)) if per_request > 0 else pending.requests
+        raise BudgetExceeded(
+            f"{job.name}: {pending.requests:,} requests are estimated at up to ${high:.4f}, "
+            f"${high - remaining:.4f} over what is left of {what}, ${max(remaining, 0):.4f}; "
+            f"about {fit:,} requests would fit",
+            where=where,
+            hint="raise the budget (budget.max_cost_usd or --max-cost), or narrow "
+                 "source.filter / source.limit")

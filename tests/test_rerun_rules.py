@@ -1,0 +1,280 @@
+"""What a rerun sends, for every way the previous run can have been left: intents packed
+for a spec that has changed since, an upload whose id was never recorded, results to
+retry or force, budgets over several jobs and waves, a job that needs another, a batch
+collected by another job's command, a cleaned artifacts folder."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+
+import pytest
+
+from conftest import API_KEY, http_project_for
+from runner.emulator import EmulatorConfig, Faults
+from runner.select import Selection, stamp_key
+from runner.spec import load_jobs, load_project
+
+JOB = "jobs/tags.yaml"
+SLOW = EmulatorConfig(validating_seconds=0.2, seconds_per_request=0.01, finalizing_seconds=0.1)
+
+BRIEF = """\
+name: brief
+needs: [tags]
+source:
+  collection: videos
+  fields: [title, llm_tags]
+prompt:
+  user: "One line about {{ title }}, a {{ llm_tags.category }} video."
+model: gpt-4o-mini
+endpoint: /v1/chat/completions
+params: {max_tokens: 40}
+output:
+  key: llm_brief
+  fields:
+    line: {type: string}
+"""
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+def new_project(root, emulator, points=30, shard=10):
+    project = http_project_for(root, emulator)
+    project.seed(points)
+    project.edit(JOB, "max_requests: 100", f"max_requests: {shard}")
+    return project
+
+
+def uploads(emulator) -> int:
+    return sum(n for (method, path), n in emulator.counting.calls.items()
+               if (method, path) == ("POST", "/v1/files"))
+
+
+def executions(emulator) -> dict[str, list[str]]:
+    history: dict[str, list[str]] = {}
+    for event in emulator.emulator.log.events:
+        if event["event"] == "request_executed":
+            history.setdefault(event["custom_id"], []).append(event["outcome"])
+    return history
+
+
+def written(project, key="llm_tags") -> int:
+    return sum(key in p for p in project.payloads().values())
+
+
+# ---- intents left by an earlier run ---------------------------------------------------
+
+def test_shards_prepared_for_an_old_template_are_never_sent(serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator)
+    project.run("prepare", JOB)                         # packed, recorded, not sent
+    project.edit("prompts/tags.user.j2", "Title:", "Video title:")
+    wanted = set()
+    project.run("apply", JOB)
+    for event in emulator.batches_created():
+        wanted.update(event["custom_ids"])
+    stamps = {p[stamp_key("tags")]["key"] for p in project.payloads().values()}
+    assert wanted == stamps and len(stamps) == 30       # only the new template's requests
+    assert len(emulator.batches_created()) == 3
+
+
+def test_shards_prepared_and_unchanged_are_sent_once_and_uploaded_once(serve_emulator,
+                                                                       tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator)
+    prepared = project.run("prepare", JOB).stdout
+    assert "Prepared 3 shards" in prepared and uploads(emulator) == 0
+    project.run("apply", JOB)
+    assert len(emulator.batches_created()) == 3 and uploads(emulator) == 3
+    assert written(project) == 30
+
+
+def test_an_upload_whose_id_was_never_recorded_is_found_not_repeated(serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator)
+    killed = project.spawn("apply", JOB, crash_at="upload-unrecorded")
+    killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert uploads(emulator) == 1
+    project.run("apply", JOB)
+    assert uploads(emulator) == 3                       # the first upload was reused
+    assert len(emulator.batches_created()) == 3 and written(project) == 30
+
+
+# ---- --retry-failed and --force ---------------------------------------------------------
+
+def test_retry_failed_gives_each_failed_request_a_fresh_set_of_attempts(serve_emulator,
+                                                                        tmp_path):
+    emulator = serve_emulator(faults=Faults(request_failure_rate=1.0))
+    project = new_project(tmp_path / "p", emulator, points=5)
+    project.edit(JOB, "max_attempts: 3", "max_attempts: 2")
+    project.run("apply", JOB, expect=3)
+    assert all(len(o) == 2 for o in executions(emulator).values())
+    project.run("apply", JOB, expect=3)                # failed for good: not sent again
+    assert all(len(o) == 2 for o in executions(emulator).values())
+    project.run("apply", JOB, "--retry-failed", expect=3)
+    assert all(len(o) == 4 for o in executions(emulator).values())   # two more, not one
+    emulator.emulator.faults = Faults()
+    result = project.run_json("apply", JOB, "--retry-failed")
+    assert result["failed"] == 0 and written(project) == 5
+    assert project.run_json("status")["failures"] == []
+
+
+def test_force_resends_every_request_once_even_in_waves(serve_emulator, tmp_path):
+    emulator = serve_emulator(SLOW, faults=Faults(enqueued_token_limit=6_000))
+    project = new_project(tmp_path / "p", emulator)
+    project.edit(JOB, "max_attempts: 3", "max_attempts: 3\n  max_enqueued_tokens: 6000")
+    project.run("apply", JOB)
+    first = {p[stamp_key("tags")]["batch"] for p in project.payloads().values()}
+    result = project.run_json("apply", JOB, "--force")
+    assert result["jobs"]["tags"]["sent"] == 30 and result["jobs"]["tags"]["written"] == 30
+    assert all(len(o) == 2 for o in executions(emulator).values())
+    again = {p[stamp_key("tags")]["batch"] for p in project.payloads().values()}
+    assert not first & again                            # every point has the new answer
+    assert project.run_json("apply", JOB)["jobs"]["tags"]["sent"] == 0
+
+
+# ---- budgets --------------------------------------------------------------------------
+
+def two_jobs(project):
+    text = (project.root / JOB).read_text()
+    project.write("jobs/titles.yaml", text.replace("name: tags", "name: titles")
+                  .replace("key: llm_tags", "key: llm_titles"))
+
+
+def test_a_job_over_its_budget_is_refused_and_the_others_still_run(serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator)
+    two_jobs(project)
+    project.edit(JOB, "max_cost_usd: 1.00", "max_cost_usd: 0.0001")
+    result = project.run("apply", expect=1)
+    assert "tags: not run (refused, see the error below)" in result.stdout
+    assert "Error: jobs/tags.yaml:" in result.stderr and "budget.max_cost_usd" in result.stderr
+    assert written(project, "llm_titles") == 30 and written(project, "llm_tags") == 0
+    refused = project.run_json("apply", expect=1)
+    assert refused["refused"] == ["tags"] and "budget" in refused["jobs"]["tags"]["refused"]
+
+
+def test_max_cost_covers_all_jobs_of_the_run_together(serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator)
+    two_jobs(project)
+    one_job = project.run_json("plan", JOB)["jobs"]["tags"]["estimate"]["cost_usd_high"]
+    # room for one job's upper estimate, not two
+    result = project.run("apply", "--max-cost", f"{one_job * 1.5:.6f}", expect=1)
+    assert "over what is left of this run's --max-cost" in result.stderr
+    assert len(emulator.batches_created()) == 3         # the first job only
+
+
+def test_a_budget_counts_the_waves_held_back_by_the_queue_limit(serve_emulator, tmp_path):
+    emulator = serve_emulator(faults=Faults(enqueued_token_limit=6_000))
+    project = new_project(tmp_path / "p", emulator)
+    project.edit(JOB, "max_attempts: 3", "max_attempts: 3\n  max_enqueued_tokens: 6000")
+    everything = project.run_json("plan", JOB)["jobs"]["tags"]["estimate"]
+    assert everything["requests"] == 30                 # a plan shows every wave
+    budget = everything["cost_usd_high"] * 0.7          # more than one wave, less than all
+    project.edit(JOB, "max_cost_usd: 1.00", f"max_cost_usd: {budget:.6f}")
+    result = project.run("apply", JOB, expect=1)
+    assert "30 requests are estimated" in result.stderr
+    assert uploads(emulator) == 0 and not emulator.batches_created()
+
+
+# ---- jobs that need others ---------------------------------------------------------------
+
+def test_a_job_that_needs_another_waits_for_its_answers(serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator, points=12)
+    project.write("jobs/brief.yaml", BRIEF)
+    plan = project.run_json("plan")["jobs"]["brief"]
+    assert plan["unready"] == 12 and plan["to_submit"] == 0 and not plan["render_errors"]
+    assert "12 waiting for tags" in project.run("plan").stdout
+    project.run("apply")
+    payloads = project.payloads().values()
+    assert all("llm_tags" in p and "llm_brief" in p for p in payloads)
+    assert project.run_json("plan")["pending"] is False
+
+
+def test_points_the_needed_job_failed_on_are_skipped_not_fatal(serve_emulator, tmp_path):
+    emulator = serve_emulator(faults=Faults(seed=5, request_failure_rate=0.5))
+    project = new_project(tmp_path / "p", emulator, points=12)
+    project.edit(JOB, "max_attempts: 3", "max_attempts: 1")
+    project.write("jobs/brief.yaml", BRIEF)
+    result = project.run_json("apply", expect=3)
+    tags_failed = result["jobs"]["tags"]["failed"]
+    assert 0 < tags_failed < 12
+    assert result["jobs"]["brief"]["unready"] == tags_failed
+    assert written(project, "llm_brief") + tags_failed + result["jobs"]["brief"]["failed"] == 12
+
+
+# ---- collection and artifacts ---------------------------------------------------------
+
+def test_a_batch_is_judged_by_its_own_jobs_max_attempts_whoever_collects_it(
+        serve_emulator, tmp_path):
+    emulator = serve_emulator(faults=Faults(request_failure_rate=1.0))
+    project = new_project(tmp_path / "p", emulator, points=5)
+    two_jobs(project)
+    project.edit(JOB, "max_attempts: 3", "max_attempts: 1")
+    project.run("apply", JOB, "--no-wait")
+    project.run("collect", "jobs/titles.yaml")          # collects tags' batch too
+    failures = project.run_json("show", "tags", "--failed", expect=None)["failures"]
+    assert len(failures) == 5 and all(f["attempts"] == 1 for f in failures)
+
+
+def test_a_cleaned_artifacts_folder_is_refetched_from_the_provider(serve_emulator, tmp_path):
+    emulator = serve_emulator(SLOW)
+    project = new_project(tmp_path / "p", emulator)
+    project.run("apply", JOB, "--no-wait")
+    shutil.rmtree(project.state / "artifacts")
+    project.run("apply", JOB)
+    assert written(project) == 30 and len(emulator.batches_created()) == 3
+
+
+def test_cancel_skips_batches_that_finished_meanwhile(serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator)
+    project.run("apply", JOB, "--no-wait")              # instant: finished at the provider
+    result = project.run_json("cancel", JOB)
+    assert result["cancelled"] == [] and len(result["not_cancelled"]) == 3
+    assert "Cannot cancel a batch with status 'completed'" in result["not_cancelled"][0]
+    project.run("apply", JOB)
+    assert written(project) == 30
+
+
+# ---- plan ------------------------------------------------------------------------------
+
+def test_results_waiting_in_the_cache_are_work_for_plan(serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator, points=10)
+    project.run("apply", JOB)
+    with project.qdrant() as client:
+        client.delete_payload("videos", ["llm_tags", stamp_key("tags")], list(range(1, 11)))
+    plan = project.run("plan", JOB, "--detailed-exitcode", expect=2)
+    assert "10 to write from the result cache" in plan.stdout
+    assert project.run_json("apply", JOB)["jobs"]["tags"]["sent"] == 0
+    assert written(project) == 10
+    project.run("plan", JOB, "--detailed-exitcode", expect=0)
+
+
+def test_points_deleted_while_their_requests_were_out_are_let_go(project):
+    # With a Qdrant server, points can be deleted during the hours a batch takes; the
+    # write-back of the others must go through (embedded Qdrant is ours alone meanwhile,
+    # so the deletion happens here between buffering the writes and sending them).
+    project.seed(6)
+    job = load_jobs([JOB], load_project(project.root), project.root)[0]
+    with project.qdrant() as client:
+        selection = Selection(client, job, page=100, write_batch=100)
+        for point in selection.points():
+            selection.write(point.id, {"llm_tags": {"n": point.id}})
+        client.delete("videos", [2, 5])
+        assert selection.flush() == 4
+    payloads = project.payloads()
+    assert sorted(payloads) == [1, 3, 4, 6] and all("llm_tags" in p for p in payloads.values())
+
+
+def test_every_command_that_locks_can_wait_for_the_lock(project):
+    for command in ("apply", "prepare", "submit", "collect", "cancel", "demo"):
+        assert "--lock-timeout SECONDS" in project.run(command, "--help").stdout, command
