@@ -14,7 +14,6 @@ from typing import Any
 
 from . import changes
 from .apply import Outcome
-from .submit import batch_info
 from .estimate import CostRange
 from .reconcile import JobPlan
 from .spec import Job
@@ -262,16 +261,9 @@ def _short(value: Any, width: int = 80) -> str:
 def status_rows(ws: Workspace) -> list[dict[str, Any]]:
     """Open batches of the workspace's jobs, as the provider sees them now. Read-only: an
     apply running meanwhile owns the ledger."""
-    names = {j.name for j in ws.jobs}
     now = time.time()
     out = []
-    for row in ws.store.batches(open_only=True):
-        if row["job"] not in names:
-            continue
-        status, info = row["status"], json.loads(row["info"] or "{}")
-        if row["batch_id"]:
-            batch = ws.api.retrieve(row["batch_id"])
-            status, info = batch.status, batch_info(batch)
+    for row, status, info in ws.open_batches():
         counts = info.get("request_counts") or {}
         created = info.get("created_at") or row["intent_at"]
         expires = info.get("expires_at")

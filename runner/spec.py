@@ -20,7 +20,8 @@ from typing import Annotated, Any, Literal, Mapping
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import Location, SpecError
+from .errors import BatchrunError, Location, SpecError
+from .pricing import PriceTable
 from .filters import parse_filter
 from .keys import digest
 from .render import PromptTemplate, environment, is_template_path, load_template
@@ -238,8 +239,35 @@ def load_project(start: Path, environ: Mapping[str, str] | None = None) -> Proje
             if isinstance(data.get("provider"), str):   # `provider: emulator` shorthand
                 data["provider"] = {"name": data["provider"]}
             config = _validate(Project, data, positions)
+            _check_prices(config, data, positions)
             return ProjectContext(folder, config, positions.file)
     return ProjectContext(start, Project(), None)
+
+
+def _check_prices(config: Project, data: dict, positions: Positions) -> None:
+    """Price overrides are checked with the project file, so errors point at their line."""
+    try:
+        PriceTable.load(config.prices, origin=positions.file)
+    except BatchrunError as exc:
+        if exc.where is None or exc.where.file != positions.file:
+            raise
+        path = _key_path(data, exc.where.key)
+        raise SpecError(exc.message, where=positions.at(path), hint=exc.hint) from None
+
+
+def _key_path(data: Any, dotted_key: str) -> tuple[str, ...]:
+    """"prices.gpt-4.1.batch.input" → ("prices", "gpt-4.1", "batch", "input"): keys may
+    hold dots, so the path is found by walking the data."""
+    path: list[str] = []
+    rest = dotted_key
+    while rest and isinstance(data, dict):
+        key = next((k for k in sorted(map(str, data), key=len, reverse=True)
+                    if rest == k or rest.startswith(k + ".")), None)
+        if key is None:
+            break
+        path.append(key)
+        data, rest = data.get(key), rest[len(key) + 1:]
+    return (*path, *([rest] if rest else []))
 
 
 def job_files(paths: list[str], project: ProjectContext, cwd: Path) -> list[Path]:

@@ -12,10 +12,11 @@ queues are recorded together, or — when the budget or a template refuses them 
 from __future__ import annotations
 
 import gc
+import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 from . import changes, crash, manifest
 from .collect import Collected, collect_finished, refresh
@@ -30,7 +31,7 @@ from .reconcile import JobPlan, PassOptions, reconcile, stamp
 from .select import Selection, connect
 from .spec import Job, ProjectContext
 from .store import TERMINAL, StateLock, Store
-from .submit import adopt, submit_pending
+from .submit import adopt, batch_info, submit_pending
 
 
 @dataclass
@@ -224,6 +225,21 @@ class Workspace:
                                      backoff=self.api.poll_interval * 4, report=self.report.line)
         manifest.write(self.store)
         return collected
+
+    def open_batches(self) -> list[tuple[Any, str, dict]]:
+        """(ledger row, status, batch info) of these jobs' batches not yet collected, as
+        the provider sees them now. Read-only: an apply running meanwhile owns the ledger."""
+        names = {j.name for j in self.jobs}
+        out = []
+        for row in self.store.batches(open_only=True):
+            if row["job"] not in names:
+                continue
+            status, info = row["status"], json.loads(row["info"] or "{}")
+            if row["batch_id"]:
+                batch = self.api.retrieve(row["batch_id"])
+                status, info = batch.status, batch_info(batch)
+            out.append((row, status, info))
+        return out
 
     def cancel(self) -> tuple[list[str], list[str]]:
         """Ask the provider to cancel every batch of these jobs in flight. Returns the ids

@@ -291,6 +291,12 @@ CASES = [
     Case("project-file-unknown-key", project_file("provider: emulator\nstate_dri: .state\n"),
          "batchrun.yaml:3: state_dri", "unknown key 'state_dri'; did you mean 'state_dir'? "
          "expected one of: qdrant, provider, state_dir, jobs, prices"),
+    Case("price-override-not-a-number", project_file(
+        "provider: emulator\nprices:\n  gpt-4.1:\n    batch:\n      input: 1\n"
+        "      output: lots\n"),
+         "batchrun.yaml:7: prices.gpt-4.1.batch.output",
+         "expected a number of USD per 1M tokens, got 'lots'",
+         "prices are USD per 1M tokens, as on the provider's pricing page"),
     Case("project-file-unclosed-quote", project_file("provider: {name: 'emulator}\n"),
          "batchrun.yaml:3: provider.name", "invalid YAML: found unexpected end of stream "
          "(while scanning a quoted scalar started on line 2)",
