@@ -182,11 +182,31 @@ def http_project_for(root: Path, emulator: HttpEmulator) -> Project:
     return project
 
 
+def sharded_project(root: Path, emulator: HttpEmulator, points: int = 30, shard: int = 10,
+                    write_batch: int | None = None) -> Project:
+    """A seeded project over HTTP whose job packs `shard` requests per batch."""
+    project = http_project_for(root, emulator)
+    if write_batch:
+        project.write_config(qdrant={"path": ".qdrant", "write_batch": write_batch})
+    project.seed(points)
+    project.edit("jobs/tags.yaml", "max_requests: 100", f"max_requests: {shard}")
+    return project
+
+
+# Slow enough that a kill lands in the middle of things, fast enough for CI.
+SLOW = EmulatorConfig(validating_seconds=0.2, seconds_per_request=0.01, finalizing_seconds=0.1)
+
+
 @pytest.fixture
-def http_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_emulator: Any) -> Project:
-    """A project whose provider is the real SDK over HTTP to the emulator."""
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's environment: a key, and no base URL but the project's."""
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def http_project(tmp_path: Path, api_key: None, http_emulator: Any) -> Project:
+    """A project whose provider is the real SDK over HTTP to the emulator."""
     return http_project_for(tmp_path / "project", http_emulator)
 
 

@@ -17,29 +17,20 @@ from collections import defaultdict
 
 import pytest
 
-from conftest import API_KEY, http_project_for
+from conftest import API_KEY, SLOW, sharded_project
 from runner import crash
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.faults import HttpFault
 from runner.select import stamp_key
 
 JOB = "jobs/tags.yaml"
-# Slow enough that a kill lands in the middle of things, fast enough for CI.
-SLOW = EmulatorConfig(validating_seconds=0.2, seconds_per_request=0.01, finalizing_seconds=0.1)
 
 
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+pytestmark = pytest.mark.usefixtures("api_key")
 
 
 def new_project(root, emulator, points=30, shard=10):
-    project = http_project_for(root, emulator)
-    project.write_config(qdrant={"path": ".qdrant", "write_batch": 4})
-    project.seed(points)
-    project.edit(JOB, "max_requests: 100", f"max_requests: {shard}")
-    return project
+    return sharded_project(root, emulator, points, shard, write_batch=4)
 
 
 def assert_each_key_sent_once(emulator):

@@ -10,13 +10,12 @@ import signal
 
 import pytest
 
-from conftest import API_KEY, http_project_for
-from runner.emulator import EmulatorConfig, Faults
+from conftest import SLOW, sharded_project
+from runner.emulator import Faults
 from runner.select import Selection, stamp_key
 from runner.spec import load_jobs, load_project
 
 JOB = "jobs/tags.yaml"
-SLOW = EmulatorConfig(validating_seconds=0.2, seconds_per_request=0.01, finalizing_seconds=0.1)
 
 BRIEF = """\
 name: brief
@@ -36,17 +35,11 @@ output:
 """
 
 
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+pytestmark = pytest.mark.usefixtures("api_key")
 
 
 def new_project(root, emulator, points=30, shard=10):
-    project = http_project_for(root, emulator)
-    project.seed(points)
-    project.edit(JOB, "max_requests: 100", f"max_requests: {shard}")
-    return project
+    return sharded_project(root, emulator, points, shard)
 
 
 def uploads(emulator) -> int:
