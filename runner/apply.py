@@ -23,7 +23,8 @@ from .collect import Collected
 from .errors import BatchrunError, BudgetExceeded
 from .reconcile import JobPlan
 from .spec import Job
-from .store import FAILED_FOR_GOOD, IN_FLIGHT_STATES, RETRY_READY, UNSENT, UNSETTLED
+from .store import (FAILED_FOR_GOOD, IN_FLIGHT_STATES, PREPARED, RETRY_READY, UNSENT,
+                    UNSETTLED)
 from .workspace import Options, Workspace
 
 
@@ -61,9 +62,14 @@ class JobRun:
                    if state not in IN_FLIGHT_STATES)
 
     @property
+    def prepared(self) -> int:
+        """Waiting on a shard another job prepared and nobody has submitted yet."""
+        return self.waiting.get(PREPARED, 0)
+
+    @property
     def up_to_date(self) -> int:
         return self.last.matched - self.failed - self.in_flight - self.retrying - \
-            self.last.render_failed
+            self.last.render_failed - self.last.unready
 
 
 @dataclass
@@ -83,6 +89,12 @@ class Outcome:
     def in_flight(self) -> int:
         return sum(run.in_flight + run.retrying for run in self.runs.values())
 
+    @property
+    def progress(self) -> tuple[int, int, int]:
+        """Changes when a round of the loop achieved something."""
+        return (self.submitted, len(self.collected),
+                sum(run.written for run in self.runs.values()))
+
 
 def apply(ws: Workspace) -> Outcome:
     out = Outcome()
@@ -94,6 +106,7 @@ def apply(ws: Workspace) -> Outcome:
     budget = ws.budget()
     todo = [job.name for job in ws.jobs]         # jobs that need a full pass, in order
     while True:
+        before = out.progress
         for job in ws.jobs:
             if job.name in todo:
                 _full_pass(ws, job, out, todo, budget)
@@ -106,8 +119,12 @@ def apply(ws: Workspace) -> Outcome:
             if job.name in out.runs:
                 out.runs[job.name].written += ws.write_answered(job)
         _refresh_states(ws, out)
+        if out.progress == before and not ws.store.in_flight() and \
+                ws.store.next_retry_time() is None:
+            return out   # nothing sent, collected or written, and nothing to wait for
         for name, run in out.runs.items():
-            if (run.waiting.get(RETRY_READY) or run.waiting.get(UNSENT)) and name not in todo:
+            if (run.waiting.get(RETRY_READY) or run.waiting.get(UNSENT)) \
+                    and name not in todo and name not in out.refused:
                 todo.append(name)
         todo.extend(name for name in out.blocked if name not in todo)
 
@@ -157,8 +174,9 @@ def _refresh_states(ws: Workspace, out: Outcome) -> None:
 
 
 def _settled(out: Outcome, todo: list[str]) -> bool:
+    """Nothing left to do for the jobs still running (a refused job is done with)."""
     runs_settled = all(not any(run.waiting.get(s) for s in UNSETTLED)
-                       for run in out.runs.values())
+                       for name, run in out.runs.items() if name not in out.refused)
     return runs_settled and not todo
 
 

@@ -7,7 +7,8 @@ Two limits, checked before anything of a pass is uploaded:
 
 A pass is checked with everything it leaves pending — the requests it packs and those
 held back for a later wave — so a run is refused up front, not halfway through its
-waves. Only what a pass packs is charged; the rest is checked again when it is packed.
+waves. What a pass packs is charged; what it holds back is reserved, so another job of
+the same run cannot take the room a later wave will need.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ class Budget:
         self.cost_of = cost_of
         self.spent = Decimal(0)                  # upper estimate packed in this run
         self.spent_by_job: dict[str, Decimal] = {}
+        self.reserved: dict[str, Decimal] = {}   # held back by each job's latest pass
 
     def applies(self, job: Job) -> bool:
         return self.max_cost is not None or job.spec.budget.max_cost_usd is not None
 
     def charge(self, job: Job, plan: JobPlan) -> None:
         """Refuse the pass (BudgetExceeded) or charge what it packed."""
-        if not self.applies(job) or not (plan.requests or plan.held_back.requests):
+        if not self.applies(job):
+            return
+        if not (plan.requests or plan.held_back.requests):
+            self.reserved.pop(job.name, None)
             return
         pending = Estimate()
         pending.merge(plan.estimate)
@@ -57,11 +62,13 @@ class Budget:
             self._check(job, pending, estimate.high, Decimal(str(limit)) - job_spent,
                         "the job's budget (budget.max_cost_usd)", job.at("budget", "max_cost_usd"))
         if self.max_cost is not None:
-            self._check(job, pending, estimate.high, self.max_cost - self.spent,
+            others = sum(v for name, v in self.reserved.items() if name != job.name)
+            self._check(job, pending, estimate.high, self.max_cost - self.spent - others,
                         "this run's --max-cost", None)
         packed = self.cost_of(job, plan.estimate).high or Decimal(0)
         self.spent += packed
         self.spent_by_job[job.name] = job_spent + packed
+        self.reserved[job.name] = estimate.high - packed
 
     @staticmethod
     def _where(job: Job):

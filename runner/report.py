@@ -167,7 +167,7 @@ def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
     lines = []
     for job in ws.jobs:
         run = out.runs.get(job.name)
-        if job.name in out.refused:
+        if job.name in out.refused and run is None:
             lines.append(f"{job.name}: not run (refused, see the error below)")
             continue
         if run is None:
@@ -186,7 +186,12 @@ def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
                 parts.append(f"{value:,} {label}")
         if len(parts) == 1:
             parts.append("all up to date")
+        if job.name in out.refused:
+            parts.append("then stopped by its budget (see the error below)")
         lines.append(f"{job.name}: " + ", ".join(parts))
+        if run.prepared:
+            lines.append(f"    {run.prepared:,} of the points in flight wait for a shard another "
+                         "job prepared: `batchrun submit` sends it")
         for row in ws.store.failures(job.name, limit=5) if run.failed else ():
             lines.append(f"    failed {row['key'][:12]}: {row['last_error']}")
     lines.append(totals_line(ws, [c.batch_id for c in out.collected], out))
@@ -220,7 +225,7 @@ def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
     for job in ws.jobs:
         run = out.runs.get(job.name)
         entry: dict[str, Any]
-        if job.name in out.refused:
+        if run is None and job.name in out.refused:
             entry = {"refused": out.refused[job.name].one_line()}
         elif run is None:
             entry = {"blocked": out.blocked.get(job.name) or "blocked"}
@@ -229,6 +234,8 @@ def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
                      "in_flight": run.in_flight, "waiting": run.retrying, "failed": run.failed,
                      "unready": run.last.unready, "sent": run.sent, "written": run.written,
                      "written_from_cache": run.free, "batches": run.shards}
+            if job.name in out.refused:   # stopped by its budget after a first pass
+                entry["refused"] = out.refused[job.name].one_line()
         entry["failures"] = [{"key": r["key"], "attempts": r["attempts"], "reason": r["last_error"]}
                              for r in ws.store.failures(job.name)]
         jobs[job.name] = entry

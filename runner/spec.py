@@ -195,7 +195,9 @@ class ProjectContext:
         collection. Batches carry it, so projects sharing an OpenAI organisation and a job
         name never adopt each other's batches."""
         cfg = self.config.qdrant
-        where = cfg.url or str((self.root / (cfg.path or ".qdrant")).resolve())
+        # Not an absolute path: a CI runner checking the project out elsewhere must still
+        # find the batches it created (the folder name tells projects apart).
+        where = cfg.url or f"{self.root.name}/{cfg.path or '.qdrant'}"
         return digest([where, collection])[:16]
 
 

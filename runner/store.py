@@ -28,15 +28,17 @@ from typing import IO, Any, Iterator
 
 from .errors import BatchrunError, LockHeld
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2   # 2: batches record max_attempts and upload_at; the ledger its provider
 
 # Request states. A key is `queued` while a batch that carries it is not yet collected.
 QUEUED, RETRY, FAILED = "queued", "retry", "failed"
 # Why a point still waits (Store.waiting_states). All but `failed` mean "not settled yet".
-ANSWERED, IN_FLIGHT, RETRY_READY, BACKING_OFF, UNSENT, FAILED_FOR_GOOD = (
-    "answered", "in_flight", "retry_ready", "backing_off", "unsent", "failed")
+# `prepared`: in a shard another job packed and nobody submitted (`batchrun submit` sends
+# it); this run cannot settle it, so it does not wait for it.
+ANSWERED, IN_FLIGHT, PREPARED, RETRY_READY, BACKING_OFF, UNSENT, FAILED_FOR_GOOD = (
+    "answered", "in_flight", "prepared", "retry_ready", "backing_off", "unsent", "failed")
 UNSETTLED = (ANSWERED, IN_FLIGHT, RETRY_READY, BACKING_OFF, UNSENT)
-IN_FLIGHT_STATES = (ANSWERED, IN_FLIGHT, UNSENT)   # counted as "in flight" in reports
+IN_FLIGHT_STATES = (ANSWERED, IN_FLIGHT, PREPARED, UNSENT)   # "in flight" in reports
 # Batch statuses at the provider that end a batch.
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -146,6 +148,14 @@ class Store:
             raise BatchrunError(f"{self.dir} was written by a newer batchrun "
                                 f"(state schema {self._meta('schema')})",
                                 hint="upgrade batchrun, or use another state_dir")
+        elif int(self._meta("schema") or 0) < SCHEMA_VERSION:
+            # Schema 1 (development versions) did not record who answered, and its stamps
+            # do not say either: its results cannot be told from the emulator's.
+            raise BatchrunError(f"{self.dir} was written by a development version of batchrun "
+                                f"(state schema {self._meta('schema')}), which did not record "
+                                "which provider answered",
+                                hint="move the folder away to start over; batches it has in "
+                                     "flight finish at the provider and are not adopted")
         recorded = self._meta("provider")
         if recorded != provider:
             # Results and batches belong to the API that produced them: reusing another's
@@ -248,18 +258,22 @@ class Store:
                               "AND not_before <= ? LIMIT 1", (now,)).fetchone()
         return row is not None
 
+    # A request is recorded under the job that first sent it; another job with the same
+    # request finds it through the points waiting for it.
+    _OF_JOB = "(job=? OR key IN (SELECT key FROM points WHERE job=?))"
+
     def reset_failed(self, job: str) -> int:
         cur = self.db.execute("UPDATE requests SET state='retry', attempts=0, not_before=0 "
-                              "WHERE job=? AND state='failed'", (job,))
+                              f"WHERE state='failed' AND {self._OF_JOB}", (job, job))
         return cur.rowcount
 
     def failures(self, job: str, limit: int | None = None) -> list[sqlite3.Row]:
         """Requests of the job that failed for good, with their last error."""
-        sql = ("SELECT key, attempts, last_error FROM requests WHERE job=? "
-               "AND state='failed' ORDER BY key")
+        sql = ("SELECT key, attempts, last_error FROM requests "
+               f"WHERE state='failed' AND {self._OF_JOB} ORDER BY key")
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return self.db.execute(sql, (job,)).fetchall()
+        return self.db.execute(sql, (job, job)).fetchall()
 
     def put_results(self, rows: list[tuple[str, str, bytes, str | None, str | None]]) -> None:
         """Cache answers: (key, kind, value, model, batch id) rows; their requests are done."""
@@ -307,16 +321,18 @@ class Store:
                         (job,))
 
     def waiting_states(self, job: str, now: float) -> dict[str, int]:
-        """Points still waiting, by why: answered (not yet written), in_flight, retry_ready,
-        backing_off, failed, unsent (held back by the queue limit)."""
+        """Points still waiting, by why: answered (not yet written), in_flight, prepared,
+        retry_ready, backing_off, failed, unsent (held back by the queue limit)."""
         rows = self.db.execute(
             "SELECT CASE WHEN EXISTS (SELECT 1 FROM results r WHERE r.key = p.key) "
-            "THEN 'answered' WHEN q.state = 'queued' THEN 'in_flight' "
+            "THEN 'answered' WHEN q.state = 'queued' AND b.batch_id IS NULL AND b.job != ? "
+            "THEN 'prepared' WHEN q.state = 'queued' THEN 'in_flight' "
             "WHEN q.state = 'failed' THEN 'failed' "
             "WHEN q.state = 'retry' AND q.not_before > ? THEN 'backing_off' "
             "WHEN q.state = 'retry' THEN 'retry_ready' ELSE 'unsent' END, COUNT(*) "
-            "FROM points p LEFT JOIN requests q ON q.key = p.key WHERE p.job=? GROUP BY 1",
-            (now, job)).fetchall()
+            "FROM points p LEFT JOIN requests q ON q.key = p.key "
+            "LEFT JOIN batches b ON b.seq = q.batch_seq WHERE p.job=? GROUP BY 1",
+            (job, now, job)).fetchall()
         return {r[0]: r[1] for r in rows}
 
     # ---- batches ---------------------------------------------------------------------

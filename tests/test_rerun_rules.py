@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sqlite3
 
 import pytest
 
@@ -133,10 +134,12 @@ def test_force_resends_every_request_once_even_in_waves(serve_emulator, tmp_path
 
 # ---- budgets --------------------------------------------------------------------------
 
-def two_jobs(project):
+def two_jobs(project, same_requests=False):
+    """A second job, `titles`, like `tags`; with `same_requests`, its requests are the same
+    (the schema name is part of the request)."""
     text = (project.root / JOB).read_text()
-    project.write("jobs/titles.yaml", text.replace("name: tags", "name: titles")
-                  .replace("key: llm_tags", "key: llm_titles"))
+    project.write("jobs/titles.yaml", text.replace("name: tags", "name: titles").replace(
+        "key: llm_tags", "key: llm_titles" + ("\n  name: tags" if same_requests else "")))
 
 
 def test_a_job_over_its_budget_is_refused_and_the_others_still_run(serve_emulator, tmp_path):
@@ -176,6 +179,54 @@ def test_a_budget_counts_the_waves_held_back_by_the_queue_limit(serve_emulator, 
     assert uploads(emulator) == 0 and not emulator.batches_created()
 
 
+def test_a_retry_pass_over_budget_stops_the_job_instead_of_looping(serve_emulator, tmp_path):
+    def over_budget_retries(name):
+        emulator = serve_emulator(faults=Faults(seed=1, request_failure_rate=0.5))
+        project = new_project(tmp_path / name, emulator)
+        high = project.run_json("plan", JOB)["jobs"]["tags"]["estimate"]["cost_usd_high"]
+        project.edit(JOB, "max_cost_usd: 1.00", f"max_cost_usd: {high * 1.2:.6f}")
+        return project
+
+    result = over_budget_retries("json").run_json("apply", JOB, expect=1)   # it returns
+    tags = result["jobs"]["tags"]
+    assert tags["sent"] == 30 and 0 < tags["waiting"] < 30
+    assert "budget" in tags["refused"] and result["refused"] == ["tags"]
+    text = over_budget_retries("text").run("apply", JOB, expect=1)
+    assert "30 requests sent in 3 batches" in text.stdout
+    assert "then stopped by its budget (see the error below)" in text.stdout
+    assert "Error: jobs/tags.yaml:" in text.stderr
+
+
+# ---- jobs that share requests -----------------------------------------------------------
+
+def test_a_request_in_a_shard_another_job_prepared_is_not_waited_for(serve_emulator,
+                                                                    tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator, points=10)
+    two_jobs(project, same_requests=True)
+    project.run("prepare")                       # tags packs the shared requests
+    result = project.run("apply", "jobs/titles.yaml")   # returns, and says what to do
+    assert "wait for a shard another job prepared: `batchrun submit` sends it" in result.stdout
+    assert not emulator.batches_created()
+    project.run("submit")
+    project.run("apply")
+    assert written(project) == 10 and written(project, "llm_titles") == 10
+    assert len(emulator.sent_keys()) == 10                # each shared request sent once
+
+
+def test_retry_failed_reaches_a_request_another_job_sent_first(serve_emulator, tmp_path):
+    emulator = serve_emulator(faults=Faults(request_failure_rate=1.0))
+    project = new_project(tmp_path / "p", emulator, points=5)
+    project.edit(JOB, "max_attempts: 3", "max_attempts: 1")
+    two_jobs(project, same_requests=True)
+    project.run("apply", expect=3)
+    failures = project.run_json("show", "titles", "--failed", expect=None)["failures"]
+    assert len(failures) == 5                    # recorded under tags, listed for titles too
+    emulator.emulator.faults = Faults()
+    result = project.run_json("apply", "jobs/titles.yaml", "--retry-failed")
+    assert result["jobs"]["titles"]["sent"] == 5 and written(project, "llm_titles") == 5
+
+
 # ---- jobs that need others ---------------------------------------------------------------
 
 def test_a_job_that_needs_another_waits_for_its_answers(serve_emulator, tmp_path):
@@ -199,8 +250,10 @@ def test_points_the_needed_job_failed_on_are_skipped_not_fatal(serve_emulator, t
     result = project.run_json("apply", expect=3)
     tags_failed = result["jobs"]["tags"]["failed"]
     assert 0 < tags_failed < 12
-    assert result["jobs"]["brief"]["unready"] == tags_failed
-    assert written(project, "llm_brief") + tags_failed + result["jobs"]["brief"]["failed"] == 12
+    brief = result["jobs"]["brief"]
+    assert brief["unready"] == tags_failed
+    assert written(project, "llm_brief") + tags_failed + brief["failed"] == 12
+    assert brief["up_to_date"] + brief["unready"] + brief["failed"] == 12
 
 
 # ---- collection and artifacts ---------------------------------------------------------
@@ -271,3 +324,16 @@ def test_points_deleted_while_their_requests_were_out_are_let_go(project):
 def test_every_command_that_locks_can_wait_for_the_lock(project):
     for command in ("apply", "prepare", "submit", "collect", "cancel", "demo"):
         assert "--lock-timeout SECONDS" in project.run(command, "--help").stdout, command
+
+
+def test_a_ledger_of_a_development_version_is_refused_with_what_to_do(project):
+    project.seed(3)
+    project.state.mkdir(parents=True)
+    db = sqlite3.connect(project.state / "state.db")
+    db.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('schema', '1')")
+    db.commit()
+    db.close()
+    refused = project.run("plan", JOB, expect=1)
+    assert "written by a development version of batchrun (state schema 1)" in refused.stderr
+    assert "move the folder away to start over" in refused.stderr
