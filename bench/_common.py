@@ -127,8 +127,8 @@ def lookalike_stamp(point_id: int) -> dict:
     """A stamp shaped like the one apply writes (for the baselines' copy of a current
     collection, which must not import batchrun to compute the real one)."""
     digest = hashlib.sha256(str(point_id).encode()).hexdigest()
-    return {"key": digest, "inputs": digest[:32], "model": SPEC["model"], "batch": "bench",
-            "at": "2025-01-01T00:00:00Z"}
+    return {"key": digest, "inputs": digest[:32], "provider": "emulator", "model": SPEC["model"],
+            "batch": "bench", "at": "2025-01-01T00:00:00Z"}
 
 
 def seed(client: QdrantClient, n: int, *, stamped: bool = False) -> None:
