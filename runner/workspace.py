@@ -212,15 +212,17 @@ class Workspace:
         return collected
 
     def poll(self) -> list[Collected]:
-        """Sleep one poll interval, refresh the batches in flight, collect what finished."""
+        """Sleep one poll interval, refresh the batches in flight (shown as progress),
+        collect what finished."""
         time.sleep(self.api.poll_interval)
-        self.report.batches(refresh(self.store, self.api))
-        return self._collect_finished()
+        return self._collect_finished(show=True)
 
-    def _collect_finished(self) -> list[Collected]:
+    def _collect_finished(self, *, show: bool = False) -> list[Collected]:
         if not self.store.in_flight():
             return []
-        refresh(self.store, self.api)
+        batches = refresh(self.store, self.api)
+        if show:
+            self.report.batches(batches)
         collected = collect_finished(self.store, self.api, self.prices,
                                      backoff=self.api.poll_interval * 4, report=self.report.line)
         manifest.write(self.store)
