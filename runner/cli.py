@@ -153,7 +153,7 @@ def cli(ctx: click.Context, directory: str, debug: bool) -> None:
               "estimated cost of this run exceeds USD.")
 @click.option("--retry-failed", is_flag=True, help="Send again requests that failed for good.")
 @click.option("--force", is_flag=True, help="Ignore stamps and the cache: resend everything "
-              "selected (costs money).")
+              "selected (costs money). Batches already in flight are awaited, not resent.")
 @lock_option
 @progress_option
 @json_option

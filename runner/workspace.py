@@ -169,9 +169,11 @@ class Workspace:
         return plan
 
     def _fresh_batches(self) -> frozenset[str]:
-        """Batches this command created: with --force, their answers count as new."""
+        """With --force, the answers that count as new: from batches this command created
+        or found still in flight (awaited, not sent again), not those collected before."""
         return frozenset(row["batch_id"] for row in self.store.batches()
-                         if row["batch_id"] and row["intent_at"] >= self.started)
+                         if row["batch_id"] and (row["collected_at"] is None
+                                                 or row["collected_at"] >= self.started))
 
     def _record_job(self, job: Job) -> None:
         self.store.record_job(job.name, file=job.file, fingerprint=job.fingerprint,

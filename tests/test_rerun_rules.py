@@ -132,6 +132,17 @@ def test_force_resends_every_request_once_even_in_waves(serve_emulator, tmp_path
     assert project.run_json("apply", JOB)["jobs"]["tags"]["sent"] == 0
 
 
+def test_force_awaits_batches_already_in_flight_instead_of_paying_for_them_again(
+        serve_emulator, tmp_path):
+    emulator = serve_emulator(SLOW)
+    project = new_project(tmp_path / "p", emulator)
+    project.run("apply", JOB, "--no-wait")
+    project.run("apply", JOB, "--force")
+    assert all(len(o) == 1 for o in executions(emulator).values()) and written(project) == 30
+    project.run("apply", JOB, "--force")                # nothing in flight now: all resent
+    assert all(len(o) == 2 for o in executions(emulator).values())
+
+
 # ---- budgets --------------------------------------------------------------------------
 
 def two_jobs(project, same_requests=False):
