@@ -586,8 +586,10 @@ def _in_dependency_order(jobs: dict[str, Job]) -> list[Job]:
 
 
 def _display(path: Path, cwd: Path) -> str:
+    """The path as the user names it: relative to where batchrun runs, symlinks kept (the
+    repository's demo links jobs/ into the starter project; `jobs/tags.yaml` is its name)."""
     try:
-        return str(path.resolve().relative_to(cwd.resolve()))
+        return str(Path(os.path.abspath(path)).relative_to(os.path.abspath(cwd)))
     except ValueError:
         return str(path)
 

@@ -75,3 +75,13 @@ def test_detailed_exitcode_is_0_when_nothing_to_do_2_when_pending_1_on_error(pro
     project.run("plan", JOB, "--detailed-exitcode", expect=0)
     project.edit(JOB, "model: gpt-4o-mini", "modle: gpt-4o-mini")
     project.run("plan", JOB, "--detailed-exitcode", expect=1)
+
+
+def test_a_symlinked_spec_is_named_as_the_user_names_it(project):
+    # The repository's demo links jobs/tags.yaml into the starter project.
+    project.seed(3)
+    real = project.root / "starter" / "tags.yaml"
+    real.parent.mkdir()
+    (project.root / JOB).rename(real)
+    (project.root / JOB).symlink_to("../starter/tags.yaml")
+    assert "tags (jobs/tags.yaml): 3 matched" in project.run("plan", JOB).stdout
