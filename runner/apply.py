@@ -24,7 +24,7 @@ from .errors import BatchrunError, BudgetExceeded
 from .reconcile import JobPlan
 from .spec import Job
 from .store import (FAILED_FOR_GOOD, IN_FLIGHT_STATES, PREPARED, RETRY_READY, UNSENT,
-                    UNSETTLED)
+                    UNSETTLED, WAITING_STATES)
 from .workspace import Options, Workspace
 
 
@@ -57,9 +57,10 @@ class JobRun:
         return sum(self.waiting.get(state, 0) for state in IN_FLIGHT_STATES)
 
     @property
-    def retrying(self) -> int:
-        return sum(self.waiting.get(state, 0) for state in UNSETTLED
-                   if state not in IN_FLIGHT_STATES)
+    def unsent(self) -> int:
+        """Not sent yet: to retry, held back by the queue limit, or in another job's
+        prepared shard."""
+        return sum(self.waiting.get(state, 0) for state in WAITING_STATES)
 
     @property
     def prepared(self) -> int:
@@ -68,7 +69,7 @@ class JobRun:
 
     @property
     def up_to_date(self) -> int:
-        return self.last.matched - self.failed - self.in_flight - self.retrying - \
+        return self.last.matched - self.failed - self.in_flight - self.unsent - \
             self.last.render_failed - self.last.unready
 
 
@@ -80,6 +81,7 @@ class Outcome:
     adopted: int = 0
     blocked: dict[str, str] = field(default_factory=dict)   # job → what it waits for
     refused: dict[str, BatchrunError] = field(default_factory=dict)  # job → why not run
+    stalled: bool = False  # stopped with work left that no further round could move
 
     @property
     def failed(self) -> int:
@@ -87,7 +89,8 @@ class Outcome:
 
     @property
     def in_flight(self) -> int:
-        return sum(run.in_flight + run.retrying for run in self.runs.values())
+        """Points whose answer is still to come: sent, or still to be sent."""
+        return sum(run.in_flight + run.unsent for run in self.runs.values())
 
     @property
     def progress(self) -> tuple[int, int, int]:
@@ -98,13 +101,16 @@ class Outcome:
 
 def apply(ws: Workspace) -> Outcome:
     out = Outcome()
-    # Every batch the provider has for these jobs joins the ledger first; intents that
-    # are then still uncreated are dropped and re-packed by each job's first pass, so a
-    # spec changed since an interrupted run never sends what it no longer asks for.
+    # Every batch the provider has for these jobs joins the ledger first; the shards of
+    # these jobs that are then still uncreated are dropped, and re-packed by each job's
+    # pass, so a spec changed since an interrupted run never sends what it no longer asks
+    # for, and stale shards hold no queue room or requests hostage.
     out.adopted = ws.adopt()
+    ws.drop_stale_intents()
     out.collected += ws.collect()
     budget = ws.budget()
     todo = [job.name for job in ws.jobs]         # jobs that need a full pass, in order
+    idle_rounds = 0
     while True:
         before = out.progress
         for job in ws.jobs:
@@ -119,9 +125,14 @@ def apply(ws: Workspace) -> Outcome:
             if job.name in out.runs:
                 out.runs[job.name].written += ws.write_answered(job)
         _refresh_states(ws, out)
-        if out.progress == before and not ws.store.in_flight() and \
-                ws.store.next_retry_time() is None:
-            return out   # nothing sent, collected or written, and nothing to wait for
+        idle = out.progress == before and not ws.store.in_flight() and \
+            ws.store.next_retry_time() is None
+        idle_rounds = idle_rounds + 1 if idle else 0
+        if idle_rounds == 2:
+            # Twice nothing sent, collected or written, and nothing to wait for: another
+            # round would do the same. Stop rather than spin; the report says what is left.
+            out.stalled = True
+            return out
         for name, run in out.runs.items():
             if (run.waiting.get(RETRY_READY) or run.waiting.get(UNSENT)) \
                     and name not in todo and name not in out.refused:

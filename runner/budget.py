@@ -39,8 +39,9 @@ class Budget:
         """Refuse the pass (BudgetExceeded) or charge what it packed."""
         if not self.applies(job):
             return
+        # Its latest pass decides what the job holds back; refused, it holds nothing.
+        self.reserved.pop(job.name, None)
         if not (plan.requests or plan.held_back.requests):
-            self.reserved.pop(job.name, None)
             return
         pending = Estimate()
         pending.merge(plan.estimate)
@@ -62,7 +63,7 @@ class Budget:
             self._check(job, pending, estimate.high, Decimal(str(limit)) - job_spent,
                         "the job's budget (budget.max_cost_usd)", job.at("budget", "max_cost_usd"))
         if self.max_cost is not None:
-            others = sum(v for name, v in self.reserved.items() if name != job.name)
+            others = sum(self.reserved.values())
             self._check(job, pending, estimate.high, self.max_cost - self.spent - others,
                         "this run's --max-cost", None)
         packed = self.cost_of(job, plan.estimate).high or Decimal(0)

@@ -185,6 +185,13 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
     finally:
         ws.report.close()
         ws.close()
+    if outcome.stalled:
+        if not as_json:
+            _report_error(state, BatchrunError(
+                f"apply stopped with {outcome.in_flight:,} points it could neither send nor "
+                "await", hint="rerun apply; if it stops here again, `batchrun status` and "
+                "`batchrun plan` say what they wait for (please report it)"))
+        sys.exit(1)
     if outcome.refused:   # a job refused by its budget is an error, though the others ran
         if not as_json:
             for error in outcome.refused.values():

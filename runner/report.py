@@ -180,7 +180,7 @@ def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
         if run.written:
             free = f" ({run.free:,} from the result cache, nothing sent)" if run.free else ""
             parts.append(f"{run.written:,} written{free}")
-        for label, value in (("in flight", run.in_flight), ("waiting to retry", run.retrying),
+        for label, value in (("in flight", run.in_flight), ("waiting to be sent", run.unsent),
                              ("failed", run.failed), (_needs_label(job), run.last.unready)):
             if value:
                 parts.append(f"{value:,} {label}")
@@ -216,7 +216,7 @@ def totals_line(ws: Workspace, batch_ids: list[str], out: Outcome) -> str:
         else:
             text += ", cost unknown for some batches (no price for the model)"
     if out.in_flight:
-        text += f"; {out.in_flight:,} points still in flight (run apply again to collect)"
+        text += f"; {out.in_flight:,} points still in flight or to send (run apply again)"
     return text + "."
 
 
@@ -231,7 +231,7 @@ def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
             entry = {"blocked": out.blocked.get(job.name) or "blocked"}
         else:
             entry = {"matched": run.last.matched, "up_to_date": run.up_to_date,
-                     "in_flight": run.in_flight, "waiting": run.retrying, "failed": run.failed,
+                     "in_flight": run.in_flight, "waiting": run.unsent, "failed": run.failed,
                      "unready": run.last.unready, "sent": run.sent, "written": run.written,
                      "written_from_cache": run.free, "batches": run.shards}
             if job.name in out.refused:   # stopped by its budget after a first pass
@@ -244,7 +244,7 @@ def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
                            "lines": dict(c.seen), "cost_usd": _num(c.cost_usd)}
                           for c in out.collected],
             "failed": out.failed, "in_flight": out.in_flight,
-            "refused": sorted(out.refused)}
+            "refused": sorted(out.refused), "stalled": out.stalled}
 
 
 def show_lines(ws: Workspace, job: Job, *, limit: int) -> list[str]:

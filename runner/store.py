@@ -38,7 +38,8 @@ QUEUED, RETRY, FAILED = "queued", "retry", "failed"
 ANSWERED, IN_FLIGHT, PREPARED, RETRY_READY, BACKING_OFF, UNSENT, FAILED_FOR_GOOD = (
     "answered", "in_flight", "prepared", "retry_ready", "backing_off", "unsent", "failed")
 UNSETTLED = (ANSWERED, IN_FLIGHT, RETRY_READY, BACKING_OFF, UNSENT)
-IN_FLIGHT_STATES = (ANSWERED, IN_FLIGHT, PREPARED, UNSENT)   # "in flight" in reports
+IN_FLIGHT_STATES = (ANSWERED, IN_FLIGHT)            # sent, answer not yet written
+WAITING_STATES = (RETRY_READY, BACKING_OFF, UNSENT, PREPARED)   # not sent yet
 # Batch statuses at the provider that end a batch.
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 
@@ -247,14 +248,19 @@ class Store:
         return [r[0] for r in self.db.execute(
             "SELECT key FROM requests WHERE batch_seq=? AND state='queued'", (batch_seq,))]
 
+    # Backoffs that matter: of requests some point still waits for (a request no point
+    # needs any more, after a spec change, is never sent and must not keep apply awake).
+    _AWAITED_RETRY = ("state='retry' AND not_before > 0 "
+                      "AND key IN (SELECT key FROM points)")
+
     def next_retry_time(self) -> float | None:
         """When the earliest backing-off retry may be sent (epoch seconds), if any."""
-        row = self.db.execute("SELECT MIN(not_before) FROM requests WHERE state='retry' "
-                              "AND not_before > 0").fetchone()
+        row = self.db.execute(f"SELECT MIN(not_before) FROM requests WHERE {self._AWAITED_RETRY}"
+                              ).fetchone()
         return row[0]
 
     def backoff_expired(self, now: float) -> bool:
-        row = self.db.execute("SELECT 1 FROM requests WHERE state='retry' AND not_before > 0 "
+        row = self.db.execute(f"SELECT 1 FROM requests WHERE {self._AWAITED_RETRY} "
                               "AND not_before <= ? LIMIT 1", (now,)).fetchone()
         return row is not None
 
@@ -385,8 +391,13 @@ class Store:
         return tokens / lines if tokens is not None and lines else None
 
     def enqueued_tokens(self, model: str) -> int:
+        """Estimated input tokens of `model` in the provider's queue: batches created and
+        not yet collected. Shards prepared but never submitted take no room (if they are
+        sent together later and overfill it, the provider's token_limit_exceeded makes
+        them wait their turn)."""
         row = self.db.execute("SELECT COALESCE(SUM(est_input_tokens), 0) FROM batches "
-                              "WHERE model=? AND collected_at IS NULL", (model,)).fetchone()
+                              "WHERE model=? AND collected_at IS NULL AND batch_id IS NOT NULL",
+                              (model,)).fetchone()
         return int(row[0])
 
     def drop_intents(self, job: str, *, uploaded: bool) -> dict[str, dict[str, Any]]:

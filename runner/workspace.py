@@ -60,6 +60,8 @@ class Workspace:
         self._api: BatchAPI | None = None
         self._qdrant = None
         self._adopted = False      # adopt() ran: every batch the provider has is in the ledger
+        self._open_at_start: set[int] = set()    # ledger rows in flight before adopt()
+        self._dropped: dict[str, dict[str, dict[str, Any]]] = {}   # job → drop_intents()
         self.started = time.time()
 
     # ---- lazily opened edges ---------------------------------------------------------
@@ -150,7 +152,8 @@ class Workspace:
             with self.store.transaction():
                 # apply has adopted every batch the provider has: intents left now were
                 # never created. prepare has not, so it keeps the ones already uploaded.
-                uploaded = self.store.drop_intents(job.name, uploaded=self._adopted)
+                uploaded = {**self._dropped.pop(job.name, {}),
+                            **self.store.drop_intents(job.name, uploaded=self._adopted)}
                 if first and (opts.retry_failed or opts.force):
                     self.store.reset_failed(job.name)
                 plan = self._pass(job, PassOptions(
@@ -169,11 +172,19 @@ class Workspace:
         return plan
 
     def _fresh_batches(self) -> frozenset[str]:
-        """With --force, the answers that count as new: from batches this command created
-        or found still in flight (awaited, not sent again), not those collected before."""
+        """With --force, the answers that count as new: from batches this command created,
+        or that the ledger had in flight when it started (awaited, not sent again) — not
+        those collected before, nor old ones found again by adopt."""
         return frozenset(row["batch_id"] for row in self.store.batches()
-                         if row["batch_id"] and (row["collected_at"] is None
-                                                 or row["collected_at"] >= self.started))
+                         if row["batch_id"] and (row["seq"] in self._open_at_start
+                                                 or row["intent_at"] >= self.started))
+
+    def drop_stale_intents(self) -> None:
+        """After adopt: drop every shard of these jobs never created as a batch (each
+        job's pass packs what is still pending; a shard packed again keeps its upload)."""
+        with self.store.transaction():
+            for job in self.jobs:
+                self._dropped[job.name] = self.store.drop_intents(job.name, uploaded=True)
 
     def _record_job(self, job: Job) -> None:
         self.store.record_job(job.name, file=job.file, fingerprint=job.fingerprint,
@@ -198,6 +209,7 @@ class Workspace:
         return len(created)
 
     def adopt(self) -> int:
+        self._open_at_start = {row["seq"] for row in self.store.batches(open_only=True)}
         count = adopt(self.store, self.api, self.targets(self.jobs),
                       {j.name: j.spec.batch.max_attempts for j in self.jobs},
                       report=self.report.line)

@@ -8,12 +8,19 @@ from __future__ import annotations
 import shutil
 import signal
 import sqlite3
+import time
+from decimal import Decimal
 
 import pytest
 
 from conftest import SLOW, sharded_project
+from runner.budget import Budget
 from runner.emulator import Faults
+from runner.errors import BudgetExceeded
+from runner.estimate import CostRange, Estimate
+from runner.reconcile import JobPlan
 from runner.select import Selection, stamp_key
+from runner.store import Store
 from runner.spec import load_jobs, load_project
 
 JOB = "jobs/tags.yaml"
@@ -208,6 +215,35 @@ def test_a_retry_pass_over_budget_stops_the_job_instead_of_looping(serve_emulato
     assert "Error: jobs/tags.yaml:" in text.stderr
 
 
+def test_a_job_stopped_by_its_budget_releases_the_room_its_waves_reserved(project):
+    two_jobs(project)
+    project.edit(JOB, "max_cost_usd: 1.00", "max_cost_usd: 6")
+    project.edit("jobs/titles.yaml", "max_cost_usd: 1.00", "max_cost_usd: 100")
+    tags, titles = load_jobs([], load_project(project.root), project.root)
+    dollars = Budget(10, lambda job, e: CostRange(Decimal(e.input_tokens),
+                                                  Decimal(e.input_tokens), None))
+
+    def plan(name, packed, held):
+        return JobPlan(name, requests=packed, estimate=Estimate(packed, packed),
+                       held_back=Estimate(held, held))
+
+    dollars.charge(tags, plan("tags", 2, 4))        # $2 sent, $4 reserved for its waves
+    with pytest.raises(BudgetExceeded):
+        dollars.charge(titles, plan("titles", 5, 0))    # 2 + 4 + 5 > 10
+    with pytest.raises(BudgetExceeded):
+        dollars.charge(tags, plan("tags", 3, 4))    # retries: 2 + 7 > its own 6; it stops
+    dollars.charge(titles, plan("titles", 5, 0))    # its reservation is gone: 2 + 5 <= 10
+
+
+def test_force_after_the_ledger_was_lost_still_resends_everything(serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator, points=10)
+    project.run("apply", JOB)
+    shutil.rmtree(project.state)                    # a CI runner without the cache
+    project.run("apply", JOB, "--force")            # adopts yesterday's batches, resends
+    assert all(len(o) == 2 for o in executions(emulator).values())
+
+
 # ---- jobs that share requests -----------------------------------------------------------
 
 def test_a_request_in_a_shard_another_job_prepared_is_not_waited_for(serve_emulator,
@@ -223,6 +259,20 @@ def test_a_request_in_a_shard_another_job_prepared_is_not_waited_for(serve_emula
     project.run("apply")
     assert written(project) == 10 and written(project, "llm_titles") == 10
     assert len(emulator.sent_keys()) == 10                # each shared request sent once
+
+
+def test_requests_a_later_job_drops_from_its_old_shard_are_sent_in_the_same_run(
+        serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator, points=10)
+    text = (project.root / JOB).read_text()
+    project.write("jobs/alpha.yaml", text.replace("name: tags", "name: alpha")   # runs first
+                  .replace("key: llm_tags", "key: llm_alpha\n  name: tags"))    # same requests
+    project.run("prepare", JOB)                   # tags packs the shared requests
+    project.edit(JOB, "match: {any: [US, GB, CA]}", "match: {any: [FR]}")   # tags needs none
+    result = project.run_json("apply")
+    assert result["jobs"]["alpha"]["sent"] == 10 and written(project, "llm_alpha") == 10
+    assert not result["stalled"]
 
 
 def test_retry_failed_reaches_a_request_another_job_sent_first(serve_emulator, tmp_path):
@@ -265,6 +315,43 @@ def test_points_the_needed_job_failed_on_are_skipped_not_fatal(serve_emulator, t
     assert brief["unready"] == tags_failed
     assert written(project, "llm_brief") + tags_failed + brief["failed"] == 12
     assert brief["up_to_date"] + brief["unready"] + brief["failed"] == 12
+
+
+def test_a_prepared_shard_of_a_needing_job_takes_no_queue_room_from_the_needed_one(
+        serve_emulator, tmp_path):
+    emulator = serve_emulator()
+    project = new_project(tmp_path / "p", emulator, points=12)
+    project.write("jobs/brief.yaml", BRIEF)
+    project.edit(JOB, "max_attempts: 3", "max_attempts: 3\n  max_enqueued_tokens: 2000")
+    project.run("apply")
+    project.edit("prompts/tags.user.j2", "Title:", "Video title:")
+    project.edit("jobs/brief.yaml", "One line about", "A line about")
+    project.run("prepare")                        # brief's shard: prepared, never created
+    result = project.run_json("apply")
+    assert result["jobs"]["tags"]["sent"] == 12 and result["jobs"]["brief"]["sent"] == 12
+    assert not result["stalled"] and result["in_flight"] == 0
+
+
+def test_a_backoff_no_point_waits_for_keeps_no_apply_awake(serve_emulator, tmp_path):
+    emulator = serve_emulator(faults=Faults(enqueued_token_limit=2_000))
+    project = new_project(tmp_path / "p", emulator, points=10)
+    killed = project.spawn("apply", JOB)          # refused by the queue, backing off
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not emulator.batches_created():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=30)
+    emulator.emulator.faults = Faults()
+    project.edit("prompts/tags.user.j2", "Title:", "Video title:")   # those requests: gone
+    result = project.run_json("apply", JOB)
+    assert result["jobs"]["tags"]["sent"] == 10 and written(project) == 10
+    store = Store(project.state, emulator.url.rstrip("/"))
+    stale = store.db.execute("SELECT COUNT(*) FROM requests WHERE state='retry' "
+                             "AND not_before > 0").fetchone()[0]
+    assert stale == 10                            # the old requests, backing off for no one,
+    assert store.next_retry_time() is None        # give apply nothing to wait for
+    store.close()
 
 
 # ---- collection and artifacts ---------------------------------------------------------
