@@ -20,6 +20,7 @@ import click
 
 from . import __version__, report
 from .apply import apply as run_apply
+from .store import TERMINAL
 from .workspace import Options, Workspace
 from .batchfile import check_file
 from .costs import cost_report, manifest_file
@@ -252,8 +253,8 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
 
     \b
     Examples:
-      batchrun prepare jobs/tags.yaml
-      head -n 1 .batchrun/artifacts/shards/*.jsonl     # look before you pay
+      batchrun prepare jobs/tags.yaml      prints each shard's path
+      head -n 1 SHARD_PATH                 look at a request before you pay
     """
     ws = _workspace(state, paths, no_progress=no_progress)
     try:
@@ -376,8 +377,8 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
                 _emit({"batches": rows, "failures": report.failure_rows(ws)})
             else:
                 _echo_lines(report.status_lines(rows, ws))
-            if not watch or not rows:
-                return
+            if not watch or all(row["status"] in TERMINAL for row in rows):
+                return   # nothing left that could change
             time.sleep(ws.api.poll_interval)
     finally:
         ws.close()
@@ -507,8 +508,7 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
             if as_json:
                 _emit({"failures": rows})
             else:
-                _echo_lines([f"{r['key'][:12]} ({r['attempts']} attempts): {r['reason']}"
-                             for r in rows] or [f"{job.name}: no failed requests"])
+                _echo_lines(report.failure_lines(ws, job, rows))
         elif as_json:
             _emit({"points": [{"id": i, "inputs": inputs, "result": result}
                               for i, inputs, result in ws.selection(job).peek(limit)]})
@@ -528,7 +528,7 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
 @click.pass_obj
 @handle_errors
 def demo(state: State, speed: str, examples: int, no_progress: bool) -> None:
-    """Tag 300 real YouTube videos with jobs/tags.yaml, against the emulator (free).
+    """Tag 240 of 300 real YouTube videos with jobs/tags.yaml, against the emulator (free).
 
     Seeds the embedded Qdrant (.qdrant/) with the bundled sample videos, shows the plan,
     applies it with progress, and prints a few tagged videos. Writes the starter project

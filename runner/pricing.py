@@ -12,6 +12,7 @@ Costs are exact `Decimal`s; `usd()` rounds one for JSON.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import re
@@ -82,6 +83,12 @@ class PriceTable:
             file, prefix = (origin, "prices") if family in overridden else (PRICES_FILE, "models")
             models[family] = _model_price(family, entry, Location(file, 0, f"{prefix}.{family}"))
         return cls(as_of=str(shipped["as_of"]), source=str(shipped["source"]), models=models)
+
+    def close_to(self, model: str) -> str | None:
+        """A priced model whose name is close to `model` (a typo?), if any."""
+        close = difflib.get_close_matches(model.strip().lower(), list(self.models), n=1,
+                                          cutoff=0.85)
+        return close[0] if close else None
 
     def lookup(self, model: str) -> ModelPrice | None:
         """The prices of a model id: exact entry first, else its family without the snapshot

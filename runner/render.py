@@ -72,7 +72,13 @@ def environment(root: Path) -> SandboxedEnvironment:
 
 
 def is_template_path(value: str) -> bool:
-    return "\n" not in value and value.strip().endswith(TEMPLATE_SUFFIXES)
+    """A prompt value naming a file: one word (no spaces, no template tags) that ends like
+    a template (any case) or has a folder in it. A misspelt path must fail as a missing
+    file, not be sent as the prompt's text."""
+    text = value.strip()
+    if any(mark in text for mark in ("\n", " ", "{{", "{%")):
+        return False
+    return text.lower().endswith(TEMPLATE_SUFFIXES) or "/" in text
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from .apply import Outcome
 from .estimate import CostRange
 from .reconcile import JobPlan
 from .spec import Job
+from .store import TERMINAL
 from .workspace import Workspace
 
 
@@ -27,8 +28,10 @@ def money(amount: Decimal | float | None) -> str:
     return f"${amount:.4f}" if amount < 1 else f"${amount:,.2f}"
 
 
-def cost_text(cost: CostRange) -> str:
+def cost_text(cost: CostRange, close_model: str | None = None) -> str:
     if not cost.known:
+        if close_model:
+            return f"cost unknown: no model of that name has a price; did you mean {close_model}?"
         return "cost unknown (no price for this model; add one under prices: in batchrun.yaml)"
     high = money(cost.high) if cost.high is not None else "unbounded (no max_tokens)"
     return f"~{money(cost.low)}–{high} at batch prices (estimate)"
@@ -78,6 +81,13 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
         plan = plans[job.name]
         symbol = plan_symbol(plan, job.name in recorded)
         head = f"{symbol} {job.name} ({job.file}): {plan.matched:,} matched"
+        if plan.matched == 0:
+            source = job.spec.source
+            lines.append(head + f" — no point of {source.collection!r} is selected" + (
+                f"; check source.filter ({job.at('source', 'filter')})" if source.filter
+                else ""))
+            up_to_date += 1
+            continue
         if plan.done and not plan.failed and not plan.render_errors and not plan.unready:
             lines.append(head + ", all up to date")
             up_to_date += 1
@@ -94,7 +104,7 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
                 else "output uncapped"
             exact = "exact" if est.input_exact else "approximate"
             lines.append(f"    estimate: {est.input_tokens:,} input tokens ({exact}), {cap}; "
-                         + cost_text(cost))
+                         + cost_text(cost, ws.prices.close_to(job.spec.model)))
             total_requests += plan.requests
             unknown |= not cost.known
             unbounded |= cost.high is None
@@ -278,13 +288,14 @@ def status_rows(ws: Workspace) -> list[dict[str, Any]]:
                     "done": counts.get("completed", 0) + counts.get("failed", 0),
                     "total": counts.get("total") or row["requests"],
                     "age_seconds": int(now - created),
-                    "expires_in_seconds": int(expires - now) if expires else None})
+                    "expires_in_seconds": int(expires - now) if expires and status not in
+                    TERMINAL else None})   # a finished batch no longer expires
     return out
 
 
 def status_lines(rows: list[dict[str, Any]], ws: Workspace) -> list[str]:
     if not rows:
-        failed = sum(len(ws.store.failures(j.name)) for j in ws.jobs)
+        failed = sum(ws.store.failure_count(j.name) for j in ws.jobs)
         return ["No batches in flight." + (f" {failed:,} requests failed; `batchrun show JOB "
                                            "--failed` says why." if failed else "")]
     header = ("JOB", "BATCH", "STATE", "DONE/TOTAL", "AGE", "EXPIRES IN")
@@ -312,8 +323,26 @@ def failure_rows(ws: Workspace, limit: int | None = None) -> list[dict[str, Any]
     for job in ws.jobs:
         for row in ws.store.failures(job.name, limit=limit):
             rows.append({"job": job.name, "key": row["key"], "attempts": row["attempts"],
-                         "reason": row["last_error"]})
+                         "reason": row["last_error"], "point": json.loads(row["point"]),
+                         "points": row["points"]})
     return rows
+
+
+def failure_lines(ws: Workspace, job: Job, rows: list[dict[str, Any]]) -> list[str]:
+    """`show --failed`: one line per failed request, the points waiting for it, and how
+    many more there are."""
+    total = ws.store.failure_count(job.name)
+    if not total:
+        return [f"{job.name}: no failed requests"]
+    lines = [f"{job.name}: {total:,} request{'s' * (total != 1)} failed for good "
+             "(`apply --retry-failed` sends them again)"]
+    for r in rows:
+        more = f" and {r['points'] - 1:,} more" if r["points"] > 1 else ""
+        tries = f"{r['attempts']} attempt{'s' * (r['attempts'] != 1)}"
+        lines.append(f"  point {r['point']}{more} ({r['key'][:12]}, {tries}): {r['reason']}")
+    if total > len(rows):
+        lines.append(f"  … {total - len(rows):,} more (--limit N shows more)")
+    return lines
 
 
 def cost_lines(report: dict[str, Any], by: str) -> list[str]:

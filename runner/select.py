@@ -19,6 +19,7 @@ from . import crash
 from .errors import BatchrunError, Location, SpecError
 from .filters import parse_filter
 from .spec import Job, ProjectContext
+from .store import StateLock
 
 STAMP_PREFIX = "_batchrun_"
 
@@ -53,9 +54,14 @@ def connect(project: ProjectContext) -> QdrantClient:
     try:
         return QdrantClient(path=str(project.root / path))
     except RuntimeError as exc:  # the embedded engine allows one process per folder
-        raise BatchrunError(f"embedded Qdrant at {path} is in use by another process",
-                            where=where, hint="stop the other process, or use a Qdrant server "
-                            "(qdrant: {url: ...}) to share a collection") from exc
+        holder = StateLock.holder_of(project.state_dir)
+        who = (f" (batchrun {holder.get('command', '')}, pid {holder['pid']} since "
+               f"{holder.get('since', '?')})" if holder.get("pid") else "")
+        raise BatchrunError(f"embedded Qdrant at {path} is in use by another process{who}",
+                            where=where, hint="the embedded engine serves one process at a "
+                            "time, readers too: wait for it to finish (`batchrun status` "
+                            "works meanwhile), or use a Qdrant server (qdrant: {url: ...})"
+                            ) from exc
 
 
 class Selection:
@@ -79,7 +85,10 @@ class Selection:
             names = sorted(c.name for c in self.client.get_collections().collections)
             known = f"collections: {', '.join(names)}" if names else "no collections exist yet"
             raise SpecError(f"collection {self.collection!r} not found in Qdrant ({known})",
-                            where=self.job.at("source", "collection"))
+                            where=self.job.at("source", "collection"),
+                            hint="name a collection that exists" if names else
+                            "point qdrant: in batchrun.yaml at your data (path or url), or "
+                            "run `batchrun demo` here to load the sample videos")
 
     def count(self) -> int:
         total = self.client.count(self.collection, count_filter=self.filter, exact=True).count

@@ -316,7 +316,34 @@ def load_jobs(paths: list[str], project: ProjectContext, cwd: Path,
                             else job.at("output"),
                             hint="give one of them another output.key")
         jobs[job.name] = job
+    if paths:
+        _add_needed(jobs, project, cwd, environ)
     return _in_dependency_order(jobs)
+
+
+def _add_needed(jobs: dict[str, Job], project: ProjectContext, cwd: Path,
+                environ: Mapping[str, str] | None) -> None:
+    """Jobs named on the command line bring the jobs they need from the project's jobs
+    folder, as make builds a target's prerequisites: `apply jobs/summary.yaml` brings
+    `tags` when summary needs it."""
+    missing = {n for j in jobs.values() for n in j.spec.needs} - set(jobs)
+    if not missing:
+        return
+    folder = project.root / project.config.jobs
+    if not folder.is_dir():
+        return
+    files = sorted(f for f in folder.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+    # Files named like the job first; any other file only if a job is still not found.
+    for file in sorted(files, key=lambda f: f.stem not in missing):
+        if not missing:
+            return
+        if _display(file, cwd) in {j.file for j in jobs.values()}:
+            continue
+        job = load_job(file, project, cwd, environ)
+        if job.name in missing:
+            jobs[job.name] = job
+            missing |= set(job.spec.needs) - set(jobs)
+            missing.discard(job.name)
 
 
 def load_job(path: Path, project: ProjectContext, cwd: Path,

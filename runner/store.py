@@ -274,12 +274,21 @@ class Store:
         return cur.rowcount
 
     def failures(self, job: str, limit: int | None = None) -> list[sqlite3.Row]:
-        """Requests of the job that failed for good, with their last error."""
-        sql = ("SELECT key, attempts, last_error FROM requests "
-               f"WHERE state='failed' AND {self._OF_JOB} ORDER BY key")
+        """Requests that failed for good and that points of the job still wait for (as its
+        last pass saw them: a request the spec no longer makes is not listed), with their
+        last error, the first point waiting and how many wait."""
+        sql = ("SELECT q.key, q.attempts, q.last_error, MIN(p.point) AS point, "
+               "COUNT(*) AS points FROM requests q JOIN points p ON p.key = q.key "
+               "WHERE q.state='failed' AND p.job=? GROUP BY q.key ORDER BY q.key")
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return self.db.execute(sql, (job, job)).fetchall()
+        return self.db.execute(sql, (job,)).fetchall()
+
+    def failure_count(self, job: str) -> int:
+        row = self.db.execute("SELECT COUNT(DISTINCT q.key) FROM requests q JOIN points p "
+                              "ON p.key = q.key WHERE q.state='failed' AND p.job=?",
+                              (job,)).fetchone()
+        return int(row[0])
 
     def put_results(self, rows: list[tuple[str, str, bytes, str | None, str | None]]) -> None:
         """Cache answers: (key, kind, value, model, batch id) rows; their requests are done."""
@@ -540,6 +549,14 @@ class StateLock:
                              "since": utc_now(), "command": command}))
         fh.flush()
         self.fh = fh
+
+    @staticmethod
+    def holder_of(state_dir: Path) -> dict:
+        """Who holds (or last held) the lock, as it wrote itself down; {} when unknown."""
+        try:
+            return json.loads((state_dir / "lock").read_text(encoding="utf-8") or "{}")
+        except (OSError, json.JSONDecodeError):
+            return {}
 
     @staticmethod
     def _holder(fh: IO[str]) -> dict:

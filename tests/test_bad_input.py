@@ -438,7 +438,13 @@ CASES = [
     Case("unknown-collection", both(seeded(), edit("collection: videos",
                                                    "collection: video")),
          "jobs/tags.yaml:6: source.collection",
-         "collection 'video' not found in Qdrant (collections: videos)", command=("plan",)),
+         "collection 'video' not found in Qdrant (collections: videos)",
+         "name a collection that exists", command=("plan",)),
+    Case("no-collection-yet", edit("collection: videos", "collection: videos"),
+         "jobs/tags.yaml:6: source.collection",
+         "collection 'videos' not found in Qdrant (no collections exist yet)",
+         "point qdrant: in batchrun.yaml at your data (path or url), or run `batchrun demo` "
+         "here to load the sample videos", command=("plan",)),
     Case("points-missing-a-field", missing_channel([1, 3]), "prompts/tags.user.j2:2",
          "payload field 'channel_title' is missing on 2 of 6 points (ids 1, 3)",
          "give the template a default ({{ field | default('') }}) or narrow source.filter "

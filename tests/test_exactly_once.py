@@ -258,6 +258,8 @@ def test_status_reads_while_an_apply_runs_and_plan_says_qdrant_is_busy(serve_emu
     for batch in status["batches"]:   # an intent not yet created has no id
         assert (batch["batch_id"] is None) == (batch["status"] == "submitting")
     busy = project.run("plan", JOB, expect=1)
-    assert "embedded Qdrant at .qdrant is in use by another process" in busy.stderr
+    assert "embedded Qdrant at .qdrant is in use by another process (batchrun apply, " \
+           f"pid {running.pid} since" in busy.stderr
+    assert "wait for it to finish" in busy.stderr
     running.communicate(timeout=120)
     assert running.returncode == 0
