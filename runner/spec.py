@@ -11,12 +11,14 @@ a typo must not silently change what is sent, or what it costs.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
+import openai
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -392,6 +394,18 @@ def _check_reads(spec: JobSpec, templates: list[PromptTemplate], positions: Posi
                     f"{positions.line(('source', 'fields'))}), or fix the name")
 
 
+@functools.lru_cache(maxsize=None)
+def known_params(endpoint: str) -> frozenset[str]:
+    """The request body keys the installed openai SDK knows for an endpoint."""
+    from openai.types import embedding_create_params
+    from openai.types.chat import completion_create_params
+    from openai.types.responses import response_create_params
+    params = {"/v1/chat/completions": completion_create_params.CompletionCreateParamsBase,
+              "/v1/responses": response_create_params.ResponseCreateParamsBase,
+              "/v1/embeddings": embedding_create_params.EmbeddingCreateParams}[endpoint]
+    return frozenset(params.__annotations__)
+
+
 def _check_output_key(spec: JobSpec, key: str, templates: list[PromptTemplate],
                       positions: Positions) -> None:
     """The output key is batchrun's to write: not a stamp, and not one of the job's inputs
@@ -432,6 +446,7 @@ def fingerprint(job: Job) -> str:
 
 
 def _check_params(spec: JobSpec, positions: Positions) -> None:
+    known = known_params(spec.endpoint)
     for key in spec.params:
         if key in RESERVED_PARAMS:
             raise SpecError(f"{key!r} is set by batchrun from the spec and cannot be a param",
@@ -447,6 +462,16 @@ def _check_params(spec: JobSpec, positions: Positions) -> None:
             raise SpecError("/v1/embeddings returns vectors; expected no output.fields or "
                             "output.schema", where=positions.at(("output",)),
                             hint="remove them: the embedding itself is written back")
+    for key in spec.params:
+        if key not in known:
+            # Params are sent as written: a typo would fail every request with a 400.
+            close = difflib.get_close_matches(key, sorted(known - RESERVED_PARAMS), n=1)
+            raise SpecError(f"unknown param {key!r} for {spec.endpoint}"
+                            + (f"; did you mean {close[0]!r}?" if close else ""),
+                            where=positions.at(("params", key)),
+                            hint=f"params go into every request as written, and the "
+                                 f"openai SDK {openai.__version__} knows no such param for "
+                                 f"{spec.endpoint} (a newer SDK may)")
 
 
 def _output_schema(spec: JobSpec, positions: Positions, root: Path) -> dict | None:

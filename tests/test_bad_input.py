@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import jsonschema
+import openai
 import pytest
 import yaml
 
@@ -222,6 +223,11 @@ CASES = [
          "jobs/tags.yaml:19: params.messages",
          "'messages' is set by batchrun from the spec and cannot be a param",
          "use model:, prompt: and output: instead"),
+    Case("params-typo", edit("max_tokens: 200}", "max_token: 200}"),
+         "jobs/tags.yaml:19: params.max_token",
+         "unknown param 'max_token' for /v1/chat/completions; did you mean 'max_tokens'?",
+         "params go into every request as written, and the openai SDK "
+         f"{openai.__version__} knows no such param for /v1/chat/completions (a newer SDK may)"),
     Case("params-sets-response-format", edit("max_tokens: 200}",
                                              "response_format: {type: json_object}}"),
          "jobs/tags.yaml:19: params.response_format",
