@@ -105,6 +105,10 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
             exact = "exact" if est.input_exact else "approximate"
             lines.append(f"    estimate: {est.input_tokens:,} input tokens ({exact}), {cap}; "
                          + cost_text(cost, ws.prices.close_to(job.spec.model)))
+            if _over_budget(job, cost):
+                lines.append(f"    over budget: up to {money(cost.high)} against "
+                             f"budget.max_cost_usd {money(job.spec.budget.max_cost_usd)} "
+                             f"({job.at('budget', 'max_cost_usd')}): apply will refuse this job")
             total_requests += plan.requests
             unknown |= not cost.known
             unbounded |= cost.high is None
@@ -122,6 +126,12 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
         summary += f"; {up_to_date} job{'s' * (up_to_date != 1)} up to date"
     lines.append(summary + ".")
     return lines
+
+
+def _over_budget(job: Job, cost: CostRange) -> bool:
+    """The upper estimate is over the job's own budget: apply will refuse it."""
+    limit = job.spec.budget.max_cost_usd
+    return limit is not None and cost.high is not None and cost.high > Decimal(str(limit))
 
 
 def _needs_label(job: Job) -> str:
@@ -157,7 +167,7 @@ def plan_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:
             "input_tokens_exact": plan.estimate.input_exact,
             "output_tokens_max": plan.estimate.output_cap,
             "cost_usd_low": _num(cost.low), "cost_usd_high": _num(cost.high),
-            "is_estimate": True}
+            "is_estimate": True, "over_budget": _over_budget(job, cost)}
         jobs[job.name] = entry
     return {"jobs": jobs, "pending": any(not p.done for p in plans.values())}
 

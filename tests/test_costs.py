@@ -126,3 +126,12 @@ def test_an_unknown_model_is_price_unknown_never_zero(project):
     report = project.run_json("costs")
     assert report["total"]["unpriced_batches"] == 1
     assert "no known price" in project.run("costs").stdout
+
+
+def test_plan_warns_when_a_job_is_over_its_budget(project):
+    project.seed(40)
+    project.edit(JOB, "max_cost_usd: 1.00", "max_cost_usd: 0.001")
+    plan = project.run("plan", JOB).stdout
+    assert "against budget.max_cost_usd $0.0010 (jobs/tags.yaml:35: budget.max_cost_usd): " \
+           "apply will refuse this job" in plan
+    assert project.run_json("plan", JOB)["jobs"]["tags"]["estimate"]["over_budget"] is True
