@@ -58,13 +58,16 @@ def _group(by: str, job: str, batch: dict) -> str:
 
 
 def _empty() -> dict[str, Any]:
-    return {"batches": 0, "requests": 0, "tokens": dict.fromkeys(TOKEN_KINDS, 0),
+    return {"batches": 0, "requests": 0, "billed_requests": 0,
+            "tokens": dict.fromkeys(TOKEN_KINDS, 0),
             "cost_usd": Decimal(0), "cost_standard_usd": Decimal(0), "unpriced_batches": 0}
 
 
 def _add(group: dict[str, Any], batch: dict) -> None:
     group["batches"] += 1
     group["requests"] += batch.get("requests", 0)
+    # Sent is not paid: a cancelled or expired batch bills only the lines that ran.
+    group["billed_requests"] += (batch.get("lines_seen") or {}).get("billed", 0)
     for kind in TOKEN_KINDS:
         group["tokens"][kind] += (batch.get("tokens") or {}).get(kind) or 0
     if batch.get("cost_usd") is None:
@@ -75,7 +78,8 @@ def _add(group: dict[str, Any], batch: dict) -> None:
 
 
 def _merge(total: dict[str, Any], group: dict[str, Any]) -> None:
-    for key in ("batches", "requests", "cost_usd", "cost_standard_usd", "unpriced_batches"):
+    for key in ("batches", "requests", "billed_requests", "cost_usd", "cost_standard_usd",
+                "unpriced_batches"):
         total[key] += group[key]
     for kind in TOKEN_KINDS:
         total["tokens"][kind] += group["tokens"][kind]

@@ -356,12 +356,13 @@ def failure_lines(ws: Workspace, job: Job, rows: list[dict[str, Any]]) -> list[s
 
 
 def cost_lines(report: dict[str, Any], by: str) -> list[str]:
-    header = (by.upper(), "BATCHES", "REQUESTS", "INPUT", "CACHED", "OUTPUT", "REASONING",
+    header = (by.upper(), "BATCHES", "SENT", "BILLED", "INPUT", "CACHED", "OUTPUT", "REASONING",
               "COST", "AT STANDARD", "SAVED")
     table = [header]
     for name, row in [*report["groups"].items(), ("total", report["total"])]:
         tokens = row["tokens"]
         table.append((name, f"{row['batches']:,}", f"{row['requests']:,}",
+                      f"{row['billed_requests']:,}",
                       f"{tokens['input']:,}", f"{tokens['cached_input']:,}",
                       f"{tokens['output']:,}", f"{tokens['reasoning']:,}",
                       money(row["cost_usd"]), money(row["cost_standard_usd"]),
@@ -370,7 +371,8 @@ def cost_lines(report: dict[str, Any], by: str) -> list[str]:
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                        for i, (cell, w) in enumerate(zip(line, widths))) for line in table]
     unpriced = report["total"]["unpriced_batches"]
-    lines.append("Costs at Batch API prices, from each line's usage and the price table.")
+    lines.append("Costs at Batch API prices, from each line's usage and the price table. SENT: "
+                 "requests in batches; BILLED: lines that ran (a cancelled batch bills fewer).")
     if unpriced:
         lines.append(f"{unpriced} batch(es) used a model with no known price: their tokens are "
                      "counted, their cost is not (add prices: in batchrun.yaml).")

@@ -5,12 +5,14 @@ budget below the estimate stops everything before a byte is uploaded."""
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from runner.emulator import Faults
+from conftest import http_project_for
+from runner.emulator import EmulatorConfig, Faults
 
 JOB = "jobs/tags.yaml"
 PRICES = json.loads((Path(__file__).parent.parent / "runner" / "data" / "prices.json")
@@ -135,3 +137,15 @@ def test_plan_warns_when_a_job_is_over_its_budget(project):
     assert "against budget.max_cost_usd $0.0010 (jobs/tags.yaml:35: budget.max_cost_usd): " \
            "apply will refuse this job" in plan
     assert project.run_json("plan", JOB)["jobs"]["tags"]["estimate"]["over_budget"] is True
+
+
+def test_costs_count_what_ran_apart_from_what_was_sent(serve_emulator, tmp_path, api_key):
+    emulator = serve_emulator(EmulatorConfig(validating_seconds=0.1, seconds_per_request=0.2))
+    project = http_project_for(tmp_path / "p", emulator)
+    project.seed(20)
+    project.run("apply", JOB, "--no-wait")
+    time.sleep(1.0)                              # a few requests run, then the batch stops
+    project.run("cancel", JOB)
+    project.run("collect", JOB, "--wait")
+    total = project.run_json("costs")["total"]
+    assert total["requests"] == 20 and 0 < total["billed_requests"] < 20

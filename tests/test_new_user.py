@@ -74,9 +74,9 @@ def test_init_edit_validate_plan_apply_show_costs(tmp_path):
     assert shown.startswith("point 1\n  name: Trail running shoe\n")
     assert "  → summary: {" in shown
     costs = batchrun(root, "costs").splitlines()
-    assert costs[0].split() == ["JOB", "BATCHES", "REQUESTS", "INPUT", "CACHED", "OUTPUT",
+    assert costs[0].split() == ["JOB", "BATCHES", "SENT", "BILLED", "INPUT", "CACHED", "OUTPUT",
                                 "REASONING", "COST", "AT", "STANDARD", "SAVED"]
-    assert costs[1].split()[:3] == ["summaries", "1", "3"]
+    assert costs[1].split()[:4] == ["summaries", "1", "3", "3"]
     assert batchrun(root, "plan").splitlines()[0] == \
         "= summaries (jobs/summaries.yaml): 3 matched, all up to date"
 
