@@ -63,6 +63,7 @@ class JobPlan:
     new_points: int = 0    # pending because never written
     changed_points: int = 0  # pending because their inputs changed
     retry_points: int = 0  # pending because an earlier attempt failed
+    rerun_points: int = 0  # pending because their batch ended before they ran
     other_provider: dict[str, int] = field(default_factory=dict)  # pending: answered elsewhere
     restamped: int = 0
     unready: int = 0       # lack the output of a job this one needs: not sent, not an error
@@ -302,8 +303,10 @@ class _Pass:
             plan.waiting += 1
             return
         plan.pending += 1
-        if state is not None:
+        if state is not None and state.attempts:
             plan.retry_points += 1
+        elif state is not None:
+            plan.rerun_points += 1   # never ran: its batch expired, was cancelled or full
         elif old and old.get("provider") != store.provider:
             who = str(old.get("provider"))
             plan.other_provider[who] = plan.other_provider.get(who, 0) + 1

@@ -60,6 +60,9 @@ def plan_reasons(plan: JobPlan, job: Job, recorded: Any) -> list[str]:
         reasons.append(f"{plan.changed_points:,} points changed")
     if plan.retry_points:
         reasons.append(f"{plan.retry_points:,} failed attempts to retry")
+    if plan.rerun_points:
+        reasons.append(f"{plan.rerun_points:,} never ran (their batch expired, was cancelled "
+                       "or found the queue full)")
     for provider, count in sorted(plan.other_provider.items()):
         reasons.append(f"{count:,} points were answered by another provider ({provider})")
     return reasons

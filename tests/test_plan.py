@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from runner.emulator import Faults
+import time
+
+from conftest import http_project_for
+from runner.emulator import EmulatorConfig, Faults
 
 JOB = "jobs/tags.yaml"
 
@@ -85,3 +88,18 @@ def test_a_symlinked_spec_is_named_as_the_user_names_it(project):
     (project.root / JOB).rename(real)
     (project.root / JOB).symlink_to("../starter/tags.yaml")
     assert "tags (jobs/tags.yaml): 3 matched" in project.run("plan", JOB).stdout
+
+
+def test_requests_a_cancelled_batch_never_ran_are_a_reason_of_their_own(serve_emulator,
+                                                                         tmp_path, api_key):
+    emulator = serve_emulator(EmulatorConfig(validating_seconds=0.1, seconds_per_request=0.2))
+    project = http_project_for(tmp_path / "p", emulator)
+    project.seed(20)
+    project.run("apply", JOB, "--no-wait")
+    time.sleep(1.0)
+    project.run("cancel", JOB)
+    project.run("collect", JOB, "--wait")
+    reasons = project.run_json("plan", JOB)["jobs"]["tags"]["reasons"]
+    assert any(r.endswith("never ran (their batch expired, was cancelled or found the queue "
+                          "full)") for r in reasons)
+    assert not any("failed attempts" in r for r in reasons)
