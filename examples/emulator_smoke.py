@@ -5,6 +5,9 @@ Run it against `batchrun emulator` (or, paying, against the real API):
     batchrun emulator --port 8765 &
     OPENAI_BASE_URL=http://127.0.0.1:8765/v1 python examples/emulator_smoke.py
 
+(At the default speed: with `--speed instant` a batch has finished before the script can
+cancel it, and the real API refuses to cancel a finished batch, so step 4 fails.)
+
 Every answer is checked by the SDK's strict response validation. The script uploads a
 request file, creates a batch with metadata, polls it to completion, downloads its output
 and error files, cancels a second batch, and pages through the list of batches.

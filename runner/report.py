@@ -121,7 +121,8 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
             lines.append(f"    error: {message} on {failures.count:,} points "
                          f"(ids {', '.join(map(str, failures.sample))})")
     pending_jobs = len(ws.jobs) - up_to_date
-    summary = f"Plan: {pending_jobs} job{'s' * (pending_jobs != 1)}, {total_requests:,} requests"
+    summary = (f"Plan: {pending_jobs} job{'s' * (pending_jobs != 1)}, {total_requests:,} "
+               f"request{'s' * (total_requests != 1)}")
     if total_requests:
         summary += (", cost unknown" if unknown else
                     f", ~{money(low)}–{'unbounded' if unbounded else money(high)} (estimate)")
@@ -146,7 +147,8 @@ def _counts(plan: JobPlan, job: Job) -> list[str]:
     for label, value in (("up to date", plan.up_to_date),
                          ("to write from the result cache", plan.cached),
                          ("in flight", plan.in_flight), ("waiting", plan.waiting),
-                         ("failed", plan.failed), (_needs_label(job), plan.unready)):
+                         ("failed", plan.failed), (_needs_label(job), plan.unready),
+                         ("cannot be rendered (see below)", plan.render_failed)):
         if value:
             parts.append(f"{value:,} {label}")
     if plan.pending:
