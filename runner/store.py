@@ -158,6 +158,11 @@ class Store:
                                 hint="move the folder away to start over; batches it has in "
                                      "flight finish at the provider and are not adopted")
         recorded = self._meta("provider")
+        if recorded != provider and self._empty():
+            # Nothing was ever sent or answered here (a plan, say): it may change hands.
+            with self.transaction():
+                self.db.execute("UPDATE meta SET value=? WHERE name='provider'", (provider,))
+            recorded = provider
         if recorded != provider:
             # Results and batches belong to the API that produced them: reusing another's
             # would write its answers (or the emulator's made-up ones) as if they were these.
@@ -167,6 +172,10 @@ class Store:
                 hint="give each provider its own state_dir in batchrun.yaml (for example "
                      "state_dir: .batchrun-other), or move this folder away to start over")
         self.artifacts = Artifacts(state_dir / "artifacts")
+
+    def _empty(self) -> bool:
+        return not self.db.execute("SELECT 1 FROM batches UNION ALL SELECT 1 FROM results "
+                                   "LIMIT 1").fetchone()
 
     def _meta(self, name: str) -> str | None:
         try:

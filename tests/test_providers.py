@@ -71,3 +71,14 @@ def test_the_demo_reruns_on_its_own_collection(project):
     project.run("demo", "--speed", "instant", "--examples", "1")
     again = project.run("demo", "--speed", "instant", "--examples", "1")
     assert "all up to date" in again.stdout
+
+
+def test_a_state_directory_that_holds_nothing_yet_may_change_provider(http_project,
+                                                                      serve_emulator):
+    http_project.seed(5)
+    http_project.run("plan", JOB)                 # opens the ledger, sends nothing
+    other = serve_emulator()
+    http_project.write_config(provider={"name": "openai", "base_url": other.url,
+                                        "poll_interval": 0.01})
+    http_project.run("apply", JOB)
+    assert len(other.sent_keys()) == 5
