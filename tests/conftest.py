@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -191,6 +192,15 @@ def sharded_project(root: Path, emulator: HttpEmulator, points: int = 30, shard:
     project.seed(points)
     project.edit("jobs/tags.yaml", "max_requests: 100", f"max_requests: {shard}")
     return project
+
+
+def cancel_midway(project: Project, job: str = "jobs/tags.yaml") -> None:
+    """Submit, let a few requests run (with an emulator at 0.2 s per request), cancel,
+    and collect what the batch finished."""
+    project.run("apply", job, "--no-wait")
+    time.sleep(1.0)
+    project.run("cancel", job)
+    project.run("collect", job, "--wait")
 
 
 # Slow enough that a kill lands in the middle of things, fast enough for CI.

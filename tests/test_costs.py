@@ -5,13 +5,12 @@ budget below the estimate stops everything before a byte is uploaded."""
 from __future__ import annotations
 
 import json
-import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from conftest import http_project_for
+from conftest import cancel_midway, http_project_for
 from runner.emulator import EmulatorConfig, Faults
 
 JOB = "jobs/tags.yaml"
@@ -143,9 +142,6 @@ def test_costs_count_what_ran_apart_from_what_was_sent(serve_emulator, tmp_path,
     emulator = serve_emulator(EmulatorConfig(validating_seconds=0.1, seconds_per_request=0.2))
     project = http_project_for(tmp_path / "p", emulator)
     project.seed(20)
-    project.run("apply", JOB, "--no-wait")
-    time.sleep(1.0)                              # a few requests run, then the batch stops
-    project.run("cancel", JOB)
-    project.run("collect", JOB, "--wait")
+    cancel_midway(project)                       # a few requests run, then the batch stops
     total = project.run_json("costs")["total"]
     assert total["requests"] == 20 and 0 < total["billed_requests"] < 20

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from conftest import http_project_for
+from conftest import cancel_midway, http_project_for
 from runner.emulator import EmulatorConfig, Faults
 
 JOB = "jobs/tags.yaml"
@@ -95,10 +93,7 @@ def test_requests_a_cancelled_batch_never_ran_are_a_reason_of_their_own(serve_em
     emulator = serve_emulator(EmulatorConfig(validating_seconds=0.1, seconds_per_request=0.2))
     project = http_project_for(tmp_path / "p", emulator)
     project.seed(20)
-    project.run("apply", JOB, "--no-wait")
-    time.sleep(1.0)
-    project.run("cancel", JOB)
-    project.run("collect", JOB, "--wait")
+    cancel_midway(project)                       # a few requests run, then the batch stops
     reasons = project.run_json("plan", JOB)["jobs"]["tags"]["reasons"]
     assert any(r.endswith("never ran (their batch expired, was cancelled or found the queue "
                           "full)") for r in reasons)
