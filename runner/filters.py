@@ -8,6 +8,7 @@ ourselves lets us name the exact key, say what was expected and suggest the like
 from __future__ import annotations
 
 import difflib
+import json
 from typing import Any, Callable
 
 import pydantic
@@ -153,6 +154,10 @@ def _check_match(value: Any, positions: Positions, path: KeyPath) -> None:
                   positions, (*path, kind))
         return
     if kind == "value":
+        if isinstance(value[kind], list):
+            _fail("expected a string, an integer or a boolean, got a list",
+                  positions, (*path, kind), hint="to match any of several values, write "
+                  f"match: {{any: {json.dumps(value[kind], ensure_ascii=False)}}}")
         if not isinstance(value[kind], (str, int, bool)):
             _fail(f"expected a string, an integer or a boolean, got {shown(value[kind])}",
                   positions, (*path, kind),

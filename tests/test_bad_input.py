@@ -404,6 +404,10 @@ CASES = [
     Case("filter-key-typo", condition("mtch: {any: [US, GB, CA]}"),
          "jobs/tags.yaml:10: source.filter.must[0].mtch", "unknown key 'mtch' in field "
          f"condition; did you mean 'match'? expected one of: {FIELD_CHECKS}"),
+    Case("filter-value-a-list", condition("match: {value: [US, GB]}"),
+         "jobs/tags.yaml:10: source.filter.must[0].match.value",
+         "expected a string, an integer or a boolean, got a list",
+         'to match any of several values, write match: {any: ["US", "GB"]}'),
     Case("filter-root-key-typo", edit("    must:", "    mus:"), "jobs/tags.yaml:8: "
          "source.filter.mus", "unknown key 'mus' in filter; did you mean 'must'? expected one "
          "of: must, should, must_not, min_should"),
