@@ -1,12 +1,13 @@
 """`batchrun apply`: the reconcile loop that brings a collection up to date with its job
 specs, spending money only on what changed.
 
-    adopt batches the ledger lacks → finish interrupted submissions → collect finished
+    adopt batches the ledger lacks → drop shards never created → collect finished
     → for each job (dependencies first): a full reconcile pass → budget check → submit
     → wait; collect; write each answer to the points waiting for it
     → another full pass only for jobs with requests to retry or held back, or whose
       dependencies just finished
-    → until every point is written or failed for good, or (--no-wait) right after submitting
+    → until every point is written or failed for good, or (--no-wait) right after
+      submitting, or (refused by a budget) for that job, or nothing can move any more
 
 A full pass reads and checks every selected point; after that, answers go straight to
 the points the pass recorded as waiting, so a cold run renders each point once and an
@@ -66,6 +67,11 @@ class JobRun:
     def prepared(self) -> int:
         """Waiting on a shard another job prepared and nobody has submitted yet."""
         return self.waiting.get(PREPARED, 0)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing of the job is still to send, to await or to write."""
+        return not any(self.waiting.get(state) for state in UNSETTLED)
 
     @property
     def up_to_date(self) -> int:
@@ -173,7 +179,7 @@ def _blocked_by(job: Job, out: Outcome) -> str | None:
     """A job that reads another's output waits until that one has nothing in progress."""
     for need in job.spec.needs:
         run = out.runs.get(need)
-        if run is None or any(run.waiting.get(state) for state in UNSETTLED):
+        if run is None or not run.settled:
             return f"waits for {need}"
     return None
 
@@ -186,8 +192,8 @@ def _refresh_states(ws: Workspace, out: Outcome) -> None:
 
 def _settled(out: Outcome, todo: list[str]) -> bool:
     """Nothing left to do for the jobs still running (a refused job is done with)."""
-    runs_settled = all(not any(run.waiting.get(s) for s in UNSETTLED)
-                       for name, run in out.runs.items() if name not in out.refused)
+    runs_settled = all(run.settled for name, run in out.runs.items()
+                       if name not in out.refused)
     return runs_settled and not todo
 
 
