@@ -37,14 +37,16 @@ import runner.keys
 import runner.manifest
 import runner.pack
 import runner.reconcile
-import runner.store
+import runner.ledger
 import runner.workspace
 from runner.emulator import Emulator, EmulatorConfig
 from runner.progress import Reporter
 from runner.provider import EMULATOR_URL, BatchAPI
 from runner.select import Selection
-from runner.spec import QdrantConfig, load_jobs, load_project
-from runner.store import Result
+from runner.jobs import load_jobs
+from runner.project import load_project
+from runner.spec import QdrantConfig
+from runner.ledger import Result
 from runner.workspace import Options, Workspace
 
 # The modules running apply's loop; they import the stage functions under their own names.
@@ -91,9 +93,9 @@ APPLY_STAGES: list[tuple[list[Any], str, str]] = [
     ([runner.keys.BodyFrame], "serialise", "key"),
     ([runner.keys.BodyFrame], "key", "key"),
     ([runner.reconcile], "prompt_tokens", "estimate"),
-    ([runner.store.Store], "result", "ledger"),
-    ([runner.store.Store], "request", "ledger"),
-    ([runner.store.Store], "expect_points", "ledger"),
+    ([runner.ledger.Ledger], "result", "ledger"),
+    ([runner.ledger.Ledger], "request", "ledger"),
+    ([runner.ledger.Ledger], "expect_points", "ledger"),
     ([runner.keys.BodyFrame], "line", "pack"),
     ([runner.pack.Packer], "add", "pack"),
     ([runner.pack.Packer], "close", "pack"),
@@ -213,7 +215,7 @@ def timed(spec: dict, client: QdrantClient, stages: Stages,
         profile.enable()
     ws, counting = workspace(Path(spec["root"]), client, stages)
     out = command(ws)
-    ws.store.close()
+    ws.ledger.close()
     if profile:
         profile.disable()
         profile.dump_stats(spec["profile"])

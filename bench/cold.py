@@ -18,7 +18,8 @@ from pathlib import Path
 
 from _common import (DISK, MEMORY, Profiles, arguments, build_on_disk, comparison,
                      scratch, side, write_project)
-from runner.spec import load_jobs, load_project
+from runner.jobs import load_jobs
+from runner.project import load_project
 
 TARGET = 1.5
 

@@ -23,9 +23,8 @@ from .budget import Budget
 from .collect import Collected
 from .errors import BatchrunError, BudgetExceeded
 from .reconcile import JobPlan
-from .spec import Job
-from .store import (FAILED_FOR_GOOD, IN_FLIGHT_STATES, PREPARED, RETRY_READY, UNSENT,
-                    UNSETTLED, WAITING_STATES)
+from .jobs import Job
+from .ledger import FAILED_FOR_GOOD, IN_FLIGHT_STATES, PREPARED, RETRY_READY, UNSENT, UNSETTLED, WAITING_STATES
 from .workspace import Options, Workspace
 
 
@@ -39,7 +38,7 @@ class JobRun:
     written: int = 0       # points written by this run
     free: int = 0          # of which from results cached before this run (no request)
     shards: int = 0
-    waiting: dict[str, int] = field(default_factory=dict)   # store.waiting_states at the end
+    waiting: dict[str, int] = field(default_factory=dict)   # ledger.waiting_states at the end
 
     def add(self, plan: JobPlan, *, first: bool) -> None:
         self.last = plan
@@ -131,8 +130,8 @@ def apply(ws: Workspace) -> Outcome:
             if job.name in out.runs:
                 out.runs[job.name].written += ws.write_answered(job)
         _refresh_states(ws, out)
-        idle = out.progress == before and not ws.store.in_flight() and \
-            ws.store.next_retry_time() is None
+        idle = out.progress == before and not ws.ledger.in_flight() and \
+            ws.ledger.next_retry_time() is None
         idle_rounds = idle_rounds + 1 if idle else 0
         if idle_rounds == 2:
             # Twice nothing sent, collected or written, and nothing to wait for: another
@@ -172,7 +171,7 @@ def _full_pass(ws: Workspace, job: Job, out: Outcome, todo: list[str], budget: B
         run.add(plan, first=False)
     if plan.shards:
         out.submitted += ws.submit([job])
-    run.waiting = ws.store.waiting_states(job.name, time.time())   # for jobs that need it
+    run.waiting = ws.ledger.waiting_states(job.name, time.time())   # for jobs that need it
 
 
 def _blocked_by(job: Job, out: Outcome) -> str | None:
@@ -187,7 +186,7 @@ def _blocked_by(job: Job, out: Outcome) -> str | None:
 def _refresh_states(ws: Workspace, out: Outcome) -> None:
     now = time.time()
     for name, run in out.runs.items():
-        run.waiting = ws.store.waiting_states(name, now)
+        run.waiting = ws.ledger.waiting_states(name, now)
 
 
 def _settled(out: Outcome, todo: list[str]) -> bool:
@@ -200,16 +199,16 @@ def _settled(out: Outcome, todo: list[str]) -> bool:
 def _wait(ws: Workspace) -> list[Collected]:
     """Sleep until a batch finishes or a backoff ends; collect what finished."""
     while True:
-        if ws.store.in_flight():
+        if ws.ledger.in_flight():
             collected = ws.poll()
             if collected:
                 return collected
         else:
-            wake = ws.store.next_retry_time()
+            wake = ws.ledger.next_retry_time()
             if wake is None:
                 return []
             time.sleep(max(0.0, min(wake - time.time(), ws.api.poll_interval * 10)))
-        if ws.store.backoff_expired(time.time()):
+        if ws.ledger.backoff_expired(time.time()):
             return []
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 from .errors import BudgetExceeded
 from .estimate import CostRange, Estimate
 from .reconcile import JobPlan
-from .spec import Job
+from .jobs import Job
 
 CostOf = Callable[[Job, Estimate], CostRange]
 

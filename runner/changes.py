@@ -1,24 +1,33 @@
-"""Why a job's requests changed: comparing what shapes them now with the last apply.
+"""What shapes a job's requests, in one place: its fingerprint, and what changed.
 
-The ledger keeps, per job, the parts of its fingerprint in readable form (model,
-endpoint, params, fields, output key, schema, template sources). `plan` compares them
-with the spec as it is now and says what changed — "model gpt-4o-mini → gpt-4.1-mini",
-"template prompts/tags.user.j2 changed" with a short diff — the way terraform explains a
-plan, instead of only "fingerprint differs".
+`request_shape(job)` lists everything that decides a job's request bodies and where the
+answers go — model, endpoint, params, the fields read, the output key, the output schema
+and its name, and the templates (their text and what they include). The fingerprint is
+its digest; the ledger keeps the shape of the last apply, and `plan` compares it with the
+spec as it is now to say what changed — "model gpt-4o-mini → gpt-4.1-mini", "template
+prompts/tags.user.j2 changed" with a short diff — the way terraform explains a plan.
+Description, budget, batch sizes and the selection are not in the shape: changing them
+sends nothing.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .spec import Job
+from .keys import digest
+
+if TYPE_CHECKING:
+    from .jobs import Job
 
 DIFF_LINES = 12
+# The parts of the shape that are single values, in the order a plan names them.
+_SCALARS = (("model", "model"), ("endpoint", "endpoint"), ("output_key", "output key"),
+            ("schema_name", "output.name"))
 
 
-def details(job: Job) -> dict[str, Any]:
+def request_shape(job: Job) -> dict[str, Any]:
     """What shapes a job's request bodies, readable, for the next plan to compare with."""
     spec = job.spec
     templates = {}
@@ -28,7 +37,20 @@ def details(job: Job) -> dict[str, Any]:
                                "digest": template.sources_digest}
     return {"model": spec.model, "endpoint": spec.endpoint, "params": spec.params,
             "fields": spec.source.fields, "output_key": job.output_key,
-            "schema": job.output_schema, "templates": templates}
+            "schema": job.output_schema, "schema_name": job.schema_name,
+            "templates": templates}
+
+
+def fingerprint(shape: dict[str, Any]) -> str:
+    """The digest of a shape. A template counts by its text and includes, not its path."""
+    templates = shape["templates"]
+    return digest({
+        "endpoint": shape["endpoint"], "model": shape["model"], "params": shape["params"],
+        "system": templates["system"]["digest"] if "system" in templates else None,
+        "user": templates["user"]["digest"], "schema": shape["schema"],
+        "schema_name": shape["schema_name"], "fields": shape["fields"],
+        "output_key": shape["output_key"],
+    })
 
 
 def describe(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
@@ -36,9 +58,9 @@ def describe(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     if old is None:
         return []
     lines = []
-    for name in ("model", "endpoint", "output_key"):
-        if old.get(name) != new.get(name):
-            lines.append(f"{name.replace('_', ' ')} {old.get(name)} → {new.get(name)}")
+    for name, label in _SCALARS:
+        if name in old and old.get(name) != new.get(name):   # older ledgers lack schema_name
+            lines.append(f"{label} {old.get(name)} → {new.get(name)}")
     old_params, new_params = old.get("params") or {}, new.get("params") or {}
     for key in sorted(set(old_params) | set(new_params)):
         if old_params.get(key) != new_params.get(key):

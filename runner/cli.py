@@ -20,7 +20,7 @@ import click
 
 from . import __version__, report
 from .apply import apply as run_apply
-from .store import TERMINAL
+from .ledger import TERMINAL
 from .workspace import Options, Workspace
 from .batchfile import check_file
 from .costs import cost_report, manifest_file
@@ -29,7 +29,8 @@ from .errors import BatchrunError
 from .emulator.command import emulator_command
 from .pack import SHARDS
 from .progress import reporter
-from .spec import ProjectContext, load_jobs, load_project
+from .jobs import load_jobs
+from .project import ProjectContext, load_project
 
 EXIT_PENDING = 2
 EXIT_FAILED_RECORDS = 3
@@ -265,11 +266,11 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
         if as_json:
             _emit({"jobs": {n: report.job_counts(p) for n, p in plans.items()},
                    "shards": [{"job": n, "sha256": s.sha, "requests": s.requests,
-                               "bytes": s.bytes, "path": str(ws.store.artifacts.path(SHARDS, s.sha))}
+                               "bytes": s.bytes, "path": str(ws.ledger.artifacts.path(SHARDS, s.sha))}
                               for n, s in shards]})
         else:
             for name, shard in shards:
-                click.echo(f"{name}: {ws.store.artifacts.path(SHARDS, shard.sha)} "
+                click.echo(f"{name}: {ws.ledger.artifacts.path(SHARDS, shard.sha)} "
                            f"({shard.requests:,} requests, {shard.bytes:,} bytes)")
             click.echo(f"Prepared {len(shards)} shard{'s' * (len(shards) != 1)}; "
                        "`batchrun submit` sends them.")
@@ -299,11 +300,11 @@ def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
         with ws.locked("submit"):
             adopted = ws.adopt()
             created = ws.submit(ws.jobs)
-        rows = [r for r in ws.store.batches(open_only=True) if r["batch_id"]]
+        rows = [r for r in ws.ledger.batches(open_only=True) if r.batch_id]
         if as_json:
             _emit({"submitted": created, "adopted": adopted,
-                   "batches": [{"job": r["job"], "batch_id": r["batch_id"],
-                                "status": r["status"], "requests": r["requests"]} for r in rows]})
+                   "batches": [{"job": r.job, "batch_id": r.batch_id,
+                                "status": r.status, "requests": r.requests} for r in rows]})
         else:
             click.echo(f"Submitted {created} batch{'es' * (created != 1)}"
                        + (f", adopted {adopted}" if adopted else "")

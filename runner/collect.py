@@ -24,7 +24,7 @@ from .pack import SHARDS
 from .pricing import PriceTable, cost
 from .provider import BatchAPI
 from .results import Expect, Outcome, Usage, iter_jsonl, parse_line
-from .store import FAILED, RETRY, TERMINAL, Store, encode_value
+from .ledger import FAILED, RETRY, TERMINAL, Ledger, encode_value
 from .submit import batch_info
 from .validate import AnswerValidator
 
@@ -48,29 +48,29 @@ class Collected:
     note: str | None = None
 
 
-def refresh(store: Store, api: BatchAPI, seqs: list[int] | None = None) -> list[Batch]:
+def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> list[Batch]:
     """Read the provider's status of every open batch (or of `seqs`) into the ledger."""
     seen = []
-    for row in store.in_flight():
-        if seqs is not None and row["seq"] not in seqs:
+    for row in ledger.in_flight():
+        if seqs is not None and row.seq not in seqs:
             continue
-        batch = api.retrieve(row["batch_id"])
-        if batch.status != row["status"] or json.loads(row["info"]) != batch_info(batch):
-            with store.transaction():
-                store.update_batch(row["seq"], status=batch.status, info=batch_info(batch))
+        batch = api.retrieve(row.batch_id)
+        if batch.status != row.status or row.info != batch_info(batch):
+            with ledger.transaction():
+                ledger.update_batch(row.seq, status=batch.status, info=batch_info(batch))
         seen.append(batch)
     return seen
 
 
-def collect_finished(store: Store, api: BatchAPI, prices: PriceTable, *, backoff: float,
+def collect_finished(ledger: Ledger, api: BatchAPI, prices: PriceTable, *, backoff: float,
                      report: Report | None = None) -> list[Collected]:
     """Collect every batch in flight whose provider status is terminal. Each retries its
     failed requests up to the max_attempts its job had when it was packed."""
     done = []
-    for row in store.in_flight():
-        if row["status"] not in TERMINAL:
+    for row in ledger.in_flight():
+        if row.status not in TERMINAL:
             continue
-        done.append(collect_batch(store, api, row, prices, row["max_attempts"],
+        done.append(collect_batch(ledger, api, row, prices, row.max_attempts,
                                   backoff=backoff))
         if report:
             report(describe(done[-1]))
@@ -87,39 +87,39 @@ def describe(collected: Collected) -> str:
             + ", ".join(parts) + (f" — {collected.note}" if collected.note else ""))
 
 
-def collect_batch(store: Store, api: BatchAPI, row: Any, prices: PriceTable, max_attempts: int,
+def collect_batch(ledger: Ledger, api: BatchAPI, row: Any, prices: PriceTable, max_attempts: int,
                   *, backoff: float) -> Collected:
-    batch = api.retrieve(row["batch_id"])
-    result = Collected(row["seq"], row["job"], batch.id, batch.status)
+    batch = api.retrieve(row.batch_id)
+    result = Collected(row.seq, row.job, batch.id, batch.status)
     files = {}
     for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
         if file_id:
-            files[kind] = api.download(file_id, store.artifacts, OUTPUTS)
+            files[kind] = api.download(file_id, ledger.artifacts, OUTPUTS)
     crash.point("after-download")
-    _restore_shard(store, api, row, batch)
-    expect, validator = expectation(store, row["shard"])
+    _restore_shard(ledger, api, row, batch)
+    expect, validator = expectation(ledger, row.shard)
     now = time.time()
-    with store.transaction():
+    with ledger.transaction():
         if batch.status == "failed":
-            _failed_batch(store, row, batch, result, now, backoff)
+            _failed_batch(ledger, row, batch, result, now, backoff)
         answers: list[tuple] = []
         for download in files.values():
             for _, line in iter_jsonl(download.path):
                 outcome = parse_line(line, expect=expect, validator=validator)
-                _settle(store, row, batch, outcome, result, max_attempts, answers)
+                _settle(ledger, row, batch, outcome, result, max_attempts, answers)
                 if len(answers) >= 1000:
-                    store.put_results(answers)
+                    ledger.put_results(answers)
                     answers.clear()
-        store.put_results(answers)
-        for key in store.unqueued_keys(row["seq"]):   # in no file: never ran
-            store.settle(key, row["job"], row["seq"], state=RETRY, attempts_delta=0,
+        ledger.put_results(answers)
+        for key in ledger.unqueued_keys(row.seq):   # in no file: never ran
+            ledger.settle(key, row.job, row.seq, state=RETRY, attempts_delta=0,
                          deferrals_delta=1, not_before=0.0,
                          error=f"missing from the files of batch {batch.id} ({batch.status})")
             result.seen["deferred"] += 1
         usd, standard, model = _costs(prices, result.usage, row, batch, result)
         result.cost_usd = usd
-        store.update_batch(
-            row["seq"], status=batch.status, info=batch_info(batch), collected_at=now,
+        ledger.update_batch(
+            row.seq, status=batch.status, info=batch_info(batch), collected_at=now,
             output_file=files["output"].sha if "output" in files else None,
             error_file=files["error"].sha if "error" in files else None,
             seen=dict(sorted(result.seen.items())),
@@ -132,22 +132,22 @@ def collect_batch(store: Store, api: BatchAPI, row: Any, prices: PriceTable, max
     return result
 
 
-def _restore_shard(store: Store, api: BatchAPI, row: Any, batch: Batch) -> None:
+def _restore_shard(ledger: Ledger, api: BatchAPI, row: Any, batch: Batch) -> None:
     """A batch's own input file says what it asked for; if the local copy is gone (the
     artifacts folder was cleaned), fetch it back from the provider."""
-    if store.artifacts.exists(SHARDS, row["shard"]):
+    if ledger.artifacts.exists(SHARDS, row.shard):
         return
-    download = api.download(batch.input_file_id, store.artifacts, SHARDS)
-    if download.sha != row["shard"]:
+    download = api.download(batch.input_file_id, ledger.artifacts, SHARDS)
+    if download.sha != row.shard:
         raise ProviderError(f"the input file of batch {batch.id} hashes to "
-                            f"{download.sha[:12]}, not to its shard {row['shard'][:12]}",
+                            f"{download.sha[:12]}, not to its shard {row.shard[:12]}",
                             hint="the provider returned another file; report this")
 
 
-def expectation(store: Store, shard: str) -> tuple[Expect, Any]:
+def expectation(ledger: Ledger, shard: str) -> tuple[Expect, Any]:
     """What the batch's requests asked for, read from its own input file: a result is
     validated against the schema it was requested with, whatever the spec says today."""
-    with store.artifacts.path(SHARDS, shard).open("rb") as fh:
+    with ledger.artifacts.path(SHARDS, shard).open("rb") as fh:
         first = json.loads(fh.readline())
     body, url = first.get("body", {}), first.get("url")
     if url == "/v1/embeddings":
@@ -161,7 +161,7 @@ def expectation(store: Store, shard: str) -> tuple[Expect, Any]:
     return Expect.TEXT, None
 
 
-def _failed_batch(store: Store, row: Any, batch: Batch, result: Collected, now: float,
+def _failed_batch(ledger: Ledger, row: Any, batch: Batch, result: Collected, now: float,
                   backoff: float) -> None:
     errors = batch.errors.data if batch.errors and batch.errors.data else []
     codes = {e.code for e in errors}
@@ -169,20 +169,20 @@ def _failed_batch(store: Store, row: Any, batch: Batch, result: Collected, now: 
         # The organisation's queue was full: nothing ran, nothing is billed, try later —
         # unless it keeps happening, which means this batch alone is over the limit.
         result.note = "token_limit_exceeded: re-queued with backoff"
-        for key in store.unqueued_keys(row["seq"]):
-            state = store.request(key)
+        for key in ledger.unqueued_keys(row.seq):
+            state = ledger.request(key)
             deferrals = state.deferrals if state else 0
             if deferrals + 1 >= TOKEN_LIMIT_TRIES:
-                store.settle(key, row["job"], row["seq"], state=FAILED, attempts_delta=0,
+                ledger.settle(key, row.job, row.seq, state=FAILED, attempts_delta=0,
                              deferrals_delta=1, not_before=0.0, error=(
                                  f"token_limit_exceeded {deferrals + 1} times: a batch of "
-                                 f"{row['requests']:,} requests does not fit the organisation's "
-                                 f"enqueued-token limit for {row['model']}; set "
+                                 f"{row.requests:,} requests does not fit the organisation's "
+                                 f"enqueued-token limit for {row.model}; set "
                                  "batch.max_enqueued_tokens under that limit (or a smaller "
                                  "batch.max_requests), then apply --retry-failed"))
                 result.seen["failed"] += 1
                 continue
-            store.settle(key, row["job"], row["seq"], state=RETRY, attempts_delta=0,
+            ledger.settle(key, row.job, row.seq, state=RETRY, attempts_delta=0,
                          deferrals_delta=1, not_before=now + backoff * 2 ** min(deferrals, 6),
                          error="batch failed: token_limit_exceeded (re-queued)")
             result.seen["deferred"] += 1
@@ -192,19 +192,19 @@ def _failed_batch(store: Store, row: Any, batch: Batch, result: Collected, now: 
     detail = (f"{first.code}{where}: {first.message}" if first is not None
               else "no reason given")
     result.note = f"failed validation: {detail}"
-    for key in store.unqueued_keys(row["seq"]):
+    for key in ledger.unqueued_keys(row.seq):
         # The same file would fail the same way: do not resubmit blindly.
-        store.settle(key, row["job"], row["seq"], state=FAILED, attempts_delta=1,
+        ledger.settle(key, row.job, row.seq, state=FAILED, attempts_delta=1,
                      deferrals_delta=0, not_before=0.0,
                      error=f"batch {batch.id} failed validation: {detail}")
         result.seen["failed"] += 1
 
 
-def _settle(store: Store, row: Any, batch: Batch, outcome: Outcome, result: Collected,
+def _settle(ledger: Ledger, row: Any, batch: Batch, outcome: Outcome, result: Collected,
             max_attempts: int, answers: list[tuple]) -> None:
     """Record one line's outcome: an answer joins `answers` (cached in bulk by the caller),
     a failure becomes a retry or a final failure with its reason."""
-    key, job = outcome.custom_id, row["job"]
+    key, job = outcome.custom_id, row.job
     if outcome.billed:
         result.usage = result.usage + outcome.usage
         result.seen["billed"] += 1
@@ -215,19 +215,19 @@ def _settle(store: Store, row: Any, batch: Batch, outcome: Outcome, result: Coll
                         outcome.model or batch.model, batch.id))
         result.seen["succeeded"] += 1
         return
-    state = store.request(key)
-    if state is None or state.batch_seq != row["seq"]:
+    state = ledger.request(key)
+    if state is None or state.batch_seq != row.seq:
         return  # a line for a key this batch no longer owns (answered elsewhere)
     never_ran = outcome.retryable and not outcome.billed and outcome.status_code is None
     attempts = state.attempts + (0 if never_ran else 1)
     if outcome.retryable and attempts < max_attempts:
-        store.settle(key, job, row["seq"], state=RETRY, attempts_delta=0 if never_ran else 1,
+        ledger.settle(key, job, row.seq, state=RETRY, attempts_delta=0 if never_ran else 1,
                      deferrals_delta=1 if never_ran else 0, not_before=0.0, error=outcome.reason)
         result.seen["deferred" if never_ran else "retry"] += 1
     else:
         why = outcome.reason if not outcome.retryable else \
             f"{outcome.reason} (gave up after {attempts} attempts)"
-        store.settle(key, job, row["seq"], state=FAILED, attempts_delta=0 if never_ran else 1,
+        ledger.settle(key, job, row.seq, state=FAILED, attempts_delta=0 if never_ran else 1,
                      deferrals_delta=0, not_before=0.0, error=why)
         result.seen["failed"] += 1
 
@@ -238,8 +238,8 @@ def _is_vector(value: Any) -> bool:
 
 def _costs(prices: PriceTable, usage: Usage, row: Any, batch: Batch,
            result: Collected) -> tuple[Decimal | None, Decimal | None, str]:
-    model = result.model or batch.model or row["model"]
-    price = prices.lookup(model) or prices.lookup(row["model"])
+    model = result.model or batch.model or row.model
+    price = prices.lookup(model) or prices.lookup(row.model)
     if price is None or price.batch is None:
         if usage != Usage():
             result.note = (result.note + "; " if result.note else "") + \

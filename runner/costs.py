@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import BatchrunError, Location
 from .manifest import FILENAME, read
-from .spec import ProjectContext
+from .project import ProjectContext
 
 TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
 

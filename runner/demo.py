@@ -18,7 +18,8 @@ from typing import Iterator
 from qdrant_client import QdrantClient, models
 
 from .errors import BatchrunError, Location
-from .spec import ProjectContext, job_schema
+from .project import ProjectContext
+from .spec import job_schema
 
 SAMPLE = "videos.sample.jsonl.gz"
 COLLECTION = "videos"

@@ -3,32 +3,45 @@
 A spec's `source.filter` has the JSON shape of Qdrant's REST API. Handing it straight to
 `models.Filter` turns one misspelled key into dozens of pydantic union errors; walking it
 ourselves lets us name the exact key, say what was expected and suggest the likely word.
+`check_filter` walks it without qdrant-client (loading a spec stays fast); `qdrant_filter`,
+used where points are read, builds qdrant-client's model, for any shape the walk lets pass.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import pydantic
-from qdrant_client.http import models
+from datetime import datetime
+
 
 from .errors import SpecError
-from .yamlfile import KeyPath, Positions, data_path, expected, shown, value_at
+from .specerrors import data_path, expected, shown, value_at
+from .yamlfile import KeyPath, Positions
+
+if TYPE_CHECKING:
+    from qdrant_client.http import models
 
 _FILTER_KEYS = ("must", "should", "must_not", "min_should")
 _FIELD_CHECKS = ("match", "range", "geo_bounding_box", "geo_radius", "geo_polygon",
                  "values_count", "is_empty", "is_null")
-_MATCH_KINDS = {"value": models.MatchValue, "text": models.MatchText, "any": models.MatchAny,
-                "except": models.MatchExcept, "phrase": models.MatchPhrase,
-                "text_any": models.MatchTextAny}
+_MATCH_KINDS = ("value", "text", "any", "except", "phrase", "text_any")
+
 _BOUNDS = ("gt", "gte", "lt", "lte")
 _CONDITION_KINDS = ("key", "has_id", "has_vector", "is_empty", "is_null", "nested", *_FILTER_KEYS)
 
 
-def parse_filter(data: Any, positions: Positions, path: KeyPath) -> models.Filter:
+def check_filter(data: Any, positions: Positions, path: KeyPath) -> None:
+    """Check a filter's shape, naming the first wrong key where it is written."""
+    _check_filter(data, positions, path)
+
+
+def qdrant_filter(data: Any, positions: Positions, path: KeyPath) -> models.Filter:
     """Check a filter's shape and return the Qdrant model for it."""
+    import pydantic
+    from qdrant_client.http import models   # only where points are read: it is slow to load
+
     _check_filter(data, positions, path)
     try:
         return models.Filter.model_validate(data)
@@ -134,9 +147,7 @@ def _check_field_condition(condition: dict, positions: Positions, path: KeyPath)
         if not isinstance(value, bool):
             _fail(f"expected true or false, got {shown(value)}", positions, where)
     else:
-        model = {"geo_bounding_box": models.GeoBoundingBox, "geo_radius": models.GeoRadius,
-                 "geo_polygon": models.GeoPolygon}[check]
-        _validate_with(model.model_validate, value, positions, where)
+        _check_geo(check, value, positions, where)
 
 
 def _check_match(value: Any, positions: Positions, path: KeyPath) -> None:
@@ -186,20 +197,67 @@ def _check_bounds(value: Any, positions: Positions, path: KeyPath, *, allow_date
 
 def _is_datetime(text: str) -> bool:
     try:
-        models.DatetimeRange(gte=text)
-    except pydantic.ValidationError:
+        datetime.fromisoformat(text)
+    except ValueError:
         return False
     return True
 
 
-def _validate_with(check: Callable[[Any], Any], value: Any, positions: Positions,
-                   path: KeyPath) -> None:
-    try:
-        check(value)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        keys = [p for p in first["loc"] if isinstance(p, (str, int))]
-        missing = first["type"] == "missing"
-        _fail(f"missing key {keys[-1]!r}" if missing and keys else
-              f"expected {expected(first)}, got {shown(first['input'])}",
-              positions, (*path, *keys))
+def _check_geo(kind: str, value: Any, positions: Positions, path: KeyPath) -> None:
+    """A geo condition's shape, as qdrant-client's models define it."""
+    if kind == "geo_bounding_box":
+        _check_keys(value, {"top_left": _check_point, "bottom_right": _check_point},
+                    positions, path)
+    elif kind == "geo_radius":
+        _check_keys(value, {"center": _check_point, "radius": _check_number}, positions, path)
+    else:
+        _check_keys(value, {"exterior": _check_line, "interiors": _check_lines}, positions, path,
+                    optional=("interiors",))
+
+
+Check = Callable[[Any, Positions, KeyPath], None]
+
+
+def _check_keys(value: Any, checks: dict[str, Check], positions: Positions, path: KeyPath,
+                optional: tuple[str, ...] = ()) -> None:
+    if not isinstance(value, dict):
+        _fail(f"expected a mapping with {', '.join(checks)}, got {shown(value)}",
+              positions, path)
+    for key in value:
+        if key not in checks:
+            _unknown(str(key), tuple(checks), "this condition", positions, path)
+    for key, check in checks.items():
+        if key in value:
+            check(value[key], positions, (*path, key))
+        elif key not in optional:
+            _fail(f"missing key {key!r}", positions, (*path, key))
+
+
+def _check_number(value: Any, positions: Positions, path: KeyPath) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(f"expected a number, got {shown(value)}", positions, path)
+
+
+def _check_point(value: Any, positions: Positions, path: KeyPath) -> None:
+    _check_keys(value, {"lon": _check_number, "lat": _check_number}, positions, path)
+
+
+def _check_line(value: Any, positions: Positions, path: KeyPath) -> None:
+    _check_keys(value, {"points": _check_points}, positions, path)
+
+
+def _check_points(value: Any, positions: Positions, path: KeyPath) -> None:
+    if not isinstance(value, list):
+        _fail(f"expected a list of points ({{lon: …, lat: …}}), got {shown(value)}",
+              positions, path)
+    for i, point in enumerate(value):
+        _check_point(point, positions, (*path, i))
+
+
+def _check_lines(value: Any, positions: Positions, path: KeyPath) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list):
+        _fail(f"expected a list of rings ({{points: […]}}), got {shown(value)}", positions, path)
+    for i, line in enumerate(value):
+        _check_line(line, positions, (*path, i))

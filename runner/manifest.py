@@ -1,7 +1,7 @@
 """The manifest: `.batchrun/manifest.json`, the human-readable record of what was sent
 and what it cost.
 
-It is a deterministic view of the ledger (store.py), rewritten atomically whenever a
+It is a deterministic view of the ledger (ledger.py), rewritten atomically whenever a
 batch changes: per job its fingerprint, per batch its id, shard, requests, status,
 timestamps, request counts (the API's and the ones seen in the files), tokens and cost at
 batch prices. No secrets and no record contents: keys are hashes. `batchrun costs`
@@ -19,32 +19,32 @@ from typing import Any
 
 from .keys import KEY_SCHEME
 from .pricing import usd
-from .store import Store
+from .ledger import Ledger
 
 FORMAT = 1
 FILENAME = "manifest.json"
 
 
-def build(store: Store) -> dict:
+def build(ledger: Ledger) -> dict:
     jobs: dict[str, dict] = {}
-    for row in store.jobs():
-        jobs[row["name"]] = {"file": row["file"], "fingerprint": row["fingerprint"],
-                             "endpoint": row["endpoint"], "model": row["model"],
-                             "output_key": row["output_key"], "batches": []}
-    for row in store.batches():
-        if not row["shard"]:
+    for row in ledger.jobs().values():
+        jobs[row.name] = {"file": row.file, "fingerprint": row.fingerprint,
+                             "endpoint": row.endpoint, "model": row.model,
+                             "output_key": row.output_key, "batches": []}
+    for row in ledger.batches():
+        if not row.shard:
             continue  # a shard being packed right now; not a batch yet
-        job = jobs.setdefault(row["job"], {"batches": []})
+        job = jobs.setdefault(row.job, {"batches": []})
         job["batches"].append(_batch(row))
     return {"format": FORMAT, "key_scheme": KEY_SCHEME, "jobs": jobs}
 
 
 def _batch(row: Any) -> dict:
-    info = json.loads(row["info"] or "{}")
+    info = row.info
     entry: dict[str, Any] = {
-        "batch_id": row["batch_id"], "shard": row["shard"], "requests": row["requests"],
-        "bytes": row["bytes"], "status": row["status"], "endpoint": row["endpoint"],
-        "model": row["model"], "collected": row["collected_at"] is not None,
+        "batch_id": row.batch_id, "shard": row.shard, "requests": row.requests,
+        "bytes": row.bytes, "status": row.status, "endpoint": row.endpoint,
+        "model": row.model, "collected": row.collected_at is not None,
     }
     times = {k: info[k] for k in ("created_at", "in_progress_at", "finalizing_at", "completed_at",
                                   "failed_at", "expired_at", "cancelled_at", "expires_at")
@@ -55,31 +55,31 @@ def _batch(row: Any) -> dict:
         entry["request_counts"] = info["request_counts"]
     if "errors" in info:
         entry["errors"] = info["errors"]
-    if row["seen"]:
-        entry["lines_seen"] = json.loads(row["seen"])
-    if row["est_input_tokens"]:
-        entry["estimated_input_tokens"] = row["est_input_tokens"]
-    if row["collected_at"] is not None:
-        entry["tokens"] = {"input": row["input_tokens"], "cached_input": row["cached_tokens"],
-                           "output": row["output_tokens"], "reasoning": row["reasoning_tokens"]}
-        entry["billed_model"] = row["billed_model"]
-        entry["cost_usd"] = usd(Decimal(row["cost_usd"])) if row["cost_usd"] else None
-        entry["cost_standard_usd"] = (usd(Decimal(row["cost_standard_usd"]))
-                                      if row["cost_standard_usd"] else None)
-        entry["output_file"] = row["output_file"]
-        entry["error_file"] = row["error_file"]
-    if row["note"]:
-        entry["note"] = row["note"]
+    if row.seen:
+        entry["lines_seen"] = row.seen
+    if row.est_input_tokens:
+        entry["estimated_input_tokens"] = row.est_input_tokens
+    if row.collected_at is not None:
+        entry["tokens"] = {"input": row.input_tokens, "cached_input": row.cached_tokens,
+                           "output": row.output_tokens, "reasoning": row.reasoning_tokens}
+        entry["billed_model"] = row.billed_model
+        entry["cost_usd"] = usd(Decimal(row.cost_usd)) if row.cost_usd else None
+        entry["cost_standard_usd"] = (usd(Decimal(row.cost_standard_usd))
+                                      if row.cost_standard_usd else None)
+        entry["output_file"] = row.output_file
+        entry["error_file"] = row.error_file
+    if row.note:
+        entry["note"] = row.note
     return entry
 
 
-def write(store: Store) -> Path:
+def write(ledger: Ledger) -> Path:
     """Rewrite the manifest if it changed (temp file + rename: never half-written)."""
-    path = store.dir / FILENAME
-    text = json.dumps(build(store), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    path = ledger.dir / FILENAME
+    text = json.dumps(build(ledger), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return path
-    fd, tmp = tempfile.mkstemp(dir=store.dir, prefix=".manifest-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=ledger.dir, prefix=".manifest-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()

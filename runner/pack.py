@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import BatchrunError
-from .store import Artifacts, ArtifactWriter
+from .artifacts import Artifacts, ArtifactWriter
 
 SHARDS = "shards"
 

@@ -18,8 +18,8 @@ import openai
 from openai.types import Batch, FileObject
 
 from .errors import Location, ProviderError
-from .spec import ProjectContext
-from .store import Artifacts
+from .project import ProjectContext
+from .artifacts import Artifacts
 
 T = TypeVar("T")
 EMULATOR_URL = "http://emulator.batchrun.invalid/v1"
@@ -100,7 +100,7 @@ class BatchAPI:
             page = self._call("listing batches", page.get_next_page)
 
     def download(self, file_id: str, artifacts: Artifacts, kind: str) -> Downloaded:
-        """Stream a file's content into the content-addressed store."""
+        """Stream a file's content into the content-addressed artifacts."""
         def fetch() -> str:
             with self.client.files.with_streaming_response.content(file_id) as response:
                 return artifacts.put_file(kind, response.iter_bytes(1 << 20))

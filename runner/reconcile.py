@@ -27,8 +27,8 @@ from .estimate import Estimate
 from .pack import Packer, Shard
 from .render import RenderError, render_parts, request_frame
 from .select import Point, Selection
-from .spec import Job
-from .store import FAILED, QUEUED, RETRY, Result, Store
+from .jobs import Job
+from .ledger import FAILED, QUEUED, RETRY, Result, Ledger
 from .tokens import max_output_tokens, prompt_tokens
 
 Progress = Callable[[str, int], None]
@@ -133,23 +133,23 @@ class _LedgerSink:
     """Records packed shards and their keys in the state ledger (inside the pass's
     transaction, so a pass refused by the budget leaves no trace)."""
 
-    def __init__(self, store: Store, job: Job, uploaded: dict[str, dict[str, Any]]):
-        self.store, self.job = store, job
+    def __init__(self, ledger: Ledger, job: Job, uploaded: dict[str, dict[str, Any]]):
+        self.ledger, self.job = ledger, job
         self.uploaded = uploaded   # shard → its upload, of intents this pass replaced
 
     def open_shard(self) -> int:
         spec = self.job.spec
-        return self.store.new_batch(job=self.job.name, shard="", endpoint=spec.endpoint,
+        return self.ledger.new_batch(job=self.job.name, shard="", endpoint=spec.endpoint,
                                     model=spec.model, requests=0, size=0, est_input_tokens=0,
                                     max_attempts=spec.batch.max_attempts)
 
     def add_key(self, seq: int, key: str) -> None:
-        self.store.queue(key, self.job.name, seq)
+        self.ledger.queue(key, self.job.name, seq)
 
     def close_shard(self, shard: Shard) -> None:
         # The same shard packed again (nothing changed since an interrupted run) reuses
         # the file that run uploaded.
-        self.store.update_batch(shard.seq, shard=shard.sha, requests=shard.requests,
+        self.ledger.update_batch(shard.seq, shard=shard.sha, requests=shard.requests,
                                 bytes=shard.bytes, est_input_tokens=shard.est_input_tokens,
                                 **self.uploaded.get(shard.sha, {}))
 
@@ -168,16 +168,16 @@ class PassOptions:
     force: bool = False
     fresh_batches: frozenset[str] = frozenset()
     # shard → its upload, of intents the caller dropped before this pass (see
-    # Store.drop_intents): a shard packed again reuses the file.
+    # Ledger.drop_intents): a shard packed again reuses the file.
     uploaded: dict[str, dict[str, Any]] = field(default_factory=dict)
     # output keys of the jobs this one `needs`: a point lacking one is not ready yet.
     needed: tuple[str, ...] = ()
 
 
-def reconcile(job: Job, selection: Selection, store: Store, options: PassOptions,
+def reconcile(job: Job, selection: Selection, ledger: Ledger, options: PassOptions,
               progress: Progress | None = None) -> JobPlan:
     """One pass over a job's points. The caller owns the transaction."""
-    pass_ = _Pass(job, selection, store, options)
+    pass_ = _Pass(job, selection, ledger, options)
     try:
         for point in selection.points():
             pass_.plan.matched += 1
@@ -194,22 +194,22 @@ def reconcile(job: Job, selection: Selection, store: Store, options: PassOptions
     return pass_.plan
 
 
-def _queue_room(job: Job, store: Store) -> list[int] | None:
+def _queue_room(job: Job, ledger: Ledger) -> list[int] | None:
     """Input tokens that may still be enqueued for the job's model (None: no limit)."""
     limit = job.spec.batch.max_enqueued_tokens
     if limit is None:
         return None
-    return [limit - store.enqueued_tokens(job.spec.model)]
+    return [limit - ledger.enqueued_tokens(job.spec.model)]
 
 
 class _Waiting:
     """The points a packing pass leaves waiting for an answer, recorded in the ledger (in
     batches of rows) so answers can be written to them without another full pass."""
 
-    def __init__(self, store: Store, job: str):
-        self.store, self.job = store, job
+    def __init__(self, ledger: Ledger, job: str):
+        self.ledger, self.job = ledger, job
         self.rows: list[tuple[str, str, str, str]] = []
-        store.forget_points(job)
+        ledger.forget_points(job)
 
     def add(self, point_id: Any, key: str, inputs: str) -> None:
         # ids are integers or UUID strings; stored as their JSON text
@@ -219,26 +219,26 @@ class _Waiting:
             self.flush()
 
     def flush(self) -> None:
-        self.store.expect_points(self.rows)
+        self.ledger.expect_points(self.rows)
         self.rows = []
 
 
 class _Pass:
     """The decisions of one pass, point by point (see the module docstring)."""
 
-    def __init__(self, job: Job, selection: Selection, store: Store, options: PassOptions):
-        self.job, self.selection, self.store, self.options = job, selection, store, options
+    def __init__(self, job: Job, selection: Selection, ledger: Ledger, options: PassOptions):
+        self.job, self.selection, self.ledger, self.options = job, selection, ledger, options
         self.plan = JobPlan(job.name)
         self.now = time.time()
         spec = job.spec
-        self.packer = Packer(store.artifacts, _LedgerSink(store, job, options.uploaded),
+        self.packer = Packer(ledger.artifacts, _LedgerSink(ledger, job, options.uploaded),
                              max_requests=spec.batch.max_requests,
                              max_bytes=spec.batch.max_bytes) \
             if options.write and options.pack else None
         self.dedupe = None if self.packer else _PlanDedupe()
-        self.waiting = _Waiting(store, job.name) if self.packer else None
+        self.waiting = _Waiting(ledger, job.name) if self.packer else None
         # The queue limit shapes what one wave sends; a plan shows every request.
-        self.queue_room = _queue_room(job, store) if self.packer else None
+        self.queue_room = _queue_room(job, ledger) if self.packer else None
         self.estimate = options.estimate or self.queue_room is not None
         self.frame = request_frame(job)
 
@@ -251,12 +251,12 @@ class _Pass:
             self.waiting.flush()
 
     def one(self, point: Point) -> None:
-        job, plan, store, options = self.job, self.plan, self.store, self.options
+        job, plan, ledger, options = self.job, self.plan, self.ledger, self.options
         inputs = inputs_digest(job.fingerprint, point.id, point.payload)
         old = point.stamp
         # A stamp counts only for the provider that wrote it: switching from the emulator
         # to the real API must send every request for real. Forced, only this run's count.
-        current = old is not None and old.get("provider") == store.provider and (
+        current = old is not None and old.get("provider") == ledger.provider and (
             not options.force or old.get("batch") in options.fresh_batches)
         if current and old.get("inputs") == inputs:
             plan.up_to_date += 1
@@ -278,21 +278,21 @@ class _Pass:
                 self.selection.write(point.id, {self.selection.stamp_key:
                                                 {**old, "inputs": inputs}})
             return
-        result = store.result(key)
+        result = ledger.result(key)
         if result is not None and (not options.force or result.batch_id in options.fresh_batches):
             plan.cached += 1
             if options.write:
                 self.selection.write(point.id, {job.output_key: result.value,
                                                 self.selection.stamp_key:
-                                                stamp(inputs, result, store.provider)})
+                                                stamp(inputs, result, ledger.provider)})
             return
         if result is not None and self.packer is not None:
             # Forced: the old answer goes, so a point held back for a later wave waits
             # for the new one instead of taking the old one back.
-            store.forget_result(key)
+            ledger.forget_result(key)
         if self.waiting is not None:   # whatever happens below, this point waits for `key`
             self.waiting.add(point.id, key, inputs)
-        state = store.request(key)
+        state = ledger.request(key)
         if state is not None and state.state == QUEUED:
             plan.in_flight += 1
             return
@@ -307,7 +307,7 @@ class _Pass:
             plan.retry_points += 1
         elif state is not None:
             plan.rerun_points += 1   # never ran: its batch expired, was cancelled or full
-        elif old and old.get("provider") != store.provider:
+        elif old and old.get("provider") != ledger.provider:
             who = str(old.get("provider"))
             plan.other_provider[who] = plan.other_provider.get(who, 0) + 1
         elif old:

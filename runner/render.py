@@ -31,7 +31,7 @@ from .keys import BodyFrame, digest, sha256_hex
 from .yamlfile import read_text
 
 if TYPE_CHECKING:
-    from .spec import Job
+    from .jobs import Job
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2", ".txt", ".md", ".tmpl")
 

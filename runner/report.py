@@ -16,8 +16,8 @@ from . import changes
 from .apply import Outcome
 from .estimate import CostRange
 from .reconcile import JobPlan
-from .spec import Job
-from .store import TERMINAL
+from .jobs import Job
+from .ledger import TERMINAL
 from .workspace import Workspace
 
 
@@ -48,14 +48,14 @@ def plan_reasons(plan: JobPlan, job: Job, recorded: Any) -> list[str]:
     reasons = []
     if recorded is None:
         reasons.append("new job (never applied)")
-    elif recorded["fingerprint"] != job.fingerprint:
-        old = json.loads(recorded["details"]) if recorded["details"] else None
-        described = [line for line in changes.describe(old, changes.details(job))
+    elif recorded.fingerprint != job.fingerprint:
+        old = recorded.details
+        described = [line for line in changes.describe(old, changes.request_shape(job))
                      if not line.startswith("    ")]
         reasons.extend(described or ["spec changed"])
     if plan.new_points:
         reasons.append(f"{plan.new_points:,} new points")
-    spec_changed = recorded is not None and recorded["fingerprint"] != job.fingerprint
+    spec_changed = recorded is not None and recorded.fingerprint != job.fingerprint
     if plan.changed_points and not spec_changed:
         reasons.append(f"{plan.changed_points:,} points changed")
     if plan.retry_points:
@@ -70,14 +70,14 @@ def plan_reasons(plan: JobPlan, job: Job, recorded: Any) -> list[str]:
 
 def spec_diff(job: Job, recorded: Any) -> list[str]:
     """The indented diff lines of changed templates, for the text plan."""
-    if recorded is None or recorded["fingerprint"] == job.fingerprint or not recorded["details"]:
+    if recorded is None or recorded.fingerprint == job.fingerprint or not recorded.details:
         return []
-    return [line for line in changes.describe(json.loads(recorded["details"]),
-                                              changes.details(job)) if line.startswith("    ")]
+    return [line for line in changes.describe(recorded.details,
+                                              changes.request_shape(job)) if line.startswith("    ")]
 
 
 def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
-    recorded = {row["name"]: row for row in ws.store.jobs()}
+    recorded = ws.ledger.jobs()
     lines, total_requests, low, high, up_to_date = [], 0, Decimal(0), Decimal(0), 0
     unknown = unbounded = False
     for job in ws.jobs:
@@ -158,7 +158,7 @@ def _counts(plan: JobPlan, job: Job) -> list[str]:
 
 
 def plan_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:
-    recorded = {row["name"]: row for row in ws.store.jobs()}
+    recorded = ws.ledger.jobs()
     jobs = {}
     for job in ws.jobs:
         plan = plans[job.name]
@@ -217,18 +217,18 @@ def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
         if run.prepared:
             lines.append(f"    {run.prepared:,} of the points in flight wait for a shard another "
                          "job prepared: `batchrun submit` sends it")
-        for row in ws.store.failures(job.name, limit=5) if run.failed else ():
-            lines.append(f"    failed {row['key'][:12]}: {row['last_error']}")
+        for row in ws.ledger.failures(job.name, limit=5) if run.failed else ():
+            lines.append(f"    failed {row.key[:12]}: {row.last_error}")
     lines.append(totals_line(ws, [c.batch_id for c in out.collected], out))
     return lines
 
 
 def totals_line(ws: Workspace, batch_ids: list[str], out: Outcome) -> str:
-    rows = [r for r in ws.store.batches() if r["batch_id"] in set(batch_ids)]
-    tokens_in = sum(r["input_tokens"] or 0 for r in rows)
-    tokens_out = sum(r["output_tokens"] or 0 for r in rows)
-    costs = [r["cost_usd"] for r in rows]
-    standard = [r["cost_standard_usd"] for r in rows]
+    rows = [r for r in ws.ledger.batches() if r.batch_id in set(batch_ids)]
+    tokens_in = sum(r.input_tokens or 0 for r in rows)
+    tokens_out = sum(r.output_tokens or 0 for r in rows)
+    costs = [r.cost_usd for r in rows]
+    standard = [r.cost_standard_usd for r in rows]
     text = (f"Done: {out.submitted} batch{'es' * (out.submitted != 1)} submitted, "
             f"{len(rows)} collected")
     if rows:
@@ -261,8 +261,8 @@ def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
                      "written_from_cache": run.free, "batches": run.shards}
             if job.name in out.refused:   # stopped by its budget after a first pass
                 entry["refused"] = out.refused[job.name].one_line()
-        entry["failures"] = [{"key": r["key"], "attempts": r["attempts"], "reason": r["last_error"]}
-                             for r in ws.store.failures(job.name)]
+        entry["failures"] = [{"key": r.key, "attempts": r.attempts, "reason": r.last_error}
+                             for r in ws.ledger.failures(job.name)]
         jobs[job.name] = entry
     return {"jobs": jobs, "submitted": out.submitted, "adopted": out.adopted,
             "collected": [{"batch_id": c.batch_id, "job": c.job, "status": c.status,
@@ -297,11 +297,11 @@ def status_rows(ws: Workspace) -> list[dict[str, Any]]:
     out = []
     for row, status, info in ws.open_batches():
         counts = info.get("request_counts") or {}
-        created = info.get("created_at") or row["intent_at"]
+        created = info.get("created_at") or row.intent_at
         expires = info.get("expires_at")
-        out.append({"job": row["job"], "batch_id": row["batch_id"], "status": status,
+        out.append({"job": row.job, "batch_id": row.batch_id, "status": status,
                     "done": counts.get("completed", 0) + counts.get("failed", 0),
-                    "total": counts.get("total") or row["requests"],
+                    "total": counts.get("total") or row.requests,
                     "age_seconds": int(now - created),
                     "expires_in_seconds": int(expires - now) if expires and status not in
                     TERMINAL else None})   # a finished batch no longer expires
@@ -310,7 +310,7 @@ def status_rows(ws: Workspace) -> list[dict[str, Any]]:
 
 def status_lines(rows: list[dict[str, Any]], ws: Workspace) -> list[str]:
     if not rows:
-        failed = sum(ws.store.failure_count(j.name) for j in ws.jobs)
+        failed = sum(ws.ledger.failure_count(j.name) for j in ws.jobs)
         return ["No batches in flight." + (f" {failed:,} requests failed; `batchrun show JOB "
                                            "--failed` says why." if failed else "")]
     header = ("JOB", "BATCH", "STATE", "DONE/TOTAL", "AGE", "EXPIRES IN")
@@ -336,17 +336,17 @@ def _duration(seconds: int | None) -> str:
 def failure_rows(ws: Workspace, limit: int | None = None) -> list[dict[str, Any]]:
     rows = []
     for job in ws.jobs:
-        for row in ws.store.failures(job.name, limit=limit):
-            rows.append({"job": job.name, "key": row["key"], "attempts": row["attempts"],
-                         "reason": row["last_error"], "point": json.loads(row["point"]),
-                         "points": row["points"]})
+        for row in ws.ledger.failures(job.name, limit=limit):
+            rows.append({"job": job.name, "key": row.key, "attempts": row.attempts,
+                         "reason": row.last_error, "point": row.point,
+                         "points": row.points})
     return rows
 
 
 def failure_lines(ws: Workspace, job: Job, rows: list[dict[str, Any]]) -> list[str]:
     """`show --failed`: one line per failed request, the points waiting for it, and how
     many more there are."""
-    total = ws.store.failure_count(job.name)
+    total = ws.ledger.failure_count(job.name)
     if not total:
         return [f"{job.name}: no failed requests"]
     lines = [f"{job.name}: {total:,} request{'s' * (total != 1)} failed for good "

@@ -17,9 +17,10 @@ from qdrant_client import QdrantClient, models
 
 from . import crash
 from .errors import BatchrunError, Location, SpecError
-from .filters import parse_filter
-from .spec import Job, ProjectContext
-from .store import StateLock
+from .filters import qdrant_filter
+from .jobs import Job
+from .project import ProjectContext
+from .lock import StateLock
 
 STAMP_PREFIX = "_batchrun_"
 
@@ -76,7 +77,7 @@ class Selection:
         self.stamp_key = stamp_key(job.name)
         self._writes: list[models.SetPayloadOperation] = []
         self.written = 0
-        self.filter = (parse_filter(job.spec.source.filter, job.positions, ("source", "filter"))
+        self.filter = (qdrant_filter(job.spec.source.filter, job.positions, ("source", "filter"))
                        if job.spec.source.filter is not None else None)
         self._check_collection()
 

@@ -24,7 +24,7 @@ from . import crash
 from .errors import BatchrunError, ProviderError
 from .pack import SHARDS
 from .provider import BatchAPI
-from .store import QUEUED, Store
+from .ledger import QUEUED, Ledger
 
 CLOCK_SKEW = 300.0            # seconds of disagreement tolerated between us and the API
 ADOPT_LOOKBACK = 72 * 3600.0  # in flight (24 h window) plus time to collect what finished
@@ -43,17 +43,17 @@ def input_filename(job: str, shard: str) -> str:
     return f"batchrun-{job}-{shard}.jsonl"
 
 
-def adopt(store: Store, api: BatchAPI, targets: Mapping[str, str],
+def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
           max_attempts: Mapping[str, int], *, lookback: float = ADOPT_LOOKBACK,
           report: Report | None = None) -> int:
     """Attach batches the provider has and the ledger lacks, for these jobs (name → the
     target id of their data; name → their batch.max_attempts). Returns how many."""
-    submitting = {(r["job"], r["shard"]): r for r in store.batches(open_only=True)
-                  if r["status"] == "submitting"}
+    submitting = {(r.job, r.shard): r for r in ledger.batches(open_only=True)
+                  if r.status == "submitting"}
     since = time.time() - lookback
     if submitting:
-        since = min(since, min(r["intent_at"] for r in submitting.values()) - CLOCK_SKEW)
-    known = store.known_batch_ids()
+        since = min(since, min(r.intent_at for r in submitting.values()) - CLOCK_SKEW)
+    known = ledger.known_batch_ids()
     adopted = 0
     for batch in api.recent_batches(since):
         meta = batch.metadata or {}
@@ -62,11 +62,11 @@ def adopt(store: Store, api: BatchAPI, targets: Mapping[str, str],
                 or batch.id in known:
             continue
         intent = submitting.pop((job, shard), None)
-        with store.transaction():
+        with ledger.transaction():
             if intent is not None:
-                _record(store, intent["seq"], batch)
+                _record(ledger, intent.seq, batch)
             else:
-                _adopt_unknown(store, api, job, shard, batch, max_attempts[job])
+                _adopt_unknown(ledger, api, job, shard, batch, max_attempts[job])
         known.add(batch.id)
         adopted += 1
         if report:
@@ -74,10 +74,10 @@ def adopt(store: Store, api: BatchAPI, targets: Mapping[str, str],
     return adopted
 
 
-def _adopt_unknown(store: Store, api: BatchAPI, job: str, shard: str, batch: Batch,
+def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: Batch,
                    max_attempts: int) -> None:
     """A batch of ours the ledger never saw: fetch its input file to learn its keys."""
-    download = api.download(batch.input_file_id, store.artifacts, SHARDS)
+    download = api.download(batch.input_file_id, ledger.artifacts, SHARDS)
     if download.sha != shard:
         raise ProviderError(f"batch {batch.id} claims shard {shard[:12]} but its input file "
                             f"hashes to {download.sha[:12]}; not adopting it")
@@ -87,19 +87,19 @@ def _adopt_unknown(store: Store, api: BatchAPI, job: str, shard: str, batch: Bat
             line = json.loads(raw)
             keys.append(line["custom_id"])
             model = model or line.get("body", {}).get("model", "")
-    seq = store.new_batch(job=job, shard=shard, endpoint=batch.endpoint, model=model,
+    seq = ledger.new_batch(job=job, shard=shard, endpoint=batch.endpoint, model=model,
                           requests=len(keys), size=download.size, est_input_tokens=None,
                           max_attempts=max_attempts)
-    store.update_batch(seq, intent_at=float(batch.created_at), input_file_id=batch.input_file_id)
-    _record(store, seq, batch)
+    ledger.update_batch(seq, intent_at=float(batch.created_at), input_file_id=batch.input_file_id)
+    _record(ledger, seq, batch)
     for key in keys:
-        state = store.request(key)
-        if store.result(key) is None and (state is None or state.state != QUEUED):
-            store.queue(key, job, seq)
+        state = ledger.request(key)
+        if ledger.result(key) is None and (state is None or state.state != QUEUED):
+            ledger.queue(key, job, seq)
 
 
-def _record(store: Store, seq: int, batch: Batch) -> None:
-    store.update_batch(seq, batch_id=batch.id, status=batch.status,
+def _record(ledger: Ledger, seq: int, batch: Batch) -> None:
+    ledger.update_batch(seq, batch_id=batch.id, status=batch.status,
                        input_file_id=batch.input_file_id, info=batch_info(batch))
 
 
@@ -116,49 +116,49 @@ def batch_info(batch: Batch) -> dict:
     return info
 
 
-def submit_pending(store: Store, api: BatchAPI, targets: Mapping[str, str], *,
+def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
                    report: Report | None = None) -> list[int]:
     """Create a batch for every recorded intent of these jobs (name → target id). Call
     `adopt` first."""
     created = []
-    for row in store.batches(open_only=True):
-        if row["status"] != "submitting" or row["job"] not in targets:
+    for row in ledger.batches(open_only=True):
+        if row.status != "submitting" or row.job not in targets:
             continue
-        batch = _submit_one(store, api, row, targets[row["job"]])
-        created.append(row["seq"])
+        batch = _submit_one(ledger, api, row, targets[row.job])
+        created.append(row.seq)
         if report:
-            report(f"{row['job']}: submitted batch {batch.id} "
-                   f"({row['requests']:,} requests, {row['bytes']:,} bytes)")
+            report(f"{row.job}: submitted batch {batch.id} "
+                   f"({row.requests:,} requests, {row.bytes:,} bytes)")
     return created
 
 
-def _submit_one(store: Store, api: BatchAPI, row, target: str) -> Batch:
-    seq, job, shard = row["seq"], row["job"], row["shard"]
-    file_id = row["input_file_id"]
+def _submit_one(ledger: Ledger, api: BatchAPI, row, target: str) -> Batch:
+    seq, job, shard = row.seq, row.job, row.shard
+    file_id = row.input_file_id
     if not file_id:
         name = input_filename(job, shard)
         # Only an upload that began before (and was never recorded) can be at the provider
         # already; listing the organisation's files for every new shard would be slow.
-        found = api.find_file(name, row["bytes"]) if row["upload_at"] else None
+        found = api.find_file(name, row.bytes) if row.upload_at else None
         if found is None:
-            path = store.artifacts.path(SHARDS, shard)
+            path = ledger.artifacts.path(SHARDS, shard)
             if not path.is_file():
                 raise BatchrunError(f"the shard {shard[:12]} of {job} is missing from "
                                     f"{path.parent}; it was never uploaded",
                                     hint="run `batchrun apply` (or `batchrun prepare`) to "
                                          "pack its requests again")
-            with store.transaction():
-                store.update_batch(seq, upload_at=time.time())
+            with ledger.transaction():
+                ledger.update_batch(seq, upload_at=time.time())
         file_id = found.id if found else api.upload(path, name).id
         crash.point("upload-unrecorded")
-        with store.transaction():
-            store.update_batch(seq, input_file_id=file_id)
+        with ledger.transaction():
+            ledger.update_batch(seq, input_file_id=file_id)
         crash.point("after-upload")
-    batch = _create_exactly_once(api, file_id, row["endpoint"], metadata(job, shard, target),
-                                 since=row["intent_at"] - CLOCK_SKEW, known=store.known_batch_ids())
+    batch = _create_exactly_once(api, file_id, row.endpoint, metadata(job, shard, target),
+                                 since=row.intent_at - CLOCK_SKEW, known=ledger.known_batch_ids())
     crash.point("after-create")
-    with store.transaction():
-        _record(store, seq, batch)
+    with ledger.transaction():
+        _record(ledger, seq, batch)
     crash.point("after-record")
     return batch
 

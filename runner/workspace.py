@@ -29,8 +29,10 @@ from .progress import Reporter
 from .provider import BatchAPI, open_provider
 from .reconcile import JobPlan, PassOptions, reconcile, stamp
 from .select import Selection, connect
-from .spec import Job, ProjectContext
-from .store import TERMINAL, StateLock, Store
+from .jobs import Job
+from .project import ProjectContext
+from .lock import StateLock
+from .ledger import TERMINAL, Ledger
 from .submit import adopt, batch_info, submit_pending
 
 
@@ -56,7 +58,7 @@ class Workspace:
         self.options = options or Options()
         self.prices = PriceTable.load(project.config.prices,
                                       origin=project.file or "batchrun.yaml")
-        self._store: Store | None = None
+        self._ledger: Ledger | None = None
         self._api: BatchAPI | None = None
         self._qdrant = None
         self._adopted = False      # adopt() ran: every batch the provider has is in the ledger
@@ -67,10 +69,10 @@ class Workspace:
     # ---- lazily opened edges ---------------------------------------------------------
 
     @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = Store(self.project.state_dir, self.project.provider_id)
-        return self._store
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.project.state_dir, self.project.provider_id)
+        return self._ledger
 
     @property
     def api(self) -> BatchAPI:
@@ -95,8 +97,8 @@ class Workspace:
         if self._qdrant is not None:
             self._qdrant.close()
             gc.unfreeze()   # what was frozen with the collection may be collected again
-        if self._store is not None:
-            self._store.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
     @contextmanager
     def locked(self, command: str) -> Iterator[None]:
@@ -126,7 +128,7 @@ class Workspace:
     def _pass(self, job: Job, options: PassOptions) -> JobPlan:
         selection = self.selection(job)
         self.report.start(job.name, selection.count() if self.report.wants_total else None)
-        plan = reconcile(job, selection, self.store, options,
+        plan = reconcile(job, selection, self.ledger, options,
                          progress=lambda _stage, n: self.report.advance(job.name, n))
         self.report.finish(job.name)
         return plan
@@ -136,7 +138,7 @@ class Workspace:
         rates = price.batch if price is not None else None
         return cost_range(estimate, rates.input if rates else None,
                           rates.output if rates else None,
-                          self.store.output_mean(job.name, job.spec.model))
+                          self.ledger.output_mean(job.name, job.spec.model))
 
     def budget(self) -> Budget:
         """The limits of one command: each job's budget, and --max-cost for the run."""
@@ -149,13 +151,13 @@ class Workspace:
         opts = self.options
         refused: list = []
         try:
-            with self.store.transaction():
+            with self.ledger.transaction():
                 # apply has adopted every batch the provider has: intents left now were
                 # never created. prepare has not, so it keeps the ones already uploaded.
                 uploaded = {**self._dropped.pop(job.name, {}),
-                            **self.store.drop_intents(job.name, uploaded=self._adopted)}
+                            **self.ledger.drop_intents(job.name, uploaded=self._adopted)}
                 if first and (opts.retry_failed or opts.force):
-                    self.store.reset_failed(job.name)
+                    self.ledger.reset_failed(job.name)
                 plan = self._pass(job, PassOptions(
                     write=True, pack=True, estimate=budget.applies(job), force=opts.force,
                     fresh_batches=self._fresh_batches() if opts.force else frozenset(),
@@ -167,7 +169,7 @@ class Workspace:
                 self._record_job(job)
         finally:
             self._discard_unrecorded(refused)
-        manifest.write(self.store)
+        manifest.write(self.ledger)
         crash.point("after-pack")
         return plan
 
@@ -175,53 +177,53 @@ class Workspace:
         """With --force, the answers that count as new: from batches this command created,
         or that the ledger had in flight when it started (awaited, not sent again) — not
         those collected before, nor old ones found again by adopt."""
-        return frozenset(row["batch_id"] for row in self.store.batches()
-                         if row["batch_id"] and (row["seq"] in self._open_at_start
-                                                 or row["intent_at"] >= self.started))
+        return frozenset(row.batch_id for row in self.ledger.batches()
+                         if row.batch_id and (row.seq in self._open_at_start
+                                                 or row.intent_at >= self.started))
 
     def drop_stale_intents(self) -> None:
         """After adopt: drop every shard of these jobs never created as a batch (each
         job's pass packs what is still pending; a shard packed again keeps its upload)."""
-        with self.store.transaction():
+        with self.ledger.transaction():
             for job in self.jobs:
-                self._dropped[job.name] = self.store.drop_intents(job.name, uploaded=True)
+                self._dropped[job.name] = self.ledger.drop_intents(job.name, uploaded=True)
 
     def _record_job(self, job: Job) -> None:
-        self.store.record_job(job.name, file=job.file, fingerprint=job.fingerprint,
+        self.ledger.record_job(job.name, file=job.file, fingerprint=job.fingerprint,
                               endpoint=job.spec.endpoint, model=job.spec.model,
-                              output_key=job.output_key, details=changes.details(job))
+                              output_key=job.output_key, details=changes.request_shape(job))
 
     def _discard_unrecorded(self, shards: list) -> None:
         """Shard files of a refused pass: no batch refers to them, so nobody will send them."""
-        recorded = {row["shard"] for row in self.store.batches()}
+        recorded = {row.shard for row in self.ledger.batches()}
         for shard in shards:
             if shard.sha not in recorded:
-                self.store.artifacts.path(SHARDS, shard.sha).unlink(missing_ok=True)
+                self.ledger.artifacts.path(SHARDS, shard.sha).unlink(missing_ok=True)
 
     def targets(self, jobs: list[Job]) -> dict[str, str]:
         return {j.name: self.project.target_id(j.spec.source.collection) for j in jobs}
 
     def submit(self, jobs: list[Job]) -> int:
-        created = submit_pending(self.store, self.api, self.targets(jobs),
+        created = submit_pending(self.ledger, self.api, self.targets(jobs),
                                  report=self.report.line)
         if created:
-            manifest.write(self.store)
+            manifest.write(self.ledger)
         return len(created)
 
     def adopt(self) -> int:
-        self._open_at_start = {row["seq"] for row in self.store.batches(open_only=True)}
-        count = adopt(self.store, self.api, self.targets(self.jobs),
+        self._open_at_start = {row.seq for row in self.ledger.batches(open_only=True)}
+        count = adopt(self.ledger, self.api, self.targets(self.jobs),
                       {j.name: j.spec.batch.max_attempts for j in self.jobs},
                       report=self.report.line)
         self._adopted = True
         if count:
-            manifest.write(self.store)
+            manifest.write(self.ledger)
         return count
 
     def collect(self, *, wait: bool = False) -> list[Collected]:
         """Collect the batches that have finished; with `wait`, poll until all have."""
         collected = self._collect_finished()
-        while wait and self.store.in_flight():
+        while wait and self.ledger.in_flight():
             collected += self.poll()
         return collected
 
@@ -232,14 +234,14 @@ class Workspace:
         return self._collect_finished(show=True)
 
     def _collect_finished(self, *, show: bool = False) -> list[Collected]:
-        if not self.store.in_flight():
+        if not self.ledger.in_flight():
             return []
-        batches = refresh(self.store, self.api)
+        batches = refresh(self.ledger, self.api)
         if show:
             self.report.batches(batches)
-        collected = collect_finished(self.store, self.api, self.prices,
+        collected = collect_finished(self.ledger, self.api, self.prices,
                                      backoff=self.api.poll_interval * 4, report=self.report.line)
-        manifest.write(self.store)
+        manifest.write(self.ledger)
         return collected
 
     def open_batches(self) -> list[tuple[Any, str, dict]]:
@@ -247,12 +249,12 @@ class Workspace:
         the provider sees them now. Read-only: an apply running meanwhile owns the ledger."""
         names = {j.name for j in self.jobs}
         out = []
-        for row in self.store.batches(open_only=True):
-            if row["job"] not in names:
+        for row in self.ledger.batches(open_only=True):
+            if row.job not in names:
                 continue
-            status, info = row["status"], json.loads(row["info"] or "{}")
-            if row["batch_id"]:
-                batch = self.api.retrieve(row["batch_id"])
+            status, info = row.status, row.info
+            if row.batch_id:
+                batch = self.api.retrieve(row.batch_id)
                 status, info = batch.status, batch_info(batch)
             out.append((row, status, info))
         return out
@@ -262,18 +264,18 @@ class Workspace:
         cancelling, and the problems of those that could not be (finished meanwhile)."""
         names = {j.name for j in self.jobs}
         cancelled, problems = [], []
-        for row in self.store.in_flight():
-            if row["job"] not in names or row["status"] in TERMINAL:
+        for row in self.ledger.in_flight():
+            if row.job not in names or row.status in TERMINAL:
                 continue
             try:
-                batch = self.api.cancel(row["batch_id"])
+                batch = self.api.cancel(row.batch_id)
             except ProviderError as exc:   # finished between our last look and now
-                problems.append(f"{row['batch_id']}: {exc.message}")
+                problems.append(f"{row.batch_id}: {exc.message}")
                 continue
-            with self.store.transaction():
-                self.store.update_batch(row["seq"], status=batch.status)
+            with self.ledger.transaction():
+                self.ledger.update_batch(row.seq, status=batch.status)
             cancelled.append(batch.id)
-        manifest.write(self.store)
+        manifest.write(self.ledger)
         return cancelled, problems
 
     def write_back(self) -> dict[str, JobPlan]:
@@ -281,7 +283,7 @@ class Workspace:
         which may run on a ledger that never recorded the waiting points)."""
         plans = {}
         for job in self.jobs:
-            with self.store.transaction():
+            with self.ledger.transaction():
                 plans[job.name] = self._pass(job, PassOptions(write=True,
                                                               needed=self.needed(job)))
         return plans
@@ -290,12 +292,12 @@ class Workspace:
         """Write the results that arrived for the points the last pass left waiting."""
         selection = self.selection(job)
         written = 0
-        for point_id, inputs, result in self.store.answered_points(job.name):
+        for point_id, inputs, result in self.ledger.answered_points(job.name):
             selection.write(point_id, {job.output_key: result.value, selection.stamp_key:
-                                       stamp(inputs, result, self.store.provider)})
+                                       stamp(inputs, result, self.ledger.provider)})
             written += 1
         if written:
             selection.flush()
-            with self.store.transaction():
-                self.store.forget_answered(job.name)
+            with self.ledger.transaction():
+                self.ledger.forget_answered(job.name)
         return written

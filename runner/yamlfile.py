@@ -5,8 +5,7 @@
 problem is. Duplicate keys are errors (YAML would silently keep the last one), as are
 non-UTF-8 bytes; a syntax error names the key being read when it broke. `${VAR}` and
 `${VAR:-default}` in string values are replaced from the environment; `$${` writes a
-literal `${`. `load_json` reads JSON files (output schemas) with the same positions, and
-`expected()` words what a model's validation error expected, for messages that point here.
+literal `${`. `load_json` reads JSON files (output schemas) with the same positions.
 """
 
 from __future__ import annotations
@@ -254,63 +253,3 @@ def interpolate(value: str, env: Mapping[str, str], where: Location) -> str:
                         where=where, hint=f"export {name}=… or write ${{{name}:-default}}")
 
     return _INTERPOLATION.sub(replace, value)
-
-
-# What a pydantic error type expected, in a user's words (the error's `ctx` fills the blanks).
-_EXPECTED = {
-    "string_type": "a string", "string_too_short": "a non-empty string",
-    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
-    "bool_parsing": "true or false", "dict_type": "a mapping", "model_type": "a mapping",
-    "model_attributes_type": "a mapping", "list_type": "a list", "none_required": "nothing",
-    "literal_error": "one of {expected}", "less_than_equal": "at most {le:,}",
-    "less_than": "less than {lt:,}", "greater_than_equal": "at least {ge:,}",
-    "greater_than": "more than {gt:,}", "string_pattern_mismatch": "text matching {pattern}",
-    "value_error": "{error}", "missing": "this key",
-}
-
-
-def expected(error: Mapping[str, Any]) -> str:
-    """`{'type': 'less_than_equal', 'ctx': {'le': 50000}}` -> "at most 50,000"."""
-    template = _EXPECTED.get(error["type"])
-    if template is None:
-        return str(error["msg"]).replace("Input should be ", "")
-    return template.format(**{k: _plain(v) for k, v in (error.get("ctx") or {}).items()})
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Exception):
-        return str(value)
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def shown(value: Any) -> str:
-    """A value as a message quotes it: scalars as written, collections by kind."""
-    if isinstance(value, (dict, list)):
-        kind = "mapping" if isinstance(value, dict) else "list"
-        return f"a {kind}" if value else f"an empty {kind}"
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def data_path(error: Mapping[str, Any], data: Any) -> KeyPath:
-    """A validation error's location as keys of the data: pydantic adds the names of union
-    members ("str", "FieldCondition") that are no key of the file."""
-    path: list[Any] = []
-    current = data
-    loc = tuple(error["loc"])
-    for i, part in enumerate(loc):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
-            current = current[part]
-        elif not (error["type"] == "missing" and i == len(loc) - 1):
-            continue
-        path.append(part)
-    return tuple(path)
-
-
-def value_at(data: Any, path: KeyPath) -> Any:
-    for part in path:
-        data = data[part]
-    return data

@@ -11,7 +11,7 @@ import pytest
 from runner.errors import BatchrunError
 from runner.keys import BodyFrame
 from runner.pack import SHARDS, Packer, Shard
-from runner.store import Artifacts
+from runner.artifacts import Artifacts
 
 
 class Ledger:

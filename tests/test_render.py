@@ -6,7 +6,8 @@ from pathlib import Path
 
 from runner.keys import request_key
 from runner.render import render_body
-from runner.spec import load_job, load_project
+from runner.jobs import load_job
+from runner.project import load_project
 
 STARTER = Path(__file__).resolve().parent.parent / "runner" / "data" / "project"
 VIDEO = {"title": "Live in Berlin", "channel_title": "Band", "category": "Music",

@@ -20,8 +20,9 @@ from runner.errors import BudgetExceeded
 from runner.estimate import CostRange, Estimate
 from runner.reconcile import JobPlan
 from runner.select import Selection, stamp_key
-from runner.store import Store
-from runner.spec import load_jobs, load_project
+from runner.ledger import Ledger
+from runner.jobs import load_jobs
+from runner.project import load_project
 
 JOB = "jobs/tags.yaml"
 
@@ -346,7 +347,7 @@ def test_a_backoff_no_point_waits_for_keeps_no_apply_awake(serve_emulator, tmp_p
     project.edit("prompts/tags.user.j2", "Title:", "Video title:")   # those requests: gone
     result = project.run_json("apply", JOB)
     assert result["jobs"]["tags"]["sent"] == 10 and written(project) == 10
-    store = Store(project.state, emulator.url.rstrip("/"))
+    store = Ledger(project.state, emulator.url.rstrip("/"))
     stale = store.db.execute("SELECT COUNT(*) FROM requests WHERE state='retry' "
                              "AND not_before > 0").fetchone()[0]
     assert stale == 10                            # the old requests, backing off for no one,

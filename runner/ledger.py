@@ -1,38 +1,32 @@
-"""The state directory: a crash-safe ledger of batches and requests, the result cache,
-content-addressed artifacts, and the lock that keeps two runs apart.
+"""The ledger: a crash-safe record of batches, requests and the result cache.
 
 `.batchrun/state.db` (SQLite, WAL) is the source of truth: every change that matters for
 money (a batch about to be created, a batch id, a collected result) is one transaction,
-so a kill -9 at any instant leaves either the state before or the state after.
-`manifest.json` is the human-readable view of it (see manifest.py). Files under
-`artifacts/` are named by the sha256 of their bytes and written temp-file-then-rename:
-one that exists is complete.
+so a kill -9 at any instant leaves either the state before or the state after. The
+manifest (manifest.py) is a readable view of it; the shard and output files live beside it
+(artifacts.py). Rows come out as typed records, never as raw rows.
 """
 
 from __future__ import annotations
 
 import array
 import contextlib
-import fcntl
-import hashlib
 import json
-import os
-import socket
 import sqlite3
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
 
-from .errors import BatchrunError, LockHeld
-
-SCHEMA_VERSION = 2   # 2: batches record max_attempts and upload_at; the ledger its provider
+from . import migrations
+from .artifacts import Artifacts
+from .errors import BatchrunError
+from .keys import KEY_SCHEME
 
 # Request states. A key is `queued` while a batch that carries it is not yet collected.
 QUEUED, RETRY, FAILED = "queued", "retry", "failed"
-# Why a point still waits (Store.waiting_states). All but `failed` mean "not settled yet".
+# Why a point still waits (Ledger.waiting_states). All but `failed` mean "not settled yet".
 # `prepared`: in a shard another job packed and nobody submitted (`batchrun submit` sends
 # it); this run cannot settle it, so it does not wait for it.
 ANSWERED, IN_FLIGHT, PREPARED, RETRY_READY, BACKING_OFF, UNSENT, FAILED_FOR_GOOD = (
@@ -42,65 +36,8 @@ IN_FLIGHT_STATES = (ANSWERED, IN_FLIGHT)            # sent, answer not yet writt
 WAITING_STATES = (RETRY_READY, BACKING_OFF, UNSENT, PREPARED)   # not sent yet
 # Batch statuses at the provider that end a batch.
 TERMINAL = ("completed", "failed", "expired", "cancelled")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    name TEXT PRIMARY KEY, file TEXT, fingerprint TEXT, endpoint TEXT, model TEXT,
-    output_key TEXT,
-    details TEXT);                   -- what shaped its requests at the last apply (JSON)
-CREATE TABLE IF NOT EXISTS batches (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    job TEXT NOT NULL,
-    shard TEXT NOT NULL,             -- sha256 of the input file's bytes
-    endpoint TEXT NOT NULL,
-    model TEXT NOT NULL,
-    requests INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    est_input_tokens INTEGER,        -- estimate, for queue limits and budgets
-    max_attempts INTEGER NOT NULL,   -- the job's batch.max_attempts when it was packed
-    intent_at REAL NOT NULL,         -- when we decided to create it (before any API call)
-    status TEXT NOT NULL,            -- 'submitting' until created, then the provider's status
-    upload_at REAL,                  -- when an upload of the shard began (a crash may hide one)
-    input_file_id TEXT,
-    batch_id TEXT UNIQUE,
-    info TEXT NOT NULL DEFAULT '{}', -- provider timestamps, request_counts, errors (JSON)
-    collected_at REAL,
-    output_file TEXT, error_file TEXT,   -- sha256 of the downloaded files
-    seen TEXT,                        -- line counts from the files (JSON)
-    input_tokens INTEGER, cached_tokens INTEGER, output_tokens INTEGER, reasoning_tokens INTEGER,
-    billed_model TEXT,
-    cost_usd TEXT, cost_standard_usd TEXT,   -- Decimal as text; NULL when the price is unknown
-    note TEXT
-);
-CREATE INDEX IF NOT EXISTS batches_job ON batches(job);
-CREATE TABLE IF NOT EXISTS requests (
-    key TEXT PRIMARY KEY,
-    job TEXT NOT NULL,
-    state TEXT NOT NULL,             -- queued | retry | failed (done keys live in results)
-    batch_seq INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,   -- failed attempts that count against max_attempts
-    deferrals INTEGER NOT NULL DEFAULT 0,  -- re-queues that do not (token limit, expiry)
-    not_before REAL NOT NULL DEFAULT 0,
-    last_error TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS requests_batch ON requests(batch_seq, state);
-CREATE INDEX IF NOT EXISTS requests_job ON requests(job, state);
-CREATE TABLE IF NOT EXISTS points (    -- points waiting for a result, as the last pass saw them
-    job TEXT NOT NULL,
-    point TEXT NOT NULL,             -- the point id as JSON (an integer or a UUID string)
-    key TEXT NOT NULL,               -- the request key it waits for
-    inputs TEXT NOT NULL,            -- the digest of its inputs, for its stamp
-    PRIMARY KEY (job, point)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS points_key ON points(key);
-CREATE TABLE IF NOT EXISTS results (
-    key TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,              -- json | f32 (embeddings, packed float32)
-    value BLOB NOT NULL,
-    model TEXT, batch_id TEXT, at TEXT
-) WITHOUT ROWID;
-"""
+SUBMITTING = "submitting"   # a batch's status from its intent until the provider has it
+FILENAME = "state.db"
 
 
 def utc_now() -> str:
@@ -127,67 +64,159 @@ class Result:
     at: str | None
 
 
-class Store:
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as its last packing pass recorded it."""
+
+    name: str
+    file: str | None
+    fingerprint: str | None
+    endpoint: str | None
+    model: str | None
+    output_key: str | None
+    details: dict | None       # what shaped its requests (changes.request_shape)
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One shard and the batch created from it: intent, provider state, what it cost."""
+
+    seq: int
+    job: str
+    shard: str
+    endpoint: str
+    model: str
+    requests: int
+    bytes: int
+    est_input_tokens: int | None
+    max_attempts: int
+    intent_at: float
+    status: str
+    upload_at: float | None
+    input_file_id: str | None
+    batch_id: str | None
+    info: dict
+    collected_at: float | None
+    output_file: str | None
+    error_file: str | None
+    seen: dict | None
+    input_tokens: int | None
+    cached_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+    billed_model: str | None
+    cost_usd: str | None
+    cost_standard_usd: str | None
+    note: str | None
+
+    @classmethod
+    def of(cls, row: sqlite3.Row) -> BatchRecord:
+        data = dict(row)
+        data["info"] = json.loads(data["info"] or "{}")
+        data["seen"] = json.loads(data["seen"]) if data["seen"] else None
+        return cls(**data)
+
+    @property
+    def created(self) -> bool:
+        """The provider has it (it has an id)."""
+        return self.batch_id is not None
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A request that failed for good, and the points of one job still waiting for it."""
+
+    key: str
+    attempts: int
+    last_error: str | None
+    point: Any            # the first point waiting for it
+    points: int           # how many points wait for it
+
+
+_BATCH_COLUMNS = {f.name for f in fields(BatchRecord)}
+
+
+class Ledger:
     """The SQLite ledger. One connection; `transaction()` groups writes atomically."""
 
     def __init__(self, state_dir: Path, provider: str):
         self.dir = state_dir
         self.provider = provider
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(state_dir / "state.db", isolation_level=None,
+        self.db = sqlite3.connect(state_dir / FILENAME, isolation_level=None,
                                   check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process loses nothing
         self.db.execute("PRAGMA busy_timeout=30000")
         self._depth = 0
-        if self._meta("schema") is None:   # a new ledger; readers of a live one never write
-            self.db.executescript(_SCHEMA)  # executescript must run outside a transaction
-            with self.transaction():
-                self._migrate(provider)
-        elif int(self._meta("schema") or 0) > SCHEMA_VERSION:
-            raise BatchrunError(f"{self.dir} was written by a newer batchrun "
-                                f"(state schema {self._meta('schema')})",
-                                hint="upgrade batchrun, or use another state_dir")
-        elif int(self._meta("schema") or 0) < SCHEMA_VERSION:
+        self._upgrade()
+        self._check_owner()
+        self.artifacts = Artifacts(state_dir / "artifacts")
+
+    def _upgrade(self) -> None:
+        legacy = self._meta("schema")
+        if legacy is not None and legacy not in migrations.LEGACY_SCHEMA:
             # Schema 1 (development versions) did not record who answered, and its stamps
             # do not say either: its results cannot be told from the emulator's.
             raise BatchrunError(f"{self.dir} was written by a development version of batchrun "
-                                f"(state schema {self._meta('schema')}), which did not record "
-                                "which provider answered",
+                                f"(state schema {legacy}), which did not record which "
+                                "provider answered",
                                 hint="move the folder away to start over; batches it has in "
                                      "flight finish at the provider and are not adopted")
+        if legacy is not None and not self._has_table("migrations"):
+            migrations.adopt_legacy(self.db, legacy)
+        try:
+            migrations.migrate(self.db)
+        except migrations.NewerLedger as exc:
+            raise BatchrunError(f"{self.dir / FILENAME} was written by a newer batchrun "
+                                f"(migrations {exc})",
+                                hint="upgrade batchrun, or use another state_dir") from None
+
+    def _check_owner(self) -> None:
+        """Who answered the results kept here, and how their keys were computed."""
         recorded = self._meta("provider")
-        if recorded != provider and self._empty():
-            # Nothing was ever sent or answered here (a plan, say): it may change hands.
+        if recorded is None or (recorded != self.provider and self._empty()):
+            # A new ledger, or one where nothing was ever sent or answered (a plan, say):
+            # it may change hands.
             with self.transaction():
-                self.db.execute("UPDATE meta SET value=? WHERE name='provider'", (provider,))
-            recorded = provider
-        if recorded != provider:
+                self._set_meta("provider", self.provider)
+                self._set_meta("key_scheme", KEY_SCHEME)
+            recorded = self.provider
+        if recorded != self.provider:
             # Results and batches belong to the API that produced them: reusing another's
             # would write its answers (or the emulator's made-up ones) as if they were these.
             raise BatchrunError(
                 f"{self.dir} holds the batches and results of {recorded}, but the provider "
-                f"is now {provider}",
+                f"is now {self.provider}",
                 hint="give each provider its own state_dir in batchrun.yaml (for example "
                      "state_dir: .batchrun-other), or move this folder away to start over")
-        self.artifacts = Artifacts(state_dir / "artifacts")
+        scheme = self._meta("key_scheme") or KEY_SCHEME   # ledgers of 0.1 did not record it
+        if scheme != KEY_SCHEME:
+            raise BatchrunError(
+                f"{self.dir / FILENAME} keys its results by {scheme}, and this batchrun "
+                f"computes request keys by {KEY_SCHEME}: none of its answers would be found, "
+                "and every request would be paid for again",
+                hint="use the batchrun version that wrote it, or move the folder away to "
+                     "start over knowingly")
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                               (name,)).fetchone() is not None
 
     def _empty(self) -> bool:
         return not self.db.execute("SELECT 1 FROM batches UNION ALL SELECT 1 FROM results "
                                    "LIMIT 1").fetchone()
 
     def _meta(self, name: str) -> str | None:
-        try:
-            row = self.db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
-        except sqlite3.OperationalError:   # no meta table yet
+        if not self._has_table("meta"):
             return None
+        row = self.db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
         return row["value"] if row else None
 
-    def _migrate(self, provider: str) -> None:
-        if self._meta("schema") is None:
-            self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            self.db.execute("INSERT INTO meta VALUES ('provider', ?)", (provider,))
+    def _set_meta(self, name: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
+                        "value=excluded.value", (name, value))
 
     def close(self) -> None:
         self.db.close()
@@ -216,17 +245,22 @@ class Store:
 
     # ---- jobs ------------------------------------------------------------------------
 
-    def record_job(self, name: str, **fields: Any) -> None:
+    def record_job(self, name: str, *, file: str, fingerprint: str, endpoint: str, model: str,
+                   output_key: str, details: dict) -> None:
         self.db.execute(
             "INSERT INTO jobs (name, file, fingerprint, endpoint, model, output_key, details) "
-            "VALUES (:name, :file, :fingerprint, :endpoint, :model, :output_key, :details) "
-            "ON CONFLICT(name) DO UPDATE SET file=excluded.file, fingerprint=excluded.fingerprint, "
-            "endpoint=excluded.endpoint, model=excluded.model, output_key=excluded.output_key, "
-            "details=excluded.details",
-            {"name": name, **fields, "details": json.dumps(fields.get("details"))})
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET file=excluded.file, "
+            "fingerprint=excluded.fingerprint, endpoint=excluded.endpoint, "
+            "model=excluded.model, output_key=excluded.output_key, details=excluded.details",
+            (name, file, fingerprint, endpoint, model, output_key, json.dumps(details)))
 
-    def jobs(self) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM jobs ORDER BY name").fetchall()
+    def jobs(self) -> dict[str, JobRecord]:
+        out = {}
+        for row in self.db.execute("SELECT * FROM jobs ORDER BY name"):
+            data = dict(row)
+            data["details"] = json.loads(data["details"]) if data["details"] else None
+            out[row["name"]] = JobRecord(**data)
+        return out
 
     # ---- requests and results --------------------------------------------------------
 
@@ -282,7 +316,7 @@ class Store:
                               f"WHERE state='failed' AND {self._OF_JOB}", (job, job))
         return cur.rowcount
 
-    def failures(self, job: str, limit: int | None = None) -> list[sqlite3.Row]:
+    def failures(self, job: str, limit: int | None = None) -> list[FailureRecord]:
         """Requests that failed for good and that points of the job still wait for (as its
         last pass saw them: a request the spec no longer makes is not listed), with their
         last error, the first point waiting and how many wait."""
@@ -291,7 +325,8 @@ class Store:
                "WHERE q.state='failed' AND p.job=? GROUP BY q.key ORDER BY q.key")
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return self.db.execute(sql, (job,)).fetchall()
+        return [FailureRecord(r["key"], r["attempts"], r["last_error"], json.loads(r["point"]),
+                              r["points"]) for r in self.db.execute(sql, (job,))]
 
     def failure_count(self, job: str) -> int:
         row = self.db.execute("SELECT COUNT(DISTINCT q.key) FROM requests q JOIN points p "
@@ -366,35 +401,39 @@ class Store:
         cur = self.db.execute(
             "INSERT INTO batches (job, shard, endpoint, model, requests, bytes, "
             "est_input_tokens, max_attempts, intent_at, status) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'submitting')",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job, shard, endpoint, model, requests, size, est_input_tokens, max_attempts,
-             time.time()))
-        return int(cur.lastrowid)
+             time.time(), SUBMITTING))
+        return int(cur.lastrowid or 0)
 
-    def update_batch(self, seq: int, **fields: Any) -> None:
-        if "info" in fields and not isinstance(fields["info"], str):
-            fields["info"] = json.dumps(fields["info"], sort_keys=True)
-        if "seen" in fields and not isinstance(fields["seen"], str):
-            fields["seen"] = json.dumps(fields["seen"], sort_keys=True)
-        sets = ", ".join(f"{name}=:{name}" for name in fields)
-        self.db.execute(f"UPDATE batches SET {sets} WHERE seq=:seq", {**fields, "seq": seq})
+    def update_batch(self, seq: int, **changes: Any) -> None:
+        unknown = set(changes) - _BATCH_COLUMNS
+        if unknown:
+            raise TypeError(f"no such batch fields: {', '.join(sorted(unknown))}")
+        for name in ("info", "seen"):
+            if name in changes and not isinstance(changes[name], str):
+                changes[name] = json.dumps(changes[name], sort_keys=True)
+        sets = ", ".join(f"{name}=:{name}" for name in changes)
+        self.db.execute(f"UPDATE batches SET {sets} WHERE seq=:seq", {**changes, "seq": seq})
 
-    def batch(self, seq: int) -> sqlite3.Row:
-        return self.db.execute("SELECT * FROM batches WHERE seq=?", (seq,)).fetchone()
+    def batch(self, seq: int) -> BatchRecord:
+        return BatchRecord.of(self.db.execute("SELECT * FROM batches WHERE seq=?",
+                                              (seq,)).fetchone())
 
-    def batches(self, *, job: str | None = None, open_only: bool = False) -> list[sqlite3.Row]:
+    def batches(self, *, job: str | None = None, open_only: bool = False) -> list[BatchRecord]:
         sql, args = "SELECT * FROM batches WHERE 1=1", []
         if job is not None:
             sql += " AND job=?"
             args.append(job)
         if open_only:
             sql += " AND collected_at IS NULL"
-        return self.db.execute(sql + " ORDER BY seq", args).fetchall()
+        return [BatchRecord.of(r) for r in self.db.execute(sql + " ORDER BY seq", args)]
 
-    def in_flight(self) -> list[sqlite3.Row]:
+    def in_flight(self) -> list[BatchRecord]:
         """Batches created at the provider and not yet collected."""
-        return self.db.execute("SELECT * FROM batches WHERE collected_at IS NULL "
-                               "AND batch_id IS NOT NULL ORDER BY seq").fetchall()
+        return [BatchRecord.of(r) for r in self.db.execute(
+            "SELECT * FROM batches WHERE collected_at IS NULL AND batch_id IS NOT NULL "
+            "ORDER BY seq")]
 
     def known_batch_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT batch_id FROM batches "
@@ -426,10 +465,10 @@ class Store:
         keys go back to what they were. Returns, by shard, what a shard packed again
         inherits: its upload (`input_file_id`, `upload_at`)."""
         sql = ("SELECT seq, shard, input_file_id, upload_at FROM batches "
-               "WHERE job=? AND status='submitting'")
+               "WHERE job=? AND status=?")
         if not uploaded:
             sql += " AND input_file_id IS NULL"
-        dropped = self.db.execute(sql, (job,)).fetchall()
+        dropped = self.db.execute(sql, (job, SUBMITTING)).fetchall()
         for row in dropped:
             # A key with earlier attempts keeps them, as a retry; a fresh one is forgotten.
             self.db.execute("UPDATE requests SET state='retry', batch_seq=NULL, not_before=0 "
@@ -443,6 +482,7 @@ class Store:
 
 
 def encode_value(kind: str, value: Any) -> bytes:
+    """A result as the cache stores it: JSON, or an embedding as packed float32 (`f32`)."""
     if kind == "f32":
         return array.array("f", value).tobytes()
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -454,132 +494,3 @@ def decode_value(kind: str, blob: bytes) -> Any:
         vector.frombytes(blob)
         return vector.tolist()
     return json.loads(blob)
-
-
-class Artifacts:
-    """Content-addressed files: `<kind>/<sha256>.jsonl`, complete or absent."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def path(self, kind: str, sha: str) -> Path:
-        return self.root / kind / f"{sha}.jsonl"
-
-    def exists(self, kind: str, sha: str) -> bool:
-        return self.path(kind, sha).is_file()
-
-    def open(self, kind: str) -> "ArtifactWriter":
-        folder = self.root / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")
-        return ArtifactWriter(os.fdopen(fd, "wb"), Path(tmp), folder)
-
-    @contextlib.contextmanager
-    def writer(self, kind: str) -> Iterator["ArtifactWriter"]:
-        writer = self.open(kind)
-        try:
-            yield writer
-        except BaseException:
-            writer.discard()
-            raise
-        writer.commit()
-
-    def put_file(self, kind: str, chunks: Iterator[bytes]) -> str:
-        with self.writer(kind) as writer:
-            for chunk in chunks:
-                writer.write(chunk)
-        return writer.sha
-
-
-class ArtifactWriter:
-    """Bytes to a temp file, hashed on the way; `commit` renames it to its hash."""
-
-    def __init__(self, fh: IO[bytes], tmp: Path, folder: Path):
-        self.fh, self.tmp, self.folder = fh, tmp, folder
-        self.hash = hashlib.sha256()
-        self.size = 0
-        self.lines = 0
-        self.sha = ""
-
-    def write(self, data: bytes) -> None:
-        self.fh.write(data)
-        self.hash.update(data)
-        self.size += len(data)
-        self.lines += data.count(b"\n")
-
-    def commit(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
-        self.sha = self.hash.hexdigest()
-        final = self.folder / f"{self.sha}.jsonl"
-        if final.exists():
-            self.tmp.unlink()
-        else:
-            os.replace(self.tmp, final)
-
-    def discard(self) -> None:
-        self.fh.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-class StateLock:
-    """One mutating batchrun per state directory. The kernel releases an flock when its
-    process dies, so a lock left by a killed run is never mistaken for a live one."""
-
-    def __init__(self, state_dir: Path):
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / "lock"
-        self.fh: IO[str] | None = None
-        self.previous: dict | None = None
-
-    def acquire(self, timeout: float = 0.0, command: str = "") -> None:
-        fh = open(self.path, "a+", encoding="utf-8")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = self._holder(fh)
-                    fh.close()
-                    raise LockHeld(
-                        f"another batchrun is using {self.path.parent} "
-                        f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
-                        f"{holder.get('command', 'a command')} since {holder.get('since', '?')})",
-                        hint="wait for it to finish, or pass --lock-timeout SECONDS to wait") \
-                        from None
-                time.sleep(0.2)
-        self.previous = self._holder(fh) or None  # left by a run that was killed
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                             "since": utc_now(), "command": command}))
-        fh.flush()
-        self.fh = fh
-
-    @staticmethod
-    def holder_of(state_dir: Path) -> dict:
-        """Who holds (or last held) the lock, as it wrote itself down; {} when unknown."""
-        try:
-            return json.loads((state_dir / "lock").read_text(encoding="utf-8") or "{}")
-        except (OSError, json.JSONDecodeError):
-            return {}
-
-    @staticmethod
-    def _holder(fh: IO[str]) -> dict:
-        fh.seek(0)
-        try:
-            return json.loads(fh.read() or "{}")
-        except json.JSONDecodeError:
-            return {}
-
-    def release(self) -> None:
-        if self.fh is not None:
-            self.fh.seek(0)
-            self.fh.truncate()
-            self.fh.flush()
-            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
-            self.fh.close()
-            self.fh = None

@@ -1,0 +1,80 @@
+"""Content-addressed files in the state directory: shards, downloaded output and error
+files. Each is `<kind>/<sha256>.jsonl`, written to a temp file and renamed to the hash of
+its bytes, so a file that exists is complete, and the same bytes are stored once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+
+class Artifacts:
+    """Content-addressed files: `<kind>/<sha256>.jsonl`, complete or absent."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, kind: str, sha: str) -> Path:
+        return self.root / kind / f"{sha}.jsonl"
+
+    def exists(self, kind: str, sha: str) -> bool:
+        return self.path(kind, sha).is_file()
+
+    def open(self, kind: str) -> "ArtifactWriter":
+        folder = self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")
+        return ArtifactWriter(os.fdopen(fd, "wb"), Path(tmp), folder)
+
+    @contextlib.contextmanager
+    def writer(self, kind: str) -> Iterator["ArtifactWriter"]:
+        writer = self.open(kind)
+        try:
+            yield writer
+        except BaseException:
+            writer.discard()
+            raise
+        writer.commit()
+
+    def put_file(self, kind: str, chunks: Iterator[bytes]) -> str:
+        with self.writer(kind) as writer:
+            for chunk in chunks:
+                writer.write(chunk)
+        return writer.sha
+
+
+class ArtifactWriter:
+    """Bytes to a temp file, hashed on the way; `commit` renames it to its hash."""
+
+    def __init__(self, fh: IO[bytes], tmp: Path, folder: Path):
+        self.fh, self.tmp, self.folder = fh, tmp, folder
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self.lines = 0
+        self.sha = ""
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.hash.update(data)
+        self.size += len(data)
+        self.lines += data.count(b"\n")
+
+    def commit(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        self.sha = self.hash.hexdigest()
+        final = self.folder / f"{self.sha}.jsonl"
+        if final.exists():
+            self.tmp.unlink()
+        else:
+            os.replace(self.tmp, final)
+
+    def discard(self) -> None:
+        self.fh.close()
+        self.tmp.unlink(missing_ok=True)

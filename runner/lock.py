@@ -1,0 +1,82 @@
+"""The lock that keeps two runs that change one state directory apart.
+
+An flock on `<state_dir>/lock`: the kernel releases it when its process dies, so a lock
+left by a killed run is never mistaken for a live one. The file also says who holds it
+(pid, host, command, since), for the message a second run gets.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from .errors import LockHeld
+
+
+class StateLock:
+    """One mutating batchrun per state directory. The kernel releases an flock when its
+    process dies, so a lock left by a killed run is never mistaken for a live one."""
+
+    def __init__(self, state_dir: Path):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "lock"
+        self.fh: IO[str] | None = None
+        self.previous: dict | None = None
+
+    def acquire(self, timeout: float = 0.0, command: str = "") -> None:
+        fh = open(self.path, "a+", encoding="utf-8")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = self._holder(fh)
+                    fh.close()
+                    raise LockHeld(
+                        f"another batchrun is using {self.path.parent} "
+                        f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+                        f"{holder.get('command', 'a command')} since {holder.get('since', '?')})",
+                        hint="wait for it to finish, or pass --lock-timeout SECONDS to wait") \
+                        from None
+                time.sleep(0.2)
+        self.previous = self._holder(fh) or None  # left by a run that was killed
+        fh.seek(0)
+        fh.truncate()
+        since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "since": since, "command": command}))
+        fh.flush()
+        self.fh = fh
+
+    @staticmethod
+    def holder_of(state_dir: Path) -> dict:
+        """Who holds (or last held) the lock, as it wrote itself down; {} when unknown."""
+        try:
+            return json.loads((state_dir / "lock").read_text(encoding="utf-8") or "{}")
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    @staticmethod
+    def _holder(fh: IO[str]) -> dict:
+        fh.seek(0)
+        try:
+            return json.loads(fh.read() or "{}")
+        except json.JSONDecodeError:
+            return {}
+
+    def release(self) -> None:
+        if self.fh is not None:
+            self.fh.seek(0)
+            self.fh.truncate()
+            self.fh.flush()
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None

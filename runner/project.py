@@ -1,0 +1,114 @@
+"""The project: `batchrun.yaml`, found from where batchrun runs, and what follows from it —
+the root, the state directory of the configured provider, who answers and which data a
+job writes to. A missing project file means the defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import BatchrunError, Location, SpecError
+from .keys import digest
+from .pricing import PriceTable
+from .spec import Project
+from .specerrors import shown, validate_model
+from .yamlfile import Positions, load
+
+PROJECT_FILE = "batchrun.yaml"
+
+
+@dataclass(frozen=True)
+class ProjectContext:
+    root: Path
+    config: Project
+    file: str | None           # display path of batchrun.yaml, None when absent
+
+    @property
+    def state_dir(self) -> Path:
+        """The ledger of the configured provider. The emulator keeps its own, inside, so
+        trying a job for free never leaves made-up answers where real ones are expected."""
+        base = (self.root / self.config.state_dir).resolve()
+        return base / "emulator" if self.config.provider.name == "emulator" else base
+
+    @property
+    def provider_id(self) -> str:
+        """Who answers: `emulator`, or the API's base URL. Stamps and the ledger carry it."""
+        cfg = self.config.provider
+        if cfg.name == "emulator":
+            return "emulator"
+        url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        return url.rstrip("/")
+
+    def target_id(self, collection: str) -> str:
+        """Which data a job writes to: the Qdrant server (or embedded folder) and the
+        collection. Batches carry it, so projects sharing an OpenAI organisation and a job
+        name never adopt each other's batches."""
+        cfg = self.config.qdrant
+        # Not an absolute path: a CI runner checking the project out elsewhere must still
+        # find the batches it created (the folder name tells projects apart).
+        where = cfg.url or f"{self.root.name}/{cfg.path or '.qdrant'}"
+        return digest([where, collection])[:16]
+
+
+def load_project(start: Path, environ: Mapping[str, str] | None = None) -> ProjectContext:
+    """batchrun.yaml from `start` or the nearest parent holding one; defaults otherwise."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / PROJECT_FILE
+        if candidate.is_file():
+            data, positions = load(candidate, display_path(candidate, start), environ)
+            data = {} if data is None else data
+            check_root(data, positions, "project file", "qdrant, provider, state_dir")
+            if isinstance(data.get("provider"), str):   # `provider: emulator` shorthand
+                data["provider"] = {"name": data["provider"]}
+            config = validate_model(Project, data, positions)
+            _check_prices(config, data, positions)
+            return ProjectContext(folder, config, positions.file)
+    return ProjectContext(start, Project(), None)
+
+
+def _check_prices(config: Project, data: dict, positions: Positions) -> None:
+    """Price overrides are checked with the project file, so errors point at their line."""
+    try:
+        PriceTable.load(config.prices, origin=positions.file)
+    except BatchrunError as exc:
+        if exc.where is None or exc.where.file != positions.file:
+            raise
+        path = _key_path(data, exc.where.key)
+        raise SpecError(exc.message, where=positions.at(path), hint=exc.hint) from None
+
+
+def _key_path(data: Any, dotted_key: str) -> tuple[str, ...]:
+    """"prices.gpt-4.1.batch.input" → ("prices", "gpt-4.1", "batch", "input"): keys may
+    hold dots, so the path is found by walking the data."""
+    path: list[str] = []
+    rest = dotted_key
+    while rest and isinstance(data, dict):
+        key = next((k for k in sorted(map(str, data), key=len, reverse=True)
+                    if rest == k or rest.startswith(k + ".")), None)
+        if key is None:
+            break
+        path.append(key)
+        data, rest = data.get(key), rest[len(key) + 1:]
+    return (*path, *([rest] if rest else []))
+
+
+def check_root(data: Any, positions: Positions, what: str, keys: str) -> None:
+    if data is None:
+        raise SpecError(f"the file is empty; expected a {what} (a mapping with {keys})",
+                        where=Location(positions.file, 1))
+    if not isinstance(data, dict):
+        raise SpecError(f"expected a {what} (a mapping with {keys}), got {shown(data)}",
+                        where=Location(positions.file, positions.line(())))
+
+
+def display_path(path: Path, cwd: Path) -> str:
+    """The path as the user names it: relative to where batchrun runs, symlinks kept (the
+    repository's demo links jobs/ into the starter project; `jobs/tags.yaml` is its name)."""
+    try:
+        return str(Path(os.path.abspath(path)).relative_to(os.path.abspath(cwd)))
+    except ValueError:
+        return str(path)
