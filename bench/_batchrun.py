@@ -43,6 +43,7 @@ from runner.emulator import Emulator, EmulatorConfig
 from runner.progress import Reporter
 from runner.provider import EMULATOR_URL, BatchAPI
 from runner.select import Selection
+from runner.writeback import Writer
 from runner.jobs import load_jobs
 from runner.project import load_project
 from runner.spec import QdrantConfig
@@ -155,14 +156,13 @@ def mark_current(client: QdrantClient, root: Path) -> None:
     emulator first. (`noop` checks that apply then finds every point up to date.)"""
     project = load_project(root)
     [job] = load_jobs([], project, root)
-    selection = Selection(client, job, page=PAGE, write_batch=WRITE_BATCH)
-    for point in selection.points():
+    writer = Writer(client, job, write_batch=WRITE_BATCH)
+    for point in Selection(client, job, page=PAGE).points():
         inputs = runner.reconcile.inputs_digest(job.fingerprint, point.id, point.payload)
         key = hashlib.sha256(inputs.encode()).hexdigest()
         result = Result(key, "json", _common.FAKE_RESULT, job.spec.model, "bench", "bench")
-        selection.write(point.id, {job.output_key: _common.FAKE_RESULT, selection.stamp_key:
-                                   runner.reconcile.stamp(inputs, result, project.provider_id)})
-    selection.flush()
+        writer.result(point.id, result, inputs, project.provider_id)
+    writer.flush()
 
 
 # ---- batchrun --------------------------------------------------------------------------

@@ -36,7 +36,7 @@ class JobRun:
     last: JobPlan
     sent: int = 0          # requests submitted by this run
     written: int = 0       # points written by this run
-    free: int = 0          # of which from results cached before this run (no request)
+    written_from_cache: int = 0   # of which from results cached before this run (no request)
     shards: int = 0
     waiting: dict[str, int] = field(default_factory=dict)   # ledger.waiting_states at the end
 
@@ -46,7 +46,7 @@ class JobRun:
         self.shards += len(plan.shards)
         self.written += plan.cached
         if first:
-            self.free += plan.cached
+            self.written_from_cache += plan.cached
 
     @property
     def failed(self) -> int:
@@ -79,7 +79,7 @@ class JobRun:
 
 
 @dataclass
-class Outcome:
+class ApplyResult:
     runs: dict[str, JobRun] = field(default_factory=dict)
     submitted: int = 0
     collected: list[Collected] = field(default_factory=list)
@@ -104,8 +104,8 @@ class Outcome:
                 sum(run.written for run in self.runs.values()))
 
 
-def apply(ws: Workspace) -> Outcome:
-    out = Outcome()
+def apply(ws: Workspace) -> ApplyResult:
+    out = ApplyResult()
     # Every batch the provider has for these jobs joins the ledger first; the shards of
     # these jobs that are then still uncreated are dropped, and re-packed by each job's
     # pass, so a spec changed since an interrupted run never sends what it no longer asks
@@ -145,7 +145,7 @@ def apply(ws: Workspace) -> Outcome:
         todo.extend(name for name in out.blocked if name not in todo)
 
 
-def _full_pass(ws: Workspace, job: Job, out: Outcome, todo: list[str], budget: Budget) -> None:
+def _full_pass(ws: Workspace, job: Job, out: ApplyResult, todo: list[str], budget: Budget) -> None:
     todo.remove(job.name)
     refused = next((need for need in job.spec.needs if need in out.refused), None)
     if refused:
@@ -174,7 +174,7 @@ def _full_pass(ws: Workspace, job: Job, out: Outcome, todo: list[str], budget: B
     run.waiting = ws.ledger.waiting_states(job.name, time.time())   # for jobs that need it
 
 
-def _blocked_by(job: Job, out: Outcome) -> str | None:
+def _blocked_by(job: Job, out: ApplyResult) -> str | None:
     """A job that reads another's output waits until that one has nothing in progress."""
     for need in job.spec.needs:
         run = out.runs.get(need)
@@ -183,13 +183,13 @@ def _blocked_by(job: Job, out: Outcome) -> str | None:
     return None
 
 
-def _refresh_states(ws: Workspace, out: Outcome) -> None:
+def _refresh_states(ws: Workspace, out: ApplyResult) -> None:
     now = time.time()
     for name, run in out.runs.items():
         run.waiting = ws.ledger.waiting_states(name, now)
 
 
-def _settled(out: Outcome, todo: list[str]) -> bool:
+def _settled(out: ApplyResult, todo: list[str]) -> bool:
     """Nothing left to do for the jobs still running (a refused job is done with)."""
     runs_settled = all(run.settled for name, run in out.runs.items()
                        if name not in out.refused)
@@ -212,4 +212,4 @@ def _wait(ws: Workspace) -> list[Collected]:
             return []
 
 
-__all__ = ["apply", "Options", "Outcome", "JobRun", "Workspace"]
+__all__ = ["apply", "Options", "ApplyResult", "JobRun", "Workspace"]

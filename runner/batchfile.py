@@ -13,7 +13,7 @@ problem the API would reject it for is reported with file, line and key:
 - for output files, any line `results.parse_line` finds malformed. Failed requests (a 400, an
   expired request) are not problems of the file; they are counted in the summary.
 
-Only the first `limit` problems are kept; `Report.problem_count` has the total.
+Only the first `limit` problems are kept; `FileCheck.problem_count` has the total.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class Report:
+class FileCheck:
     summary: Summary
     problems: tuple[Problem, ...]  # the first `limit`
     problem_count: int  # all of them
@@ -68,7 +68,7 @@ class Report:
         return self.problem_count == 0
 
 
-def check_file(path: Path, *, limit: int = 20, display: str | None = None) -> Report:
+def check_file(path: Path, *, limit: int = 20, display: str | None = None) -> FileCheck:
     """Check a batch input or output file, streaming it once; `display` is how messages
     name it (default: the path as given)."""
     checker = _Checker(display or str(path), limit)
@@ -193,12 +193,12 @@ class _Checker:
         if self.endpoint is None and body.get("object") in _OBJECT_ENDPOINTS:
             self.endpoint = _OBJECT_ENDPOINTS[body["object"]]
 
-    def report(self) -> Report:
+    def report(self) -> FileCheck:
         if self.lines == 0:
             self.add(0, "", "empty file: no requests")
         summary = Summary(self.kind or "unknown", self.lines, self.size, self.endpoint,
                           self.model, dict(self.outcomes))
-        return Report(summary, tuple(self.problems), self.count)
+        return FileCheck(summary, tuple(self.problems), self.count)
 
 
 def _kind_of(obj: dict) -> str | None:

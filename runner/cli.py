@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import click
 
-from . import __version__, report
+from . import __version__, views
 from .apply import apply as run_apply
 from .ledger import TERMINAL
 from .workspace import Options, Workspace
@@ -180,12 +180,12 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
         with ws.locked("apply"):
             outcome = run_apply(ws)
         if as_json:
-            _emit(report.apply_json(ws, outcome))
+            _emit(views.apply_json(ws, outcome))
         else:
-            for line in report.apply_lines(ws, outcome):
+            for line in views.apply_lines(ws, outcome):
                 click.echo(line)
     finally:
-        ws.report.close()
+        ws.progress.close()
         ws.close()
     if outcome.stalled:
         if not as_json:
@@ -225,13 +225,13 @@ def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, no_progr
         plans = ws.plan()
         failing = [job for job in ws.jobs if plans[job.name].render_errors]
         if as_json and not failing:
-            _emit(report.plan_json(ws, plans))
+            _emit(views.plan_json(ws, plans))
         elif not as_json:
-            _echo_lines(report.plan_lines(ws, plans))
+            _echo_lines(views.plan_lines(ws, plans))
         for job in failing:   # points that cannot be rendered are an error, as in apply
             plans[job.name].raise_render_errors(job)
     finally:
-        ws.report.close()
+        ws.progress.close()
         ws.close()
     if detailed_exitcode and any(not p.done for p in plans.values()):
         sys.exit(EXIT_PENDING)
@@ -264,7 +264,7 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
             plans = {job.name: ws.prepare(job, budget) for job in ws.jobs}
         shards = [(name, s) for name, plan in plans.items() for s in plan.shards]
         if as_json:
-            _emit({"jobs": {n: report.job_counts(p) for n, p in plans.items()},
+            _emit({"jobs": {n: views.job_counts(p) for n, p in plans.items()},
                    "shards": [{"job": n, "sha256": s.sha, "requests": s.requests,
                                "bytes": s.bytes, "path": str(ws.ledger.artifacts.path(SHARDS, s.sha))}
                               for n, s in shards]})
@@ -275,7 +275,7 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
             click.echo(f"Prepared {len(shards)} shard{'s' * (len(shards) != 1)}; "
                        "`batchrun submit` sends them.")
     finally:
-        ws.report.close()
+        ws.progress.close()
         ws.close()
 
 
@@ -343,13 +343,13 @@ def collect(state: State, paths: tuple[str, ...], wait: bool, no_progress: bool,
         if as_json:
             _emit({"collected": [{"batch_id": c.batch_id, "job": c.job, "status": c.status,
                                   "lines": dict(c.seen)} for c in collected],
-                   "jobs": {n: report.job_counts(p) for n, p in plans.items()}})
+                   "jobs": {n: views.job_counts(p) for n, p in plans.items()}})
         else:
             for name, plan in plans.items():
                 click.echo(f"{name}: {plan.cached:,} written, {plan.in_flight:,} in flight, "
                            f"{plan.pending:,} not yet sent, {plan.failed:,} failed")
     finally:
-        ws.report.close()
+        ws.progress.close()
         ws.close()
 
 
@@ -373,11 +373,11 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
     ws = _workspace(state, paths, no_progress=True)
     try:
         while True:
-            rows = report.status_rows(ws)
+            rows = views.status_rows(ws)
             if as_json:
-                _emit({"batches": rows, "failures": report.failure_rows(ws)})
+                _emit({"batches": rows, "failures": views.failure_rows(ws)})
             else:
-                _echo_lines(report.status_lines(rows, ws))
+                _echo_lines(views.status_lines(rows, ws))
             if not watch or all(row["status"] in TERMINAL for row in rows):
                 return   # nothing left that could change
             time.sleep(ws.api.poll_interval)
@@ -437,7 +437,7 @@ def costs(state: State, by: str, as_json: bool) -> None:
     if as_json:
         _emit(rows)
     else:
-        _echo_lines(report.cost_lines(rows, by))
+        _echo_lines(views.cost_lines(rows, by))
 
 
 @cli.command()
@@ -505,16 +505,16 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
     try:
         job = ws.jobs[0]
         if failed:
-            rows = report.failure_rows(ws, limit=limit)
+            rows = views.failure_rows(ws, limit=limit)
             if as_json:
                 _emit({"failures": rows})
             else:
-                _echo_lines(report.failure_lines(ws, job, rows))
+                _echo_lines(views.failure_lines(ws, job, rows))
         elif as_json:
             _emit({"points": [{"id": i, "inputs": inputs, "result": result}
                               for i, inputs, result in ws.selection(job).peek(limit)]})
         else:
-            _echo_lines(report.show_lines(ws, job, limit=limit))
+            _echo_lines(views.show_lines(ws, job, limit=limit))
     finally:
         ws.close()
 
@@ -555,16 +555,16 @@ def demo(state: State, speed: str, examples: int, no_progress: bool) -> None:
         added = seed(ws.qdrant)
         click.echo(f"Qdrant: collection 'videos' has {ws.qdrant.count('videos').count} videos"
                    + (f" ({added} added now)" if added else "") + ".\n")
-        _echo_lines(report.plan_lines(ws, ws.plan()))
+        _echo_lines(views.plan_lines(ws, ws.plan()))
         click.echo("")
         with ws.locked("demo"):
             outcome = run_apply(ws)
-        ws.report.close()
-        _echo_lines(report.apply_lines(ws, outcome))
+        ws.progress.close()
+        _echo_lines(views.apply_lines(ws, outcome))
         click.echo("")
-        _echo_lines(report.show_lines(ws, ws.jobs[0], limit=examples))
+        _echo_lines(views.show_lines(ws, ws.jobs[0], limit=examples))
     finally:
-        ws.report.close()
+        ws.progress.close()
         ws.close()
 
 

@@ -23,16 +23,17 @@ from .errors import ProviderError
 from .pack import SHARDS
 from .pricing import PriceTable, cost
 from .provider import BatchAPI
+from .ledger import TERMINAL, BatchRecord, Ledger, encode_value
 from .results import Expect, Outcome, Usage, iter_jsonl, parse_line
-from .ledger import FAILED, RETRY, TERMINAL, Ledger, encode_value
+from .retry import (Settlement, settle_invalid_batch, settle_line, settle_never_ran,
+                    settle_token_limit)
 from .submit import batch_info
-from .validate import AnswerValidator
+from .answers import AnswerValidator
 
 OUTPUTS = "outputs"
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
-TOKEN_LIMIT_TRIES = 8   # a batch refused this often for a full queue will never fit
 
-Report = Callable[[str], None]
+Say = Callable[[str], None]
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Collected:
     cost_usd: Decimal | None = None
     model: str | None = None                         # as the lines report it (dated)
     note: str | None = None
+    expect: Expect = Expect.TEXT                     # what its requests asked for
 
 
 def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> list[Batch]:
@@ -63,17 +65,16 @@ def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> lis
 
 
 def collect_finished(ledger: Ledger, api: BatchAPI, prices: PriceTable, *, backoff: float,
-                     report: Report | None = None) -> list[Collected]:
+                     say: Say | None = None) -> list[Collected]:
     """Collect every batch in flight whose provider status is terminal. Each retries its
     failed requests up to the max_attempts its job had when it was packed."""
     done = []
     for row in ledger.in_flight():
         if row.status not in TERMINAL:
             continue
-        done.append(collect_batch(ledger, api, row, prices, row.max_attempts,
-                                  backoff=backoff))
-        if report:
-            report(describe(done[-1]))
+        done.append(collect_batch(ledger, api, row, prices, backoff=backoff))
+        if say:
+            say(describe(done[-1]))
     return done
 
 
@@ -87,8 +88,10 @@ def describe(collected: Collected) -> str:
             + ", ".join(parts) + (f" — {collected.note}" if collected.note else ""))
 
 
-def collect_batch(ledger: Ledger, api: BatchAPI, row: Any, prices: PriceTable, max_attempts: int,
-                  *, backoff: float) -> Collected:
+def collect_batch(ledger: Ledger, api: BatchAPI, row: BatchRecord, prices: PriceTable, *,
+                  backoff: float) -> Collected:
+    """Collect one finished batch; its failed requests are retried up to the max_attempts
+    its job had when it was packed."""
     batch = api.retrieve(row.batch_id)
     result = Collected(row.seq, row.job, batch.id, batch.status)
     files = {}
@@ -98,6 +101,7 @@ def collect_batch(ledger: Ledger, api: BatchAPI, row: Any, prices: PriceTable, m
     crash.point("after-download")
     _restore_shard(ledger, api, row, batch)
     expect, validator = expectation(ledger, row.shard)
+    result.expect = expect
     now = time.time()
     with ledger.transaction():
         if batch.status == "failed":
@@ -106,16 +110,13 @@ def collect_batch(ledger: Ledger, api: BatchAPI, row: Any, prices: PriceTable, m
         for download in files.values():
             for _, line in iter_jsonl(download.path):
                 outcome = parse_line(line, expect=expect, validator=validator)
-                _settle(ledger, row, batch, outcome, result, max_attempts, answers)
+                _settle(ledger, row, batch, outcome, result, answers)
                 if len(answers) >= 1000:
                     ledger.put_results(answers)
                     answers.clear()
         ledger.put_results(answers)
         for key in ledger.unqueued_keys(row.seq):   # in no file: never ran
-            ledger.settle(key, row.job, row.seq, state=RETRY, attempts_delta=0,
-                         deferrals_delta=1, not_before=0.0,
-                         error=f"missing from the files of batch {batch.id} ({batch.status})")
-            result.seen["deferred"] += 1
+            _record(ledger, row, key, result, settle_never_ran(batch.id, batch.status))
         usd, standard, model = _costs(prices, result.usage, row, batch, result)
         result.cost_usd = usd
         ledger.update_batch(
@@ -132,7 +133,7 @@ def collect_batch(ledger: Ledger, api: BatchAPI, row: Any, prices: PriceTable, m
     return result
 
 
-def _restore_shard(ledger: Ledger, api: BatchAPI, row: Any, batch: Batch) -> None:
+def _restore_shard(ledger: Ledger, api: BatchAPI, row: BatchRecord, batch: Batch) -> None:
     """A batch's own input file says what it asked for; if the local copy is gone (the
     artifacts folder was cleaned), fetch it back from the provider."""
     if ledger.artifacts.exists(SHARDS, row.shard):
@@ -161,31 +162,15 @@ def expectation(ledger: Ledger, shard: str) -> tuple[Expect, Any]:
     return Expect.TEXT, None
 
 
-def _failed_batch(ledger: Ledger, row: Any, batch: Batch, result: Collected, now: float,
-                  backoff: float) -> None:
+def _failed_batch(ledger: Ledger, row: BatchRecord, batch: Batch, result: Collected,
+                  now: float, backoff: float) -> None:
     errors = batch.errors.data if batch.errors and batch.errors.data else []
-    codes = {e.code for e in errors}
-    if TOKEN_LIMIT_CODE in codes:
-        # The organisation's queue was full: nothing ran, nothing is billed, try later —
-        # unless it keeps happening, which means this batch alone is over the limit.
+    if TOKEN_LIMIT_CODE in {e.code for e in errors}:
         result.note = "token_limit_exceeded: re-queued with backoff"
         for key in ledger.unqueued_keys(row.seq):
-            state = ledger.request(key)
-            deferrals = state.deferrals if state else 0
-            if deferrals + 1 >= TOKEN_LIMIT_TRIES:
-                ledger.settle(key, row.job, row.seq, state=FAILED, attempts_delta=0,
-                             deferrals_delta=1, not_before=0.0, error=(
-                                 f"token_limit_exceeded {deferrals + 1} times: a batch of "
-                                 f"{row.requests:,} requests does not fit the organisation's "
-                                 f"enqueued-token limit for {row.model}; set "
-                                 "batch.max_enqueued_tokens under that limit (or a smaller "
-                                 "batch.max_requests), then apply --retry-failed"))
-                result.seen["failed"] += 1
-                continue
-            ledger.settle(key, row.job, row.seq, state=RETRY, attempts_delta=0,
-                         deferrals_delta=1, not_before=now + backoff * 2 ** min(deferrals, 6),
-                         error="batch failed: token_limit_exceeded (re-queued)")
-            result.seen["deferred"] += 1
+            _record(ledger, row, key, result, settle_token_limit(
+                ledger.request(key), requests=row.requests, model=row.model, now=now,
+                backoff=backoff))
         return
     first = errors[0] if errors else None
     where = f" at line {first.line}" if first is not None and first.line else ""
@@ -193,50 +178,41 @@ def _failed_batch(ledger: Ledger, row: Any, batch: Batch, result: Collected, now
               else "no reason given")
     result.note = f"failed validation: {detail}"
     for key in ledger.unqueued_keys(row.seq):
-        # The same file would fail the same way: do not resubmit blindly.
-        ledger.settle(key, row.job, row.seq, state=FAILED, attempts_delta=1,
-                     deferrals_delta=0, not_before=0.0,
-                     error=f"batch {batch.id} failed validation: {detail}")
-        result.seen["failed"] += 1
+        _record(ledger, row, key, result, settle_invalid_batch(batch.id, detail))
 
 
-def _settle(ledger: Ledger, row: Any, batch: Batch, outcome: Outcome, result: Collected,
-            max_attempts: int, answers: list[tuple]) -> None:
+def _settle(ledger: Ledger, row: BatchRecord, batch: Batch, outcome: Outcome,
+            result: Collected, answers: list[tuple]) -> None:
     """Record one line's outcome: an answer joins `answers` (cached in bulk by the caller),
-    a failure becomes a retry or a final failure with its reason."""
-    key, job = outcome.custom_id, row.job
+    a failure becomes a retry or a final failure (retry.py) with its reason."""
     if outcome.billed:
         result.usage = result.usage + outcome.usage
         result.seen["billed"] += 1
         result.model = result.model or outcome.model
     if outcome.ok:
-        kind = "f32" if _is_vector(outcome.value) else "json"
-        answers.append((key, kind, encode_value(kind, outcome.value),
+        # Only an embeddings batch holds vectors: a JSON answer that is a list of
+        # numbers stays JSON, exactly as it came.
+        kind = "f32" if result.expect is Expect.EMBEDDING else "json"
+        answers.append((outcome.custom_id, kind, encode_value(kind, outcome.value),
                         outcome.model or batch.model, batch.id))
         result.seen["succeeded"] += 1
         return
-    state = ledger.request(key)
+    state = ledger.request(outcome.custom_id)
     if state is None or state.batch_seq != row.seq:
         return  # a line for a key this batch no longer owns (answered elsewhere)
-    never_ran = outcome.retryable and not outcome.billed and outcome.status_code is None
-    attempts = state.attempts + (0 if never_ran else 1)
-    if outcome.retryable and attempts < max_attempts:
-        ledger.settle(key, job, row.seq, state=RETRY, attempts_delta=0 if never_ran else 1,
-                     deferrals_delta=1 if never_ran else 0, not_before=0.0, error=outcome.reason)
-        result.seen["deferred" if never_ran else "retry"] += 1
-    else:
-        why = outcome.reason if not outcome.retryable else \
-            f"{outcome.reason} (gave up after {attempts} attempts)"
-        ledger.settle(key, job, row.seq, state=FAILED, attempts_delta=0 if never_ran else 1,
-                     deferrals_delta=0, not_before=0.0, error=why)
-        result.seen["failed"] += 1
+    _record(ledger, row, outcome.custom_id, result, settle_line(outcome, state, row.max_attempts))
 
 
-def _is_vector(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, float) for v in value)
+def _record(ledger: Ledger, row: BatchRecord, key: str, result: Collected,
+            settlement: Settlement) -> None:
+    ledger.settle(key, row.job, row.seq, state=settlement.state,
+                  attempts_delta=settlement.attempts_delta,
+                  deferrals_delta=settlement.deferrals_delta,
+                  not_before=settlement.not_before, error=settlement.error)
+    result.seen[settlement.counted_as] += 1
 
 
-def _costs(prices: PriceTable, usage: Usage, row: Any, batch: Batch,
+def _costs(prices: PriceTable, usage: Usage, row: BatchRecord, batch: Batch,
            result: Collected) -> tuple[Decimal | None, Decimal | None, str]:
     model = result.model or batch.model or row.model
     price = prices.lookup(model) or prices.lookup(row.model)

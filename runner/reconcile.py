@@ -22,14 +22,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .decide import Rules, Verdict, Why, decide, unchanged
 from .errors import BatchrunError, SpecError
 from .estimate import Estimate
+from .jobs import Job
+from .ledger import Ledger
 from .pack import Packer, Shard
 from .render import RenderError, render_parts, request_frame
 from .select import Point, Selection
-from .jobs import Job
-from .ledger import FAILED, QUEUED, RETRY, Result, Ledger
 from .tokens import max_output_tokens, prompt_tokens
+from .writeback import Writer
 
 Progress = Callable[[str, int], None]
 INPUTS_SCHEME = "m2:"   # how `inputs_digest` hashes; a new scheme re-renders once, sends nothing
@@ -72,6 +74,20 @@ class JobPlan:
     held_back: Estimate = field(default_factory=Estimate)    # pending beyond the queue limit
     shards: list[Shard] = field(default_factory=list)
 
+    def count_pending(self, why: Why | None, stamp: dict | None) -> None:
+        self.pending += 1
+        if why is Why.RETRY:
+            self.retry_points += 1
+        elif why is Why.RERUN:
+            self.rerun_points += 1
+        elif why is Why.OTHER_PROVIDER:
+            who = str((stamp or {}).get("provider"))
+            self.other_provider[who] = self.other_provider.get(who, 0) + 1
+        elif why is Why.CHANGED:
+            self.changed_points += 1
+        else:
+            self.new_points += 1
+
     @property
     def render_failed(self) -> int:
         return sum(f.count for f in self.render_errors.values())
@@ -108,14 +124,6 @@ def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
     except ValueError:   # a value marshal cannot write; JSON can, more slowly
         data = json.dumps([fingerprint, point_id, payload], default=str).encode()
     return INPUTS_SCHEME + hashlib.sha256(data).hexdigest()[:32]
-
-
-def stamp(inputs: str, result: Result, provider: str) -> dict:
-    """What a point carries beside its result: the request key that produced it, the
-    digest of the inputs it was rendered from, who answered (a provider's base URL, or
-    `emulator`), the model, the batch and when the answer arrived."""
-    return {"key": result.key, "inputs": inputs, "provider": provider, "model": result.model,
-            "batch": result.batch_id, "at": result.at}
 
 
 class _PlanDedupe:
@@ -156,11 +164,10 @@ class _LedgerSink:
 
 @dataclass(frozen=True)
 class PassOptions:
-    """What one pass may do. Without `write`, it only counts (plan); with `write`, it
-    writes cached results and refreshed stamps to Qdrant; with `pack` too, it packs
-    pending requests into shards recorded in the ledger."""
+    """What one pass may do. Without a writer it only counts (plan); with one it writes
+    cached results and renewed stamps to Qdrant; with `pack` too, it packs pending
+    requests into shards recorded in the ledger."""
 
-    write: bool = False
     pack: bool = False
     estimate: bool = False
     # --force: stamps and the cache are ignored, except answers from `fresh_batches` (the
@@ -175,15 +182,15 @@ class PassOptions:
 
 
 def reconcile(job: Job, selection: Selection, ledger: Ledger, options: PassOptions,
-              progress: Progress | None = None) -> JobPlan:
+              writer: Writer | None = None, progress: Progress | None = None) -> JobPlan:
     """One pass over a job's points. The caller owns the transaction."""
-    pass_ = _Pass(job, selection, ledger, options)
+    pass_ = _Pass(job, ledger, options, writer)
     try:
         for point in selection.points():
             pass_.plan.matched += 1
             if progress and pass_.plan.matched % 1000 == 0:
                 progress("scanned", pass_.plan.matched)
-            pass_.one(point)
+            pass_.reconcile_point(point)
         pass_.finish()
     except BaseException:
         if pass_.packer:
@@ -226,15 +233,16 @@ class _Waiting:
 class _Pass:
     """The decisions of one pass, point by point (see the module docstring)."""
 
-    def __init__(self, job: Job, selection: Selection, ledger: Ledger, options: PassOptions):
-        self.job, self.selection, self.ledger, self.options = job, selection, ledger, options
+    def __init__(self, job: Job, ledger: Ledger, options: PassOptions, writer: Writer | None):
+        self.job, self.ledger, self.options, self.writer = job, ledger, options, writer
         self.plan = JobPlan(job.name)
         self.now = time.time()
+        self.rules = Rules(ledger.provider, options.force, options.fresh_batches)
         spec = job.spec
         self.packer = Packer(ledger.artifacts, _LedgerSink(ledger, job, options.uploaded),
                              max_requests=spec.batch.max_requests,
                              max_bytes=spec.batch.max_bytes) \
-            if options.write and options.pack else None
+            if writer is not None and options.pack else None
         self.dedupe = None if self.packer else _PlanDedupe()
         self.waiting = _Waiting(ledger, job.name) if self.packer else None
         # The queue limit shapes what one wave sends; a plan shows every request.
@@ -243,80 +251,62 @@ class _Pass:
         self.frame = request_frame(job)
 
     def finish(self) -> None:
-        if self.options.write:
-            self.selection.flush()
+        if self.writer is not None:
+            self.writer.flush()
         if self.packer:
             self.plan.shards = self.packer.close()
         if self.waiting:
             self.waiting.flush()
 
-    def one(self, point: Point) -> None:
-        job, plan, ledger, options = self.job, self.plan, self.ledger, self.options
+    def reconcile_point(self, point: Point) -> None:
+        """Decide what one point needs (decide.py), and do it: count it, write it from
+        the cache, record that it waits for its key, or pack its request."""
+        job, plan, ledger = self.job, self.plan, self.ledger
         inputs = inputs_digest(job.fingerprint, point.id, point.payload)
-        old = point.stamp
-        # A stamp counts only for the provider that wrote it: switching from the emulator
-        # to the real API must send every request for real. Forced, only this run's count.
-        current = old is not None and old.get("provider") == ledger.provider and (
-            not options.force or old.get("batch") in options.fresh_batches)
-        if current and old.get("inputs") == inputs:
+        if unchanged(point.stamp, inputs, self.rules):
             plan.up_to_date += 1
             return
         try:
             parts = render_parts(job, point.id, point.payload)
         except RenderError as exc:
-            if any(key not in point.payload for key in options.needed):
+            if any(key not in point.payload for key in self.options.needed):
                 plan.unready += 1   # a job it needs has not answered for this point yet
             else:
                 plan.render_errors.setdefault(str(exc), RenderFailures(exc)).add(point.id)
             return
         body = self.frame.serialise(parts)
         key = self.frame.key(body)
-        if current and old.get("key") == key:
+        cached = ledger.result(key)
+        decision = decide(point.stamp, key, cached, ledger.request(key), self.now, self.rules)
+        verdict = decision.verdict
+        if verdict is Verdict.RESTAMP:
             plan.up_to_date += 1
             plan.restamped += 1
-            if options.write:
-                self.selection.write(point.id, {self.selection.stamp_key:
-                                                {**old, "inputs": inputs}})
+            if self.writer is not None and point.stamp is not None:
+                self.writer.restamp(point.id, point.stamp, inputs)
             return
-        result = ledger.result(key)
-        if result is not None and (not options.force or result.batch_id in options.fresh_batches):
+        if verdict is Verdict.CACHED:
             plan.cached += 1
-            if options.write:
-                self.selection.write(point.id, {job.output_key: result.value,
-                                                self.selection.stamp_key:
-                                                stamp(inputs, result, ledger.provider)})
+            if self.writer is not None and cached is not None:
+                self.writer.result(point.id, cached, inputs, ledger.provider)
             return
-        if result is not None and self.packer is not None:
+        if cached is not None and self.packer is not None:
             # Forced: the old answer goes, so a point held back for a later wave waits
             # for the new one instead of taking the old one back.
             ledger.forget_result(key)
         if self.waiting is not None:   # whatever happens below, this point waits for `key`
             self.waiting.add(point.id, key, inputs)
-        state = ledger.request(key)
-        if state is not None and state.state == QUEUED:
+        if verdict is Verdict.IN_FLIGHT:
             plan.in_flight += 1
-            return
-        if state is not None and state.state == FAILED:
+        elif verdict is Verdict.FAILED:
             plan.failed += 1
-            return
-        if state is not None and state.state == RETRY and state.not_before > self.now:
+        elif verdict is Verdict.WAITING:
             plan.waiting += 1
-            return
-        plan.pending += 1
-        if state is not None and state.attempts:
-            plan.retry_points += 1
-        elif state is not None:
-            plan.rerun_points += 1   # never ran: its batch expired, was cancelled or full
-        elif old and old.get("provider") != ledger.provider:
-            who = str(old.get("provider"))
-            plan.other_provider[who] = plan.other_provider.get(who, 0) + 1
-        elif old:
-            plan.changed_points += 1
         else:
-            plan.new_points += 1
-        if self.dedupe is not None and not self.dedupe.first(key):
-            return  # the same request as another pending point: counted once, sent once
-        self._request(key, body, parts)
+            plan.count_pending(decision.why, point.stamp)
+            if self.dedupe is not None and not self.dedupe.first(key):
+                return  # the same request as another pending point: counted once, sent once
+            self._request(key, body, parts)
 
     def _request(self, key: str, body: bytes, parts: Any) -> None:
         """A pending request: estimated, then packed — or held back for a later wave."""

@@ -1,10 +1,9 @@
-"""Qdrant at the edge: connecting, streaming the points a job selects, writing results.
+"""Qdrant at the edge: connecting, and streaming the points a job selects.
 
 Reading streams page by page (`scroll_page` points, default 10,000: the embedded engine
 re-sorts every id on every page, so small pages are quadratic) and asks only for the
-fields the template reads plus the job's stamp, never vectors. Writing batches many
-points per `batch_update_points` call, one operation per point: the result and the stamp
-go in one top-level merge, so two jobs never overwrite each other's stamps.
+fields the template reads plus the job's stamp, never vectors. Writing results back is
+writeback.py.
 """
 
 from __future__ import annotations
@@ -13,21 +12,14 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from qdrant_client import QdrantClient, models
+from qdrant_client import QdrantClient
 
-from . import crash
 from .errors import BatchrunError, Location, SpecError
 from .filters import qdrant_filter
 from .jobs import Job
 from .project import ProjectContext
 from .lock import StateLock
-
-STAMP_PREFIX = "_batchrun_"
-
-
-def stamp_key(job_name: str) -> str:
-    """The payload key holding a job's stamp, beside its result."""
-    return STAMP_PREFIX + job_name
+from .writeback import STAMP_PREFIX, stamp_key
 
 
 @dataclass(frozen=True)
@@ -66,17 +58,14 @@ def connect(project: ProjectContext) -> QdrantClient:
 
 
 class Selection:
-    """The points one job reads, and the writes back to them."""
+    """The points one job reads: its collection, filtered, with its fields and stamp."""
 
-    def __init__(self, client: QdrantClient, job: Job, *, page: int, write_batch: int):
+    def __init__(self, client: QdrantClient, job: Job, *, page: int):
         self.client = client
         self.job = job
         self.page = page
-        self.write_batch = write_batch
         self.collection = job.spec.source.collection
         self.stamp_key = stamp_key(job.name)
-        self._writes: list[models.SetPayloadOperation] = []
-        self.written = 0
         self.filter = (qdrant_filter(job.spec.source.filter, job.positions, ("source", "filter"))
                        if job.spec.source.filter is not None else None)
         self._check_collection()
@@ -129,34 +118,3 @@ class Selection:
                        (not k.startswith(STAMP_PREFIX) and k != self.job.output_key)}
 
         return Point(point_id, payload, stamp if isinstance(stamp, dict) else None)
-
-    def write(self, point_id: Any, payload: dict) -> None:
-        """Merge `payload` into a point; sent in batches of `write_batch` points."""
-        self._writes.append(models.SetPayloadOperation(
-            set_payload=models.SetPayload(payload=payload, points=[point_id])))
-        if len(self._writes) >= self.write_batch:
-            self.flush()
-
-    def flush(self) -> int:
-        """Send the writes still buffered; returns how many points they touched."""
-        writes, self._writes = self._writes, []
-        if writes:
-            try:
-                self.client.batch_update_points(self.collection, writes, wait=True)
-            except Exception:
-                # A point deleted while its request was out (batches take hours) fails the
-                # whole call: write the others, and let the deleted ones go.
-                existing = self._existing(writes)
-                if len(existing) == len(writes):
-                    raise   # not a deleted point: the original error stands
-                writes = existing
-                if writes:
-                    self.client.batch_update_points(self.collection, writes, wait=True)
-            crash.point("mid-write")
-        self.written += len(writes)
-        return len(writes)
-
-    def _existing(self, writes: list[models.SetPayloadOperation]) -> list:
-        ids = [op.set_payload.points[0] for op in writes]   # type: ignore[index]
-        present = {p.id for p in self.client.retrieve(self.collection, ids, with_payload=False)}
-        return [op for op, point_id in zip(writes, ids) if point_id in present]

@@ -30,7 +30,7 @@ CLOCK_SKEW = 300.0            # seconds of disagreement tolerated between us and
 ADOPT_LOOKBACK = 72 * 3600.0  # in flight (24 h window) plus time to collect what finished
 CREATE_ATTEMPTS = 5
 
-Report = Callable[[str], None]
+Say = Callable[[str], None]
 
 
 def metadata(job: str, shard: str, target: str) -> dict[str, str]:
@@ -45,7 +45,7 @@ def input_filename(job: str, shard: str) -> str:
 
 def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
           max_attempts: Mapping[str, int], *, lookback: float = ADOPT_LOOKBACK,
-          report: Report | None = None) -> int:
+          say: Say | None = None) -> int:
     """Attach batches the provider has and the ledger lacks, for these jobs (name → the
     target id of their data; name → their batch.max_attempts). Returns how many."""
     submitting = {(r.job, r.shard): r for r in ledger.batches(open_only=True)
@@ -69,8 +69,8 @@ def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
                 _adopt_unknown(ledger, api, job, shard, batch, max_attempts[job])
         known.add(batch.id)
         adopted += 1
-        if report:
-            report(f"{job}: adopted batch {batch.id} ({batch.status}) created by an earlier run")
+        if say:
+            say(f"{job}: adopted batch {batch.id} ({batch.status}) created by an earlier run")
     return adopted
 
 
@@ -117,7 +117,7 @@ def batch_info(batch: Batch) -> dict:
 
 
 def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
-                   report: Report | None = None) -> list[int]:
+                   say: Say | None = None) -> list[int]:
     """Create a batch for every recorded intent of these jobs (name → target id). Call
     `adopt` first."""
     created = []
@@ -126,8 +126,8 @@ def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
             continue
         batch = _submit_one(ledger, api, row, targets[row.job])
         created.append(row.seq)
-        if report:
-            report(f"{row.job}: submitted batch {batch.id} "
+        if say:
+            say(f"{row.job}: submitted batch {batch.id} "
                    f"({row.requests:,} requests, {row.bytes:,} bytes)")
     return created
 

@@ -27,8 +27,9 @@ from .pack import SHARDS
 from .pricing import PriceTable
 from .progress import Reporter
 from .provider import BatchAPI, open_provider
-from .reconcile import JobPlan, PassOptions, reconcile, stamp
+from .reconcile import JobPlan, PassOptions, reconcile
 from .select import Selection, connect
+from .writeback import Writer, write_answered
 from .jobs import Job
 from .project import ProjectContext
 from .lock import StateLock
@@ -54,7 +55,7 @@ class Workspace:
                  options: Options | None = None):
         self.project = project
         self.jobs = jobs
-        self.report = reporter
+        self.progress = reporter
         self.options = options or Options()
         self.prices = PriceTable.load(project.config.prices,
                                       origin=project.file or "batchrun.yaml")
@@ -90,8 +91,10 @@ class Workspace:
         return self._qdrant
 
     def selection(self, job: Job) -> Selection:
-        cfg = self.project.config.qdrant
-        return Selection(self.qdrant, job, page=cfg.scroll_page, write_batch=cfg.write_batch)
+        return Selection(self.qdrant, job, page=self.project.config.qdrant.scroll_page)
+
+    def writer(self, job: Job) -> Writer:
+        return Writer(self.qdrant, job, write_batch=self.project.config.qdrant.write_batch)
 
     def close(self) -> None:
         if self._qdrant is not None:
@@ -106,7 +109,7 @@ class Workspace:
         lock.acquire(self.options.lock_timeout, command)
         try:
             if lock.previous and lock.previous.get("pid"):
-                self.report.line(f"note: the previous run (pid {lock.previous['pid']}, "
+                self.progress.line(f"note: the previous run (pid {lock.previous['pid']}, "
                                  f"{lock.previous.get('command', '')}) ended without finishing; "
                                  "resuming where it stopped")
             yield
@@ -125,12 +128,13 @@ class Workspace:
         keys = {j.name: j.output_key for j in self.jobs}
         return tuple(keys[name] for name in job.spec.needs if name in keys)
 
-    def _pass(self, job: Job, options: PassOptions) -> JobPlan:
+    def _pass(self, job: Job, options: PassOptions, *, write: bool = False) -> JobPlan:
         selection = self.selection(job)
-        self.report.start(job.name, selection.count() if self.report.wants_total else None)
+        self.progress.start(job.name, selection.count() if self.progress.wants_total else None)
         plan = reconcile(job, selection, self.ledger, options,
-                         progress=lambda _stage, n: self.report.advance(job.name, n))
-        self.report.finish(job.name)
+                         self.writer(job) if write else None,
+                         progress=lambda _stage, n: self.progress.advance(job.name, n))
+        self.progress.finish(job.name)
         return plan
 
     def cost_range(self, job: Job, estimate: Estimate) -> CostRange:
@@ -159,9 +163,9 @@ class Workspace:
                 if first and (opts.retry_failed or opts.force):
                     self.ledger.reset_failed(job.name)
                 plan = self._pass(job, PassOptions(
-                    write=True, pack=True, estimate=budget.applies(job), force=opts.force,
+                    pack=True, estimate=budget.applies(job), force=opts.force,
                     fresh_batches=self._fresh_batches() if opts.force else frozenset(),
-                    uploaded=uploaded, needed=self.needed(job)))
+                    uploaded=uploaded, needed=self.needed(job)), write=True)
                 refused = plan.shards
                 plan.raise_render_errors(job)
                 budget.charge(job, plan)
@@ -205,7 +209,7 @@ class Workspace:
 
     def submit(self, jobs: list[Job]) -> int:
         created = submit_pending(self.ledger, self.api, self.targets(jobs),
-                                 report=self.report.line)
+                                 say=self.progress.line)
         if created:
             manifest.write(self.ledger)
         return len(created)
@@ -214,7 +218,7 @@ class Workspace:
         self._open_at_start = {row.seq for row in self.ledger.batches(open_only=True)}
         count = adopt(self.ledger, self.api, self.targets(self.jobs),
                       {j.name: j.spec.batch.max_attempts for j in self.jobs},
-                      report=self.report.line)
+                      say=self.progress.line)
         self._adopted = True
         if count:
             manifest.write(self.ledger)
@@ -238,9 +242,9 @@ class Workspace:
             return []
         batches = refresh(self.ledger, self.api)
         if show:
-            self.report.batches(batches)
+            self.progress.batches(batches)
         collected = collect_finished(self.ledger, self.api, self.prices,
-                                     backoff=self.api.poll_interval * 4, report=self.report.line)
+                                     backoff=self.api.poll_interval * 4, say=self.progress.line)
         manifest.write(self.ledger)
         return collected
 
@@ -284,20 +288,10 @@ class Workspace:
         plans = {}
         for job in self.jobs:
             with self.ledger.transaction():
-                plans[job.name] = self._pass(job, PassOptions(write=True,
-                                                              needed=self.needed(job)))
+                plans[job.name] = self._pass(job, PassOptions(needed=self.needed(job)),
+                                             write=True)
         return plans
 
     def write_answered(self, job: Job) -> int:
         """Write the results that arrived for the points the last pass left waiting."""
-        selection = self.selection(job)
-        written = 0
-        for point_id, inputs, result in self.ledger.answered_points(job.name):
-            selection.write(point_id, {job.output_key: result.value, selection.stamp_key:
-                                       stamp(inputs, result, self.ledger.provider)})
-            written += 1
-        if written:
-            selection.flush()
-            with self.ledger.transaction():
-                self.ledger.forget_answered(job.name)
-        return written
+        return write_answered(self.ledger, self.writer(job))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from qdrant_client import models
 
-from runner.select import stamp_key
+from runner.writeback import stamp_key
 
 JOB = "jobs/tags.yaml"
 SELECTED = 40  # the first 40 sample videos; the demo filter keeps US, GB and CA

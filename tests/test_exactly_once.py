@@ -21,7 +21,7 @@ from conftest import API_KEY, SLOW, sharded_project
 from runner import crash
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.faults import HttpFault
-from runner.select import stamp_key
+from runner.writeback import stamp_key
 
 JOB = "jobs/tags.yaml"
 

@@ -19,7 +19,9 @@ from runner.emulator import Faults
 from runner.errors import BudgetExceeded
 from runner.estimate import CostRange, Estimate
 from runner.reconcile import JobPlan
-from runner.select import Selection, stamp_key
+from runner.ledger import Result
+from runner.select import Selection
+from runner.writeback import Writer, stamp_key
 from runner.ledger import Ledger
 from runner.jobs import load_jobs
 from runner.project import load_project
@@ -411,11 +413,12 @@ def test_points_deleted_while_their_requests_were_out_are_let_go(project):
     project.seed(6)
     job = load_jobs([JOB], load_project(project.root), project.root)[0]
     with project.qdrant() as client:
-        selection = Selection(client, job, page=100, write_batch=100)
-        for point in selection.points():
-            selection.write(point.id, {"llm_tags": {"n": point.id}})
+        writer = Writer(client, job, write_batch=100)
+        for point in Selection(client, job, page=100).points():
+            writer.result(point.id, Result(f"key{point.id}", "json", {"n": point.id}, "m", "b",
+                                           "now"), "inputs", "emulator")
         client.delete("videos", [2, 5])
-        assert selection.flush() == 4
+        assert writer.flush() == 4
     payloads = project.payloads()
     assert sorted(payloads) == [1, 3, 4, 6] and all("llm_tags" in p for p in payloads.values())
 

@@ -11,7 +11,7 @@ import pytest
 
 from runner.emulator.content import Prompt, instance
 from runner.schemas import from_fields
-from runner.validate import AnswerValidator, compile_check
+from runner.answers import AnswerValidator, compile_check
 
 TAGS = from_fields({
     "topics": {"type": "array", "items": {"type": "string"}, "maxItems": 8},

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import changes
-from .apply import Outcome
+from .apply import ApplyResult
 from .estimate import CostRange
 from .reconcile import JobPlan
 from .jobs import Job
@@ -188,7 +188,7 @@ def _num(value: Decimal | None) -> float | None:
     return None if value is None else float(round(value, 8))
 
 
-def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
+def apply_lines(ws: Workspace, out: ApplyResult) -> list[str]:
     lines = []
     for job in ws.jobs:
         run = out.runs.get(job.name)
@@ -203,7 +203,8 @@ def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
             parts.append(f"{run.sent:,} requests sent in {run.shards} "
                          f"batch{'es' * (run.shards != 1)}")
         if run.written:
-            free = f" ({run.free:,} from the result cache, nothing sent)" if run.free else ""
+            cached = run.written_from_cache
+            free = f" ({cached:,} from the result cache, nothing sent)" if cached else ""
             parts.append(f"{run.written:,} written{free}")
         for label, value in (("in flight", run.in_flight), ("waiting to be sent", run.unsent),
                              ("failed", run.failed), (_needs_label(job), run.last.unready)):
@@ -223,7 +224,7 @@ def apply_lines(ws: Workspace, out: Outcome) -> list[str]:
     return lines
 
 
-def totals_line(ws: Workspace, batch_ids: list[str], out: Outcome) -> str:
+def totals_line(ws: Workspace, batch_ids: list[str], out: ApplyResult) -> str:
     rows = [r for r in ws.ledger.batches() if r.batch_id in set(batch_ids)]
     tokens_in = sum(r.input_tokens or 0 for r in rows)
     tokens_out = sum(r.output_tokens or 0 for r in rows)
@@ -245,7 +246,7 @@ def totals_line(ws: Workspace, batch_ids: list[str], out: Outcome) -> str:
     return text + "."
 
 
-def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
+def apply_json(ws: Workspace, out: ApplyResult) -> dict[str, Any]:
     jobs = {}
     for job in ws.jobs:
         run = out.runs.get(job.name)
@@ -258,7 +259,7 @@ def apply_json(ws: Workspace, out: Outcome) -> dict[str, Any]:
             entry = {"matched": run.last.matched, "up_to_date": run.up_to_date,
                      "in_flight": run.in_flight, "waiting": run.unsent, "failed": run.failed,
                      "unready": run.last.unready, "sent": run.sent, "written": run.written,
-                     "written_from_cache": run.free, "batches": run.shards}
+                     "written_from_cache": run.written_from_cache, "batches": run.shards}
             if job.name in out.refused:   # stopped by its budget after a first pass
                 entry["refused"] = out.refused[job.name].one_line()
         entry["failures"] = [{"key": r.key, "attempts": r.attempts, "reason": r.last_error}
