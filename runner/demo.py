@@ -1,9 +1,8 @@
-"""The starter project: `batchrun init` scaffolds it, `batchrun demo` runs it for free.
+"""`batchrun demo`: the starter project run for free on real data.
 
-The files live in the package (`runner/data/project/`) so both work from a plain
-`pip install`. The demo seeds the embedded Qdrant with 300 real trending YouTube videos
-shipped with the package (runner/data/README.md says where they come from) and applies
-jobs/tags.yaml against the emulator, never against a paid API.
+The demo seeds the embedded Qdrant with 300 real trending YouTube videos shipped with the
+package (runner/data/README.md says where they come from) and applies jobs/tags.yaml
+against the emulator, never against a paid API.
 """
 
 from __future__ import annotations
@@ -12,52 +11,15 @@ import gzip
 import json
 from dataclasses import replace
 from importlib import resources
-from pathlib import Path
 from typing import Iterator
 
 from qdrant_client import QdrantClient, models
 
-from .errors import BatchrunError, Location
+from .errors import BatchrunError
 from .project import ProjectContext
-from .spec import job_schema
 
 SAMPLE = "videos.sample.jsonl.gz"
 COLLECTION = "videos"
-SCHEMA_FILE = "schemas/job.schema.json"
-
-
-def starter_files() -> Iterator[tuple[str, bytes]]:
-    """(relative path, content) of every file `init` writes."""
-    root = resources.files("runner") / "data" / "project"
-    stack = [(root, "")]
-    while stack:
-        folder, prefix = stack.pop()
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            rel = f"{prefix}{entry.name}"
-            if entry.is_dir():
-                stack.append((entry, rel + "/"))
-            else:
-                yield rel, entry.read_bytes()
-    yield SCHEMA_FILE, schema_text().encode("utf-8")
-
-
-def schema_text() -> str:
-    return json.dumps(job_schema(), indent=2, sort_keys=True) + "\n"
-
-
-def init(target: Path) -> list[str]:
-    """Write the starter project into `target`; refuse to overwrite anything."""
-    files = list(starter_files())
-    clashes = [rel for rel, _ in files if (target / rel).exists()]
-    if clashes:
-        raise BatchrunError(f"{len(clashes)} file(s) already exist, nothing was written: "
-                            + ", ".join(clashes[:5]), where=Location(str(target)),
-                            hint="run init in an empty folder, or move those files away")
-    for rel, content in files:
-        path = target / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-    return [rel for rel, _ in files]
 
 
 def sample_videos() -> Iterator[dict]:
@@ -94,11 +56,3 @@ def with_emulator(project: ProjectContext) -> ProjectContext:
     """The same project, with the emulator as provider: the demo never spends money."""
     provider = project.config.provider.model_copy(update={"name": "emulator"})
     return replace(project, config=project.config.model_copy(update={"provider": provider}))
-
-
-def ensure_project(root: Path) -> list[str]:
-    """Scaffold the starter project when `root` has no jobs/tags.yaml yet."""
-    if (root / "jobs" / "tags.yaml").exists():
-        return []
-    return init(root)
-

@@ -1,14 +1,12 @@
-"""What commands print: the same facts as readable text and as stable JSON.
+"""What `plan` and `apply` print: the same facts as readable text and as stable JSON.
 
 Every function here takes results and returns either lines of text or a JSON-able dict;
-nothing here computes anything that is not already in the results or the manifest, so
-the text and the JSON can never disagree.
+nothing here computes anything that is not already in the results or the ledger, so the
+text and the JSON can never disagree. The other commands' output is tables.py.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +15,6 @@ from .apply import ApplyResult
 from .estimate import CostRange
 from .reconcile import JobPlan
 from .jobs import Job
-from .ledger import TERMINAL
 from .workspace import Workspace
 
 
@@ -271,115 +268,3 @@ def apply_json(ws: Workspace, out: ApplyResult) -> dict[str, Any]:
                           for c in out.collected],
             "failed": out.failed, "in_flight": out.in_flight,
             "refused": sorted(out.refused), "stalled": out.stalled}
-
-
-def show_lines(ws: Workspace, job: Job, *, limit: int) -> list[str]:
-    """A few points with their inputs and the result written for them, side by side."""
-    lines = []
-    for point_id, inputs, result in ws.selection(job).peek(limit):
-        lines.append(f"point {point_id}")
-        for name, value in inputs.items():
-            lines.append(f"  {name}: {_short(value)}")
-        shown = "(not written yet)" if result is None else _short(result, 200)
-        lines.append(f"  → {job.output_key}: {shown}")
-    return lines or [f"{job.name}: no points selected"]
-
-
-def _short(value: Any, width: int = 80) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def status_rows(ws: Workspace) -> list[dict[str, Any]]:
-    """Open batches of the workspace's jobs, as the provider sees them now. Read-only: an
-    apply running meanwhile owns the ledger."""
-    now = time.time()
-    out = []
-    for row, status, info in ws.open_batches():
-        counts = info.get("request_counts") or {}
-        created = info.get("created_at") or row.intent_at
-        expires = info.get("expires_at")
-        out.append({"job": row.job, "batch_id": row.batch_id, "status": status,
-                    "done": counts.get("completed", 0) + counts.get("failed", 0),
-                    "total": counts.get("total") or row.requests,
-                    "age_seconds": int(now - created),
-                    "expires_in_seconds": int(expires - now) if expires and status not in
-                    TERMINAL else None})   # a finished batch no longer expires
-    return out
-
-
-def status_lines(rows: list[dict[str, Any]], ws: Workspace) -> list[str]:
-    if not rows:
-        failed = sum(ws.ledger.failure_count(j.name) for j in ws.jobs)
-        return ["No batches in flight." + (f" {failed:,} requests failed; `batchrun show JOB "
-                                           "--failed` says why." if failed else "")]
-    header = ("JOB", "BATCH", "STATE", "DONE/TOTAL", "AGE", "EXPIRES IN")
-    table = [header] + [(r["job"], r["batch_id"] or "(submitting)", r["status"],
-                         f"{r['done']:,}/{r['total']:,}", _duration(r["age_seconds"]),
-                         _duration(r["expires_in_seconds"])) for r in rows]
-    widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
-    return ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip()
-            for line in table]
-
-
-def _duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(seconds, 0)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds / 3600:.1f}h"
-
-
-def failure_rows(ws: Workspace, limit: int | None = None) -> list[dict[str, Any]]:
-    rows = []
-    for job in ws.jobs:
-        for row in ws.ledger.failures(job.name, limit=limit):
-            rows.append({"job": job.name, "key": row.key, "attempts": row.attempts,
-                         "reason": row.last_error, "point": row.point,
-                         "points": row.points})
-    return rows
-
-
-def failure_lines(ws: Workspace, job: Job, rows: list[dict[str, Any]]) -> list[str]:
-    """`show --failed`: one line per failed request, the points waiting for it, and how
-    many more there are."""
-    total = ws.ledger.failure_count(job.name)
-    if not total:
-        return [f"{job.name}: no failed requests"]
-    lines = [f"{job.name}: {total:,} request{'s' * (total != 1)} failed for good "
-             "(`apply --retry-failed` sends them again)"]
-    for r in rows:
-        more = f" and {r['points'] - 1:,} more" if r["points"] > 1 else ""
-        tries = f"{r['attempts']} attempt{'s' * (r['attempts'] != 1)}"
-        lines.append(f"  point {r['point']}{more} ({r['key'][:12]}, {tries}): {r['reason']}")
-    if total > len(rows):
-        lines.append(f"  … {total - len(rows):,} more (--limit N shows more)")
-    return lines
-
-
-def cost_lines(report: dict[str, Any], by: str) -> list[str]:
-    header = (by.upper(), "BATCHES", "SENT", "BILLED", "INPUT", "CACHED", "OUTPUT", "REASONING",
-              "COST", "AT STANDARD", "SAVED")
-    table = [header]
-    for name, row in [*report["groups"].items(), ("total", report["total"])]:
-        tokens = row["tokens"]
-        table.append((name, f"{row['batches']:,}", f"{row['requests']:,}",
-                      f"{row['billed_requests']:,}",
-                      f"{tokens['input']:,}", f"{tokens['cached_input']:,}",
-                      f"{tokens['output']:,}", f"{tokens['reasoning']:,}",
-                      money(row["cost_usd"]), money(row["cost_standard_usd"]),
-                      money(row["saving_usd"])))
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(line, widths))) for line in table]
-    unpriced = report["total"]["unpriced_batches"]
-    lines.append("Costs at Batch API prices, from each line's usage and the price table. SENT: "
-                 "requests in batches; BILLED: lines that ran (a cancelled batch bills fewer).")
-    if unpriced:
-        lines.append(f"{unpriced} batch(es) used a model with no known price: their tokens are "
-                     "counted, their cost is not (add prices: in batchrun.yaml).")
-    return lines

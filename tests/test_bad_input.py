@@ -559,14 +559,18 @@ def test_an_unexpected_exception_is_reported_as_a_bug_in_one_line(project, monke
         raise RuntimeError("the parser fell over\nsecond line")
     monkeypatch.setattr(yaml, "compose", broken)
     result = project.run("validate", expect=1)
-    assert result.stderr.splitlines() == [
-        "Error: internal error (RuntimeError: the parser fell over); this is a bug in batchrun",
-        "  hint: rerun with --debug for the traceback, and please report it"]
+    message, hint = result.stderr.splitlines()
+    assert message == ("Error: internal error (RuntimeError: the parser fell over); this is a "
+                       "bug in batchrun")
+    # the traceback is kept for the report, in a log file under the state directory
+    log = Path(hint.removeprefix("  hint: the traceback is in ")
+               .removesuffix("; please report it with that file"))
+    assert log.parent == project.root / ".batchrun" / "logs"
+    assert "RuntimeError: the parser fell over" in log.read_text()
     error = json.loads(project.run("validate", "--json", expect=1).stdout)
-    assert error == {"error": {
-        "message": "internal error (RuntimeError: the parser fell over); this is a bug in "
-                   "batchrun", "hint": "rerun with --debug for the traceback, and please "
-                                       "report it"}}
+    assert error["error"]["message"] == ("internal error (RuntimeError: the parser fell over); "
+                                         "this is a bug in batchrun")
+    assert error["error"]["hint"].startswith(f"the traceback is in {log.parent}")
     jsonschema.validate(error, ERROR_SCHEMA)
     debug = project.run("--debug", "validate", expect=1)
     assert "Traceback" in debug.stderr and "RuntimeError: the parser fell over" in debug.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from runner.demo import schema_text
+from runner.starter import schema_text
 from runner.spec import job_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ def test_the_exported_schema_is_generated_from_the_spec_models():
     exported = (ROOT / "schemas" / "job.schema.json").read_text(encoding="utf-8")
     assert exported == schema_text(), (
         "schemas/job.schema.json is stale; regenerate it with\n"
-        "  python -c 'from runner.demo import schema_text; "
+        "  python -c 'from runner.starter import schema_text; "
         "open(\"schemas/job.schema.json\", \"w\").write(schema_text())'")
 
 

@@ -1,0 +1,67 @@
+"""`batchrun apply`: bring the collection up to date with the job specs."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errorhandler import report
+from ..errors import BatchrunError
+from . import (EXIT_FAILED_RECORDS, State, echo_lines, emit_json, handle_errors, json_option,
+               lock_option, open_workspace, paths_argument, progress_option)
+
+
+@click.command()
+@paths_argument
+@click.option("--no-wait", is_flag=True, help="Return once batches are submitted; a later "
+              "apply collects them (for CI).")
+@click.option("--max-cost", type=float, metavar="USD", help="Refuse to submit when the "
+              "estimated cost of this run exceeds USD.")
+@click.option("--retry-failed", is_flag=True, help="Send again requests that failed for good.")
+@click.option("--force", is_flag=True, help="Ignore stamps and the cache: resend everything "
+              "selected (costs money). Batches already in flight are awaited, not resent.")
+@lock_option
+@progress_option
+@json_option
+@click.pass_obj
+@handle_errors
+def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float | None,
+          retry_failed: bool, force: bool, no_progress: bool, as_json: bool) -> None:
+    """Bring the collection up to date: send what changed, write the results.
+
+    \b
+    Examples:
+      batchrun apply                      every job in jobs/
+      batchrun apply jobs/tags.yaml       one job
+      batchrun apply --no-wait            submit and return (CI); rerun to collect
+      batchrun apply --max-cost 5         refuse if the estimate exceeds $5
+    """
+    from .. import views
+    from ..apply import apply as run_apply
+    from ..workspace import Options
+
+    options = Options(wait=not no_wait, max_cost=max_cost, retry_failed=retry_failed,
+                      force=force)
+    with open_workspace(state, paths, options, no_progress=no_progress) as ws:
+        with ws.locked("apply"):
+            outcome = run_apply(ws)
+        if as_json:
+            emit_json(views.apply_json(ws, outcome))
+        else:
+            echo_lines(views.apply_lines(ws, outcome))
+    if outcome.stalled:
+        if not as_json:
+            report(BatchrunError(
+                f"apply stopped with {outcome.in_flight:,} points it could neither send nor "
+                "await", hint="rerun apply; if it stops here again, `batchrun status` and "
+                "`batchrun plan` say what they wait for (please report it)"),
+                as_json=False, debug=state.debug)
+        sys.exit(1)
+    if outcome.refused:   # a job refused by its budget is an error, though the others ran
+        if not as_json:
+            for error in outcome.refused.values():
+                report(error, as_json=False, debug=False)
+        sys.exit(1)
+    if outcome.failed:
+        sys.exit(EXIT_FAILED_RECORDS)
