@@ -14,21 +14,23 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
-
-from openai.types import Batch
+from typing import TYPE_CHECKING, Callable
 
 from . import crash
 from .errors import ProviderError
 from .pack import SHARDS
 from .pricing import PriceTable, cost
-from .provider import BatchAPI
 from .ledger import TERMINAL, BatchRecord, Ledger, encode_value
 from .results import Expect, Outcome, Usage, iter_jsonl, parse_line
 from .retry import (Settlement, settle_invalid_batch, settle_line, settle_never_ran,
                     settle_token_limit)
 from .submit import batch_info
 from .answers import AnswerValidator
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+    from .provider import BatchAPI
 
 OUTPUTS = "outputs"
 TOKEN_LIMIT_CODE = "token_limit_exceeded"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -73,6 +72,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def write_bug_log(directory: Path, exc: BaseException) -> Path:
     """The traceback of an unexpected error, in the project's state directory when it can
     be written there, else in the system's temporary directory."""
+    import tempfile
+
     text = "".join(traceback.format_exception(exc))
     name = time.strftime("bug-%Y%m%dT%H%M%S.log", time.gmtime())
     for folder in (_state_dir(directory) / "logs", Path(tempfile.gettempdir()) / "batchrun"):

@@ -65,3 +65,6 @@ class BudgetExceeded(BatchrunError):
 
 class ProviderError(BatchrunError):
     """The Batch API (or the network to it) failed after the SDK's own retries."""
+
+    transient = False                  # it may succeed if tried again
+    retry_after: float | None = None   # seconds the API asked to wait, if it said

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Iterable
+from typing import IO, TYPE_CHECKING, Iterable
 
-from openai.types import Batch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+if TYPE_CHECKING:
+    from openai.types import Batch
 
 
 class Reporter:
@@ -90,6 +89,10 @@ class LiveReporter(Reporter):
     wants_total = True
 
     def __init__(self, stream: IO[str] | None = None):
+        from rich.console import Console   # a terminal's bars only
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn)
+
         super().__init__(stream)
         self.console = Console(file=self.stream)
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(),

@@ -74,10 +74,21 @@ class BatchAPI:
                 return item
         return None
 
-    def create(self, file_id: str, endpoint: str, metadata: dict[str, str]) -> Batch:
-        return self._call("creating a batch", lambda: self.client.batches.create(
-            input_file_id=file_id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
-            metadata=metadata))
+    def create_once(self, file_id: str, endpoint: str, metadata: dict[str, str]) -> Batch:
+        """Create a batch with one HTTP call, never retried by the SDK: it sends no
+        idempotency key, so a retried create could pay twice. A failure says whether it
+        was transient (the batch may exist after all) and how long the API asked to wait."""
+        client = self.client.with_options(max_retries=0)
+        try:
+            return self._call("creating a batch", lambda: client.batches.create(
+                input_file_id=file_id, endpoint=endpoint,  # type: ignore[arg-type]
+                completion_window="24h", metadata=metadata))
+        except ProviderError as exc:
+            cause = exc.__context__
+            exc.transient = isinstance(cause, (openai.APIConnectionError, openai.RateLimitError,
+                                               openai.InternalServerError))
+            exc.retry_after = _retry_after(cause)
+            raise
 
     def retrieve(self, batch_id: str) -> Batch:
         return self._call(f"reading batch {batch_id}",
@@ -108,6 +119,20 @@ class BatchAPI:
         sha = self._call(f"downloading file {file_id}", fetch)
         path = artifacts.path(kind, sha)
         return Downloaded(sha, path, path.stat().st_size)
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = response.headers.get(header)
+        if value:
+            try:
+                return min(float(value) / scale, 60.0)
+            except ValueError:
+                return None
+    return None
 
 
 def _message(exc: openai.APIError) -> str:

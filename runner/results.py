@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema.exceptions
-
 from .errors import BatchrunError, Location
 
 if TYPE_CHECKING:
@@ -288,6 +286,8 @@ def _json_value(text: str, validator) -> tuple[Any, str | None, bool]:
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} at char {exc.pos}", True
     if validator is not None:
+        import jsonschema.exceptions   # loaded once, where answers are checked
+
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
         if error is not None:
             return None, f"schema: at {json_pointer(error.absolute_path)}: {error.message}", True

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from qdrant_client import QdrantClient
 
 from .errors import BatchrunError, Location, SpecError
 from .filters import qdrant_filter
@@ -20,6 +19,9 @@ from .jobs import Job
 from .project import ProjectContext
 from .lock import StateLock
 from .writeback import STAMP_PREFIX, stamp_key
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Point:
 
 def connect(project: ProjectContext) -> QdrantClient:
     """The project's Qdrant: a server by URL, or the embedded engine (the default)."""
+    from qdrant_client import QdrantClient   # the commands that read Qdrant, only
+
     cfg = project.config.qdrant
     where = Location(project.file or "batchrun.yaml", 0, "qdrant")
     if cfg.url:

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Callable, Mapping
-
-import openai
-from openai.types import Batch
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from . import crash
 from .errors import BatchrunError, ProviderError
 from .pack import SHARDS
-from .provider import BatchAPI
 from .ledger import QUEUED, Ledger
+
+if TYPE_CHECKING:
+    from openai.types import Batch
+
+    from .provider import BatchAPI
 
 CLOCK_SKEW = 300.0            # seconds of disagreement tolerated between us and the API
 ADOPT_LOOKBACK = 72 * 3600.0  # in flight (24 h window) plus time to collect what finished
@@ -165,34 +166,17 @@ def _submit_one(ledger: Ledger, api: BatchAPI, row, target: str) -> Batch:
 
 def _create_exactly_once(api: BatchAPI, file_id: str, endpoint: str, meta: dict[str, str],
                          *, since: float, known: set[str]) -> Batch:
-    no_retries = BatchAPI(api.client.with_options(max_retries=0), api.label, api.poll_interval)
+    """Create the batch; after a transient failure, look for it before trying again."""
     delay = 1.0
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
-            return no_retries.create(file_id, endpoint, meta)
+            return api.create_once(file_id, endpoint, meta)
         except ProviderError as exc:
-            cause = exc.__context__
-            transient = isinstance(cause, (openai.APIConnectionError, openai.RateLimitError,
-                                           openai.InternalServerError))
-            if not transient or attempt == CREATE_ATTEMPTS:
+            if not exc.transient or attempt == CREATE_ATTEMPTS:
                 raise
-            time.sleep(_retry_after(cause) or delay)
+            time.sleep(exc.retry_after or delay)
             delay = min(delay * 2, 30.0)
             for batch in api.recent_batches(since):   # did the failed call create it after all?
                 if batch.id not in known and (batch.metadata or {}) == meta:
                     return batch
     raise AssertionError("unreachable")
-
-
-def _retry_after(exc: BaseException | None) -> float | None:
-    response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = response.headers.get(header)
-        if value:
-            try:
-                return min(float(value) / scale, 60.0)
-            except ValueError:
-                return None
-    return None

@@ -6,17 +6,20 @@ reads the API: the commands fetch, these functions format.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .artifacts import Artifacts
-from .batchfile import FileCheck
-from .collect import Collected
-from .jobs import Job
-from .ledger import TERMINAL, BatchRecord
+from .ledger import TERMINAL
 from .pack import SHARDS
-from .reconcile import JobPlan
 from .views import job_counts, money
-from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .artifacts import Artifacts
+    from .batchfile import FileCheck
+    from .collect import Collected
+    from .jobs import Job
+    from .ledger import BatchRecord
+    from .reconcile import JobPlan
+    from .workspace import Workspace
 
 
 def prepare_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:

@@ -10,12 +10,16 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from . import changes
-from .apply import ApplyResult
-from .estimate import CostRange
-from .reconcile import JobPlan
-from .jobs import Job
-from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .apply import ApplyResult
+    from .estimate import CostRange
+    from .jobs import Job
+    from .reconcile import JobPlan
+    from .workspace import Workspace
 
 
 def money(amount: Decimal | float | None) -> str:

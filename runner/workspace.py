@@ -16,25 +16,27 @@ import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from . import changes, crash, manifest
-from .collect import Collected, collect_finished, refresh
 from .budget import Budget
+from .collect import Collected, collect_finished, refresh
 from .errors import ProviderError
 from .estimate import CostRange, Estimate, cost_range
+from .jobs import Job
+from .ledger import TERMINAL, Ledger
+from .lock import StateLock
 from .pack import SHARDS
 from .pricing import PriceTable
 from .progress import Reporter
-from .provider import BatchAPI, open_provider
+from .project import ProjectContext
 from .reconcile import JobPlan, PassOptions, reconcile
 from .select import Selection, connect
-from .writeback import Writer, write_answered
-from .jobs import Job
-from .project import ProjectContext
-from .lock import StateLock
-from .ledger import TERMINAL, Ledger
 from .submit import adopt, batch_info, submit_pending
+from .writeback import Writer, write_answered
+
+if TYPE_CHECKING:
+    from .provider import BatchAPI
 
 
 @dataclass
@@ -78,6 +80,9 @@ class Workspace:
     @property
     def api(self) -> BatchAPI:
         if self._api is None:
+            # The SDK loads here, when a command first talks to the API (plan never does).
+            from .provider import open_provider
+
             self._api = open_provider(self.project, emulator_speed=self.options.emulator_speed)
         return self._api
 

@@ -1,0 +1,41 @@
+"""The CLI starts at once: a command loads the openai SDK only when it talks to an API, and
+qdrant-client only when it reads Qdrant (bench/startup.py measures the seconds)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def modules_loaded(args: list[str], cwd: Path) -> set[str]:
+    """Top-level packages a `batchrun` command imports (from python -X importtime)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "runner.cli", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+    names = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return names
+
+
+@pytest.fixture
+def spec_project(tmp_path: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "runner.cli", "init", str(tmp_path / "p")],
+                   check=True, capture_output=True)
+    return tmp_path / "p"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["validate"], ["plan", "--help"],
+                                  ["init", "new"]], ids=" ".join)
+def test_commands_that_need_neither_load_neither(spec_project: Path, args: list[str]):
+    loaded = modules_loaded(args, spec_project)
+    assert "runner" in loaded
+    assert not loaded & {"openai", "qdrant_client", "httpx", "httpx2"}
+
+
+def test_plan_reads_qdrant_but_never_loads_the_sdk(spec_project: Path):
+    loaded = modules_loaded(["plan"], spec_project)   # fails: no collection; after Qdrant
+    assert "qdrant_client" in loaded and "openai" not in loaded
