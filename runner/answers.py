@@ -12,7 +12,8 @@ ever make a valid answer cheaper to accept.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import jsonschema
 

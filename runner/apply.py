@@ -22,11 +22,18 @@ from dataclasses import dataclass, field
 from .budget import Budget
 from .collect import Collected
 from .errors import BatchrunError, BudgetExceeded
-from .reconcile import JobPlan
 from .jobs import Job
-from .ledger import FAILED_FOR_GOOD, IN_FLIGHT_STATES, PREPARED, RETRY_READY, UNSENT, UNSETTLED, WAITING_STATES
+from .reconcile import JobPlan
+from .records import (
+    FAILED_FOR_GOOD,
+    IN_FLIGHT_STATES,
+    PREPARED,
+    RETRY_READY,
+    UNSENT,
+    UNSETTLED,
+    WAITING_STATES,
+)
 from .workspace import Options, Workspace
-
 
 
 @dataclass

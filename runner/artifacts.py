@@ -9,8 +9,9 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 class Artifacts:
@@ -25,14 +26,14 @@ class Artifacts:
     def exists(self, kind: str, sha: str) -> bool:
         return self.path(kind, sha).is_file()
 
-    def open(self, kind: str) -> "ArtifactWriter":
+    def open(self, kind: str) -> ArtifactWriter:
         folder = self.root / kind
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")
         return ArtifactWriter(os.fdopen(fd, "wb"), Path(tmp), folder)
 
     @contextlib.contextmanager
-    def writer(self, kind: str) -> Iterator["ArtifactWriter"]:
+    def writer(self, kind: str) -> Iterator[ArtifactWriter]:
         writer = self.open(kind)
         try:
             yield writer

@@ -13,13 +13,13 @@ the same run cannot take the room a later wave will need.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Callable
 
 from .errors import BudgetExceeded
 from .estimate import CostRange, Estimate
-from .reconcile import JobPlan
 from .jobs import Job
+from .reconcile import JobPlan
 
 CostOf = Callable[[Job, Estimate], CostRange]
 

@@ -64,12 +64,14 @@ def describe(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     old_params, new_params = old.get("params") or {}, new.get("params") or {}
     for key in sorted(set(old_params) | set(new_params)):
         if old_params.get(key) != new_params.get(key):
-            lines.append(f"params.{key} {_show(old_params.get(key))} → {_show(new_params.get(key))}")
+            was, now = _show(old_params.get(key)), _show(new_params.get(key))
+            lines.append(f"params.{key} {was} → {now}")
     if old.get("fields") != new.get("fields"):
         lines.append(f"source.fields {_show(old.get('fields'))} → {_show(new.get('fields'))}")
     if old.get("schema") != new.get("schema"):
         lines.append("output schema changed")
-    old_t, new_t = old.get("templates") or {}, new.get("templates") or {}
+    old_t: dict[str, dict] = old.get("templates") or {}
+    new_t: dict[str, dict] = new.get("templates") or {}
     for role in ("system", "user"):
         before, after = old_t.get(role), new_t.get(role)
         if before == after:

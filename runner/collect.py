@@ -12,20 +12,27 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from . import crash
+from .answers import AnswerValidator
 from .errors import ProviderError
+from .ledger import Ledger
 from .pack import SHARDS
 from .pricing import PriceTable, cost
-from .ledger import TERMINAL, BatchRecord, Ledger, encode_value
+from .records import TERMINAL, BatchRecord, encode_value
 from .results import Expect, Outcome, Usage, iter_jsonl, parse_line
-from .retry import (Settlement, settle_invalid_batch, settle_line, settle_never_ran,
-                    settle_token_limit)
+from .retry import (
+    Settlement,
+    settle_invalid_batch,
+    settle_line,
+    settle_never_ran,
+    settle_token_limit,
+)
 from .submit import batch_info
-from .answers import AnswerValidator
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -58,7 +65,7 @@ def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> lis
     for row in ledger.in_flight():
         if seqs is not None and row.seq not in seqs:
             continue
-        batch = api.retrieve(row.batch_id)
+        batch = api.retrieve(row.created_id)
         if batch.status != row.status or row.info != batch_info(batch):
             with ledger.transaction():
                 ledger.update_batch(row.seq, status=batch.status, info=batch_info(batch))
@@ -94,7 +101,7 @@ def collect_batch(ledger: Ledger, api: BatchAPI, row: BatchRecord, prices: Price
                   backoff: float) -> Collected:
     """Collect one finished batch; its failed requests are retried up to the max_attempts
     its job had when it was packed."""
-    batch = api.retrieve(row.batch_id)
+    batch = api.retrieve(row.created_id)
     result = Collected(row.seq, row.job, batch.id, batch.status)
     files = {}
     for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
@@ -147,7 +154,7 @@ def _restore_shard(ledger: Ledger, api: BatchAPI, row: BatchRecord, batch: Batch
                             hint="the provider returned another file; report this")
 
 
-def expectation(ledger: Ledger, shard: str) -> tuple[Expect, Any]:
+def expectation(ledger: Ledger, shard: str) -> tuple[Expect, AnswerValidator | None]:
     """What the batch's requests asked for, read from its own input file: a result is
     validated against the schema it was requested with, whatever the spec says today."""
     with ledger.artifacts.path(SHARDS, shard).open("rb") as fh:

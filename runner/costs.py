@@ -9,13 +9,17 @@ rather than printing a number it did not compute.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from . import manifest
 from .errors import BatchrunError, Location
-from .manifest import FILENAME, read
+from .ledger import FILENAME as LEDGER_FILE
+from .ledger import Ledger
+from .manifest import FILENAME
 from .project import ProjectContext
 
 TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
@@ -25,11 +29,30 @@ def manifest_file(project: ProjectContext) -> Path:
     return project.state_dir / FILENAME
 
 
+def project_costs(project: ProjectContext, by: str,
+                  warn: Callable[[str], None]) -> dict[str, Any]:
+    """The cost report of a project's manifest. A damaged manifest is a view of the ledger
+    beside it: rebuilt from it, with a warning, when there is one."""
+    path = manifest_file(project)
+    try:
+        return cost_report(path, by)
+    except manifest.Unreadable as exc:
+        if not (project.state_dir / LEDGER_FILE).is_file():
+            raise
+        ledger = Ledger(project.state_dir, project.provider_id)
+        try:
+            manifest.write(ledger)
+        finally:
+            ledger.close()
+        warn(f"warning: {exc.one_line()}; rebuilt it from the ledger")
+        return cost_report(path, by)
+
+
 def cost_report(path: Path, by: str) -> dict[str, Any]:
     if not path.is_file():
         raise BatchrunError("no manifest yet: nothing has been collected",
                             where=Location(str(path)), hint="run `batchrun apply` first")
-    data = read(path)
+    data = manifest.read(path)
     groups: dict[str, dict[str, Any]] = defaultdict(_empty)
     for job, entry in sorted(data.get("jobs", {}).items()):
         for batch in entry.get("batches", []):
@@ -54,7 +77,7 @@ def _group(by: str, job: str, batch: dict) -> str:
     when = stamp.get("completed_at") or stamp.get("created_at")
     if not when:
         return "unknown"
-    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d")
 
 
 def _empty() -> dict[str, Any]:

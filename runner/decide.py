@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .ledger import FAILED, QUEUED, RETRY, RequestState, Result
+from .records import FAILED, QUEUED, RETRY, RequestState, Result
 
 
 class Verdict(enum.Enum):

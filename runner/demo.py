@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from importlib import resources
-from typing import Iterator
 
 from qdrant_client import QdrantClient, models
 
@@ -40,13 +40,13 @@ def seed(client: QdrantClient, collection: str = COLLECTION) -> int:
     records = client.retrieve(collection, ids, with_payload=["video_id"])
     present = {p.id for p in records}
     foreign = client.count(collection, exact=True).count - len(present) + sum(
-        (p.payload or {}).get("video_id") != videos[p.id - 1]["video_id"] for p in records)
+        (p.payload or {}).get("video_id") != videos[int(p.id) - 1]["video_id"] for p in records)
     if foreign:
         raise BatchrunError(f"collection {collection!r} already holds {foreign:,} points that "
                             "are not the demo's videos; the demo writes made-up tags and will "
                             "not touch them", hint="run `batchrun demo` in an empty folder")
     points = [models.PointStruct(id=i, vector={}, payload=video)
-              for i, video in zip(ids, videos) if i not in present]
+              for i, video in zip(ids, videos, strict=True) if i not in present]
     for start in range(0, len(points), 500):
         client.upsert(collection, points=points[start:start + 500])
     return len(points)

@@ -45,7 +45,8 @@ class BatchrunError(Exception):
     def to_json(self) -> dict:
         out: dict = {"message": self.message}
         if self.where:
-            out.update(file=self.where.file, line=self.where.line or None, key=self.where.key or None)
+            out.update(file=self.where.file, line=self.where.line or None,
+                       key=self.where.key or None)
         if self.hint:
             out["hint"] = self.hint
         return out

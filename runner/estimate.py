@@ -32,7 +32,7 @@ class Estimate:
         else:
             self.output_cap += cap
 
-    def merge(self, other: "Estimate") -> None:
+    def merge(self, other: Estimate) -> None:
         self.requests += other.requests
         self.input_tokens += other.input_tokens
         self.input_exact = self.input_exact and other.input_exact

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import TYPE_CHECKING, Any, Callable
-
+from collections.abc import Callable
 from datetime import datetime
-
+from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
 from .specerrors import data_path, expected, shown, value_at
@@ -40,7 +39,7 @@ def check_filter(data: Any, positions: Positions, path: KeyPath) -> None:
 def qdrant_filter(data: Any, positions: Positions, path: KeyPath) -> models.Filter:
     """Check a filter's shape and return the Qdrant model for it."""
     import pydantic
-    from qdrant_client.http import models   # only where points are read: it is slow to load
+    from qdrant_client.http import models  # only where points are read: it is slow to load
 
     _check_filter(data, positions, path)
     try:

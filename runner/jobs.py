@@ -16,9 +16,10 @@ import graphlib
 import importlib.metadata
 import importlib.util
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from . import changes
 from .errors import Location, SpecError
@@ -189,7 +190,7 @@ _SDK_PARAMS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def known_params(endpoint: str) -> frozenset[str]:
     """The request body keys the installed openai SDK knows for an endpoint (the keys
     its TypedDict of create params declares)."""
@@ -245,7 +246,8 @@ def _check_params(spec: JobSpec, positions: Positions) -> None:
                             + (f"; did you mean {close[0]!r}?" if close else ""),
                             where=positions.at(("params", key)),
                             hint=f"params go into every request as written, and the "
-                                 f"openai SDK {importlib.metadata.version('openai')} knows no such param for "
+                                 f"openai SDK {importlib.metadata.version('openai')} knows no "
+                                 "such param for "
                                  f"{spec.endpoint} (a newer SDK may)")
 
 
@@ -257,7 +259,8 @@ def _output_schema(spec: JobSpec, positions: Positions, root: Path) -> dict | No
         raise SpecError("expected output.fields or output.schema, not both",
                         where=positions.at(("output", "schema")),
                         hint="fields builds a strict schema for you; schema names a file")
-    hint, located, prefix, skip = None, positions, ("output", "schema"), 0
+    prefix: tuple[str, ...] = ("output", "schema")
+    hint, located, skip = None, positions, 0
     if out.fields is not None:
         if not out.fields:
             raise SpecError("expected at least one output field, got none",

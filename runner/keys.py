@@ -70,7 +70,7 @@ class BodyFrame:
 
     def serialise(self, values: dict) -> bytes:
         out = [self.chunks[0]]
-        for key, chunk in zip(self.order, self.chunks[1:]):
+        for key, chunk in zip(self.order, self.chunks[1:], strict=True):
             out.append(canonical_json(values[key]))
             out.append(chunk)
         return b"".join(out)

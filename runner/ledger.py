@@ -9,129 +9,31 @@ manifest (manifest.py) is a readable view of it; the shard and output files live
 
 from __future__ import annotations
 
-import array
 import contextlib
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import migrations
 from .artifacts import Artifacts
 from .errors import BatchrunError
 from .keys import KEY_SCHEME
+from .records import (
+    SUBMITTING,
+    BatchRecord,
+    FailureRecord,
+    JobRecord,
+    RequestState,
+    Result,
+    decode_value,
+    utc_now,
+)
 
-# Request states. A key is `queued` while a batch that carries it is not yet collected.
-QUEUED, RETRY, FAILED = "queued", "retry", "failed"
-# Why a point still waits (Ledger.waiting_states). All but `failed` mean "not settled yet".
-# `prepared`: in a shard another job packed and nobody submitted (`batchrun submit` sends
-# it); this run cannot settle it, so it does not wait for it.
-ANSWERED, IN_FLIGHT, PREPARED, RETRY_READY, BACKING_OFF, UNSENT, FAILED_FOR_GOOD = (
-    "answered", "in_flight", "prepared", "retry_ready", "backing_off", "unsent", "failed")
-UNSETTLED = (ANSWERED, IN_FLIGHT, RETRY_READY, BACKING_OFF, UNSENT)
-IN_FLIGHT_STATES = (ANSWERED, IN_FLIGHT)            # sent, answer not yet written
-WAITING_STATES = (RETRY_READY, BACKING_OFF, UNSENT, PREPARED)   # not sent yet
-# Batch statuses at the provider that end a batch.
-TERMINAL = ("completed", "failed", "expired", "cancelled")
-SUBMITTING = "submitting"   # a batch's status from its intent until the provider has it
 FILENAME = "state.db"
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class RequestState:
-    state: str
-    batch_seq: int | None
-    attempts: int
-    deferrals: int
-    not_before: float
-    last_error: str | None
-
-
-@dataclass(frozen=True)
-class Result:
-    key: str
-    kind: str
-    value: Any
-    model: str | None
-    batch_id: str | None
-    at: str | None
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """A job as its last packing pass recorded it."""
-
-    name: str
-    file: str | None
-    fingerprint: str | None
-    endpoint: str | None
-    model: str | None
-    output_key: str | None
-    details: dict | None       # what shaped its requests (changes.request_shape)
-
-
-@dataclass(frozen=True)
-class BatchRecord:
-    """One shard and the batch created from it: intent, provider state, what it cost."""
-
-    seq: int
-    job: str
-    shard: str
-    endpoint: str
-    model: str
-    requests: int
-    bytes: int
-    est_input_tokens: int | None
-    max_attempts: int
-    intent_at: float
-    status: str
-    upload_at: float | None
-    input_file_id: str | None
-    batch_id: str | None
-    info: dict
-    collected_at: float | None
-    output_file: str | None
-    error_file: str | None
-    seen: dict | None
-    input_tokens: int | None
-    cached_tokens: int | None
-    output_tokens: int | None
-    reasoning_tokens: int | None
-    billed_model: str | None
-    cost_usd: str | None
-    cost_standard_usd: str | None
-    note: str | None
-
-    @classmethod
-    def of(cls, row: sqlite3.Row) -> BatchRecord:
-        data = dict(row)
-        data["info"] = json.loads(data["info"] or "{}")
-        data["seen"] = json.loads(data["seen"]) if data["seen"] else None
-        return cls(**data)
-
-    @property
-    def created(self) -> bool:
-        """The provider has it (it has an id)."""
-        return self.batch_id is not None
-
-
-@dataclass(frozen=True)
-class FailureRecord:
-    """A request that failed for good, and the points of one job still waiting for it."""
-
-    key: str
-    attempts: int
-    last_error: str | None
-    point: Any            # the first point waiting for it
-    points: int           # how many points wait for it
-
 
 _BATCH_COLUMNS = {f.name for f in fields(BatchRecord)}
 
@@ -479,18 +381,3 @@ class Ledger:
             self.db.execute("DELETE FROM batches WHERE seq=?", (row["seq"],))
         return {row["shard"]: {"input_file_id": row["input_file_id"],
                                "upload_at": row["upload_at"]} for row in dropped}
-
-
-def encode_value(kind: str, value: Any) -> bytes:
-    """A result as the cache stores it: JSON, or an embedding as packed float32 (`f32`)."""
-    if kind == "f32":
-        return array.array("f", value).tobytes()
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def decode_value(kind: str, blob: bytes) -> Any:
-    if kind == "f32":
-        vector = array.array("f")
-        vector.frombytes(blob)
-        return vector.tolist()
-    return json.loads(blob)

@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -50,7 +50,7 @@ class StateLock:
         self.previous = self._holder(fh) or None  # left by a run that was killed
         fh.seek(0)
         fh.truncate()
-        since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                              "since": since, "command": command}))
         fh.flush()

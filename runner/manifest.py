@@ -17,9 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .errors import BatchrunError, Location
 from .keys import KEY_SCHEME
-from .pricing import usd
 from .ledger import Ledger
+from .pricing import usd
 
 FORMAT = 1
 FILENAME = "manifest.json"
@@ -27,10 +28,10 @@ FILENAME = "manifest.json"
 
 def build(ledger: Ledger) -> dict:
     jobs: dict[str, dict] = {}
-    for row in ledger.jobs().values():
-        jobs[row.name] = {"file": row.file, "fingerprint": row.fingerprint,
-                             "endpoint": row.endpoint, "model": row.model,
-                             "output_key": row.output_key, "batches": []}
+    for record in ledger.jobs().values():
+        jobs[record.name] = {"file": record.file, "fingerprint": record.fingerprint,
+                             "endpoint": record.endpoint, "model": record.model,
+                             "output_key": record.output_key, "batches": []}
     for row in ledger.batches():
         if not row.shard:
             continue  # a shard being packed right now; not a batch yet
@@ -76,17 +77,39 @@ def _batch(row: Any) -> dict:
 def write(ledger: Ledger) -> Path:
     """Rewrite the manifest if it changed (temp file + rename: never half-written)."""
     path = ledger.dir / FILENAME
-    text = json.dumps(build(ledger), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
+    data = (json.dumps(build(ledger), indent=2, sort_keys=True, ensure_ascii=False)
+            + "\n").encode("utf-8")
+    if path.is_file() and path.read_bytes() == data:
         return path
     fd, tmp = tempfile.mkstemp(dir=ledger.dir, prefix=".manifest-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
 
 
+class Unreadable(BatchrunError):
+    """The manifest is not a manifest this batchrun can read (damaged, or newer)."""
+
+
 def read(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
+    """The manifest's data; Unreadable (naming the file) when it is damaged or written in a
+    format or key scheme this batchrun does not know."""
+    where = Location(str(path))
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Unreadable(f"not a manifest: {exc}", where=where,
+                         hint="the ledger (state.db) beside it is the source of truth; "
+                              "`batchrun costs` rebuilds the manifest from it") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        got = data.get("format") if isinstance(data, dict) else None
+        raise Unreadable(f"manifest format {got!r}, expected {FORMAT}", where=where,
+                         hint="written by another batchrun version; the ledger beside it is "
+                              "the source of truth")
+    if data.get("key_scheme") != KEY_SCHEME:
+        raise Unreadable(f"keys computed by {data.get('key_scheme')!r}, expected {KEY_SCHEME}",
+                         where=where, hint="written by another batchrun version")
+    return data

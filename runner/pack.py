@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import BatchrunError
 from .artifacts import Artifacts, ArtifactWriter
+from .errors import BatchrunError
 
 SHARDS = "shards"
 

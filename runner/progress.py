@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from openai.types import Batch
+    from rich.progress import TaskID
 
 
 class Reporter:
@@ -28,7 +30,7 @@ class Reporter:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.interval = interval
-        self._totals: dict[str, int] = {}
+        self._totals: dict[str, int | None] = {}
         self._last: dict[str, float] = {}
         self._batch_state: dict[str, tuple[str, int]] = {}
 
@@ -89,9 +91,14 @@ class LiveReporter(Reporter):
     wants_total = True
 
     def __init__(self, stream: IO[str] | None = None):
-        from rich.console import Console   # a terminal's bars only
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.console import Console  # a terminal's bars only
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         super().__init__(stream)
         self.console = Console(file=self.stream)
@@ -99,7 +106,7 @@ class LiveReporter(Reporter):
                                  MofNCompleteColumn(), TimeRemainingColumn(),
                                  console=self.console, transient=True)
         self.progress.start()
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
 
     def line(self, message: str) -> None:
         self.console.print(message, highlight=False, markup=False)

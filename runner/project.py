@@ -6,9 +6,10 @@ job writes to. A missing project file means the defaults.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import BatchrunError, Location, SpecError
 from .keys import digest

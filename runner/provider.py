@@ -9,17 +9,18 @@ SDK's own retries (429, 5xx, network) stay in charge of transient failures.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import httpx2
 import openai
 from openai.types import Batch, FileObject
 
+from .artifacts import Artifacts
 from .errors import Location, ProviderError
 from .project import ProjectContext
-from .artifacts import Artifacts
 
 T = TypeVar("T")
 EMULATOR_URL = "http://emulator.batchrun.invalid/v1"

@@ -19,8 +19,9 @@ import json
 import marshal
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .decide import Rules, Verdict, Why, decide, unchanged
 from .errors import BatchrunError, SpecError

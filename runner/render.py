@@ -153,7 +153,8 @@ def _with_includes(env: SandboxedEnvironment, main: _Part,
         ast = env.parse(part.source)
         parts.append((part, ast))
         for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
-            name = node.template.value if isinstance(node.template, nodes.Const) else None
+            target = getattr(node, "template", None)   # each of these kinds names one
+            name = target.value if isinstance(target, nodes.Const) else None
             if not isinstance(name, str):
                 raise SpecError("expected a fixed template file name (a quoted path)",
                                 where=part.at(node.lineno))
@@ -168,6 +169,7 @@ def _check_sandbox(ast: nodes.Template, part: _Part) -> None:
     """Reading `_private` attributes is how sandbox escapes start (`''.__class__`); the
     sandbox would refuse them on every point at render time; refuse them here, once."""
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, (nodes.Getattr, nodes.Getitem))   # what find_all found
         name = _private_name(node)
         inner = [node.node, *node.node.find_all((nodes.Getattr, nodes.Getitem))]
         if name and not any(_private_name(n) for n in inner):  # the first in a chain
@@ -233,7 +235,7 @@ def _failed_at(template: PromptTemplate, exc: BaseException) -> Location:
 
 
 
-def request_frame(job: "Job") -> BodyFrame:
+def request_frame(job: Job) -> BodyFrame:
     """What every request body of `job` has in common, and which keys vary per point."""
     spec = job.spec
     constant: dict[str, Any] = {"model": spec.model, **spec.params}
@@ -252,7 +254,7 @@ def request_frame(job: "Job") -> BodyFrame:
     return BodyFrame(spec.endpoint, constant, variable)
 
 
-def render_parts(job: "Job", point_id: Any, payload: dict) -> dict:
+def render_parts(job: Job, point_id: Any, payload: dict) -> dict:
     """The keys of a request body that come from the point: messages, or input."""
     user = render_text(job.user, point_id, payload)
     system = render_text(job.system, point_id, payload) if job.system else None
@@ -265,6 +267,6 @@ def render_parts(job: "Job", point_id: Any, payload: dict) -> dict:
     return {"input": user}
 
 
-def render_body(job: "Job", point_id: Any, payload: dict) -> dict:
+def render_body(job: Job, point_id: Any, payload: dict) -> dict:
     """The request body sent for one point: exactly what the request key is computed on."""
     return request_frame(job).body(render_parts(job, point_id, payload))

@@ -27,12 +27,19 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import BatchrunError, Location
 
 if TYPE_CHECKING:
-    import jsonschema.protocols
+    import jsonschema
+
+
+class AnswerCheck(Protocol):
+    """What checks an answer against its schema: jsonschema's validator interface
+    (answers.AnswerValidator puts a fast check in front of one)."""
+
+    def iter_errors(self, instance: Any) -> Iterator[jsonschema.ValidationError]: ...
 
 # Line-level errors (top-level `error`) that only mean "this request never ran".
 RETRYABLE_BATCH_ERRORS = frozenset({"batch_expired", "batch_cancelled"})
@@ -140,7 +147,7 @@ def usage_of(body: dict) -> Usage:
 
 
 def parse_line(obj: dict, *, expect: Expect,
-               validator: jsonschema.protocols.Validator | None = None) -> Outcome:
+               validator: AnswerCheck | None = None) -> Outcome:
     """The outcome of one line of an output or error file. Never raises."""
     custom_id = obj.get("custom_id")
     custom_id = custom_id if isinstance(custom_id, str) else ""
@@ -195,7 +202,8 @@ def _http_error(custom_id: str, status: int, body: Any) -> Outcome:
     return _failed(custom_id, f"{head}: {message}", retryable=retryable, status=status)
 
 
-def _content(body: dict, expect: Expect, validator) -> tuple[Any, str | None, bool]:
+def _content(body: dict, expect: Expect,
+             validator: AnswerCheck | None) -> tuple[Any, str | None, bool]:
     """(value, None, _) when usable, else (None, reason, retryable)."""
     if isinstance(body.get("choices"), list):
         text, reason, retryable = _chat_text(body["choices"])
@@ -280,13 +288,13 @@ def _vector(embedding: Any) -> list[float]:
     return [float(x) for x in embedding]
 
 
-def _json_value(text: str, validator) -> tuple[Any, str | None, bool]:
+def _json_value(text: str, validator: AnswerCheck | None) -> tuple[Any, str | None, bool]:
     try:
         value = json.loads(strip_fences(text))
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} at char {exc.pos}", True
     if validator is not None:
-        import jsonschema.exceptions   # loaded once, where answers are checked
+        import jsonschema.exceptions  # loaded once, where answers are checked
 
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))
         if error is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ledger import FAILED, RETRY, RequestState
+from .records import FAILED, RETRY, RequestState
 from .results import Outcome
 
 TOKEN_LIMIT_TRIES = 8   # a batch refused this often for a full queue will never fit

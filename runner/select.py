@@ -9,15 +9,15 @@ writeback.py.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
-
+from typing import TYPE_CHECKING, Any
 
 from .errors import BatchrunError, Location, SpecError
 from .filters import qdrant_filter
 from .jobs import Job
-from .project import ProjectContext
 from .lock import StateLock
+from .project import ProjectContext
 from .writeback import STAMP_PREFIX, stamp_key
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class Point:
 
 def connect(project: ProjectContext) -> QdrantClient:
     """The project's Qdrant: a server by URL, or the embedded engine (the default)."""
-    from qdrant_client import QdrantClient   # the commands that read Qdrant, only
+    from qdrant_client import QdrantClient  # the commands that read Qdrant, only
 
     cfg = project.config.qdrant
     where = Location(project.file or "batchrun.yaml", 0, "qdrant")

@@ -76,7 +76,7 @@ class Output(_Strict):
 class BatchLimits(_Strict):
     max_requests: int = Field(MAX_BATCH_REQUESTS, ge=1, le=MAX_BATCH_REQUESTS,
                               description="Requests per shard (API limit 50,000).")
-    max_bytes: Size = Field(MAX_BATCH_BYTES, le=MAX_BATCH_BYTES,
+    max_bytes: Size = Field(pydantic.ByteSize(MAX_BATCH_BYTES), le=MAX_BATCH_BYTES,
                             description="Bytes per shard, e.g. 200MB (API limit 200 MB).")
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per request, across batches.")
     max_enqueued_tokens: int | None = Field(

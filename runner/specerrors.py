@@ -13,7 +13,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pydantic
 from pydantic import BaseModel

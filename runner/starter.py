@@ -8,9 +8,9 @@ models, so editors complete and check specs.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 from .errors import BatchrunError, Location
 from .spec import job_schema

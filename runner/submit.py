@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from . import crash
 from .errors import BatchrunError, ProviderError
+from .ledger import Ledger
 from .pack import SHARDS
-from .ledger import QUEUED, Ledger
+from .records import QUEUED
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -59,8 +61,8 @@ def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
     for batch in api.recent_batches(since):
         meta = batch.metadata or {}
         job, shard = meta.get("batchrun_job"), meta.get("batchrun_shard")
-        if job not in targets or meta.get("batchrun_target") != targets[job] or not shard \
-                or batch.id in known:
+        if job is None or job not in targets or meta.get("batchrun_target") != targets[job] \
+                or not shard or batch.id in known:
             continue
         intent = submitting.pop((job, shard), None)
         with ledger.transaction():

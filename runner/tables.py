@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .ledger import TERMINAL
 from .pack import SHARDS
+from .records import TERMINAL
 from .views import job_counts, money
 
 if TYPE_CHECKING:
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from .batchfile import FileCheck
     from .collect import Collected
     from .jobs import Job
-    from .ledger import BatchRecord
     from .reconcile import JobPlan
+    from .records import BatchRecord
     from .workspace import Workspace
 
 
@@ -139,7 +139,7 @@ def status_lines(rows: list[dict[str, Any]], ws: Workspace) -> list[str]:
                          f"{r['done']:,}/{r['total']:,}", _duration(r["age_seconds"]),
                          _duration(r["expires_in_seconds"])) for r in rows]
     widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
-    return ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip()
+    return ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
             for line in table]
 
 
@@ -195,7 +195,8 @@ def cost_lines(report: dict[str, Any], by: str) -> list[str]:
                       money(row["saving_usd"])))
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(line, widths))) for line in table]
+                       for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
+             for line in table]
     unpriced = report["total"]["unpriced_batches"]
     lines.append("Costs at Batch API prices, from each line's usage and the price table. SENT: "
                  "requests in batches; BILLED: lines that ran (a cancelled batch bills fewer).")

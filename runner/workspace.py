@@ -12,11 +12,11 @@ queues are recorded together, or — when the budget or a template refuses them 
 from __future__ import annotations
 
 import gc
-import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from . import changes, crash, manifest
 from .budget import Budget
@@ -24,18 +24,21 @@ from .collect import Collected, collect_finished, refresh
 from .errors import ProviderError
 from .estimate import CostRange, Estimate, cost_range
 from .jobs import Job
-from .ledger import TERMINAL, Ledger
+from .ledger import Ledger
 from .lock import StateLock
 from .pack import SHARDS
 from .pricing import PriceTable
 from .progress import Reporter
 from .project import ProjectContext
 from .reconcile import JobPlan, PassOptions, reconcile
+from .records import TERMINAL
 from .select import Selection, connect
 from .submit import adopt, batch_info, submit_pending
 from .writeback import Writer, write_answered
 
 if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
     from .provider import BatchAPI
 
 
@@ -63,7 +66,7 @@ class Workspace:
                                       origin=project.file or "batchrun.yaml")
         self._ledger: Ledger | None = None
         self._api: BatchAPI | None = None
-        self._qdrant = None
+        self._qdrant: QdrantClient | None = None
         self._adopted = False      # adopt() ran: every batch the provider has is in the ledger
         self._open_at_start: set[int] = set()    # ledger rows in flight before adopt()
         self._dropped: dict[str, dict[str, dict[str, Any]]] = {}   # job → drop_intents()
@@ -277,7 +280,7 @@ class Workspace:
             if row.job not in names or row.status in TERMINAL:
                 continue
             try:
-                batch = self.api.cancel(row.batch_id)
+                batch = self.api.cancel(row.created_id)
             except ProviderError as exc:   # finished between our last look and now
                 problems.append(f"{row.batch_id}: {exc.message}")
                 continue

@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import crash
-from .ledger import Ledger, Result
+from .ledger import Ledger
+from .records import Result
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient, models
@@ -90,7 +91,7 @@ class Writer:
     def _existing(self, writes: list[models.SetPayloadOperation]) -> list:
         ids = [op.set_payload.points[0] for op in writes]   # type: ignore[index]
         present = {p.id for p in self.client.retrieve(self.collection, ids, with_payload=False)}
-        return [op for op, point_id in zip(writes, ids) if point_id in present]
+        return [op for op, point_id in zip(writes, ids, strict=True) if point_id in present]
 
 
 def write_answered(ledger: Ledger, writer: Writer) -> int:

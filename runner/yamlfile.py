@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -156,7 +157,7 @@ def _path_at(text: str, offset: int) -> str:
 
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if event.start_mark.index >= offset:
+            if event.start_mark is None or event.start_mark.index >= offset:
                 break
             if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
                 if frames and mappings[-1] and frames[-1][1]:
@@ -175,7 +176,7 @@ def _path_at(text: str, offset: int) -> str:
                 value_ends()
     except yaml.YAMLError:
         pass
-    path = [part for (part, flag), is_mapping in zip(frames, mappings)
+    path = [part for (part, flag), is_mapping in zip(frames, mappings, strict=True)
             if not flag and part is not None and (is_mapping or part >= 0)]
     if not frames or (mappings[-1] and frames[-1][1]):  # between keys: the line's own key
         start = text.rfind("\n", 0, offset) + 1
@@ -206,7 +207,8 @@ def _build(node: yaml.Node, path: KeyPath, positions: Positions, env: Mapping[st
                                                dotted(path)))
             key_path = (*path, key)
             if key in out:
-                raise SpecError(f"duplicate key {key!r} (first on line {positions.lines[key_path]})",
+                first = positions.lines[key_path]
+                raise SpecError(f"duplicate key {key!r} (first on line {first})",
                                 where=Location(positions.file, key_node.start_mark.line + 1,
                                                dotted(key_path)),
                                 hint="only the last one would count; remove or merge the other")
@@ -216,7 +218,7 @@ def _build(node: yaml.Node, path: KeyPath, positions: Positions, env: Mapping[st
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), positions, env, expand)
                 for i, item in enumerate(node.value)]
-    block = node.style in ("|", ">")
+    block = getattr(node, "style", None) in ("|", ">")   # a scalar: plain, quoted or block
     positions.text_lines[path] = node.start_mark.line + 1 + block
     value = _scalar(node)
     if expand and isinstance(value, str) and "$" in value:

@@ -145,3 +145,26 @@ def test_costs_count_what_ran_apart_from_what_was_sent(serve_emulator, tmp_path,
     cancel_midway(project)                       # a few requests run, then the batch stops
     total = project.run_json("costs")["total"]
     assert total["requests"] == 20 and 0 < total["billed_requests"] < 20
+
+
+def test_a_damaged_manifest_is_rebuilt_from_the_ledger_with_a_warning(project):
+    project.seed(5)
+    project.run("apply", JOB)
+    before = project.run_json("costs")
+    (project.state / "manifest.json").write_bytes(b"\xff{ not json")
+    result = project.run("costs")
+    assert result.stderr.startswith(f"warning: {project.state / 'manifest.json'}: not a manifest")
+    assert project.run_json("costs") == before
+    assert project.manifest()["format"] == 1
+    (project.state / "manifest.json").write_text("[]")
+    project.run("apply", JOB)        # a run that changes nothing still mends the view
+    assert project.run_json("costs") == before
+
+
+def test_a_manifest_of_another_format_is_not_misread(project, tmp_path):
+    project.seed(2)
+    project.run("apply", JOB)
+    (project.state / "manifest.json").write_text('{"format": 99, "jobs": {}}')
+    (project.state / "state.db").rename(tmp_path / "state.db")   # only the manifest is left
+    error = project.run("costs", expect=1).stderr
+    assert "manifest format 99, expected 1" in error

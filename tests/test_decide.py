@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from runner.decide import Decision, Rules, Verdict, Why, decide, unchanged
-from runner.ledger import FAILED, QUEUED, RETRY, RequestState, Result
+from runner.records import FAILED, QUEUED, RETRY, RequestState, Result
 
 PROVIDER = "https://api.openai.com/v1"
 NOW = 1_000_000.0

@@ -19,7 +19,7 @@ from runner.emulator import Faults
 from runner.errors import BudgetExceeded
 from runner.estimate import CostRange, Estimate
 from runner.reconcile import JobPlan
-from runner.ledger import Result
+from runner.records import Result
 from runner.select import Selection
 from runner.writeback import Writer, stamp_key
 from runner.ledger import Ledger

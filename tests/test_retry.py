@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.ledger import FAILED, RETRY, RequestState
+from runner.records import FAILED, RETRY, RequestState
 from runner.results import Outcome, Usage
 from runner.retry import (TOKEN_LIMIT_TRIES, settle_invalid_batch, settle_line,
                           settle_never_ran, settle_token_limit)

@@ -8,8 +8,18 @@ import click
 
 from ..errorhandler import report
 from ..errors import BatchrunError
-from . import (EXIT_FAILED_RECORDS, State, echo_lines, emit_json, handle_errors, json_option,
-               lock_option, open_workspace, paths_argument, progress_option)
+from . import (
+    EXIT_FAILED_RECORDS,
+    State,
+    echo_lines,
+    emit_json,
+    handle_errors,
+    json_option,
+    lock_option,
+    open_workspace,
+    paths_argument,
+    progress_option,
+)
 
 
 @click.command()

@@ -7,8 +7,15 @@ import sys
 import click
 
 from ..errors import BatchrunError
-from . import (State, echo_lines, emit_json, handle_errors, json_option, open_workspace,
-               paths_argument)
+from . import (
+    State,
+    echo_lines,
+    emit_json,
+    handle_errors,
+    json_option,
+    open_workspace,
+    paths_argument,
+)
 
 
 @click.command()
@@ -98,10 +105,11 @@ def costs(state: State, by: str, as_json: bool) -> None:
       batchrun costs --by model --json
     """
     from .. import tables
-    from ..costs import cost_report, manifest_file
+    from ..costs import project_costs
     from ..project import load_project
 
-    rows = cost_report(manifest_file(load_project(state.directory)), by)
+    rows = project_costs(load_project(state.directory), by,
+                         warn=lambda line: click.echo(line, err=True))
     if as_json:
         emit_json(rows)
     else:

@@ -6,8 +6,17 @@ import sys
 
 import click
 
-from . import (EXIT_PENDING, State, echo_lines, emit_json, handle_errors, json_option,
-               open_workspace, paths_argument, progress_option)
+from . import (
+    EXIT_PENDING,
+    State,
+    echo_lines,
+    emit_json,
+    handle_errors,
+    json_option,
+    open_workspace,
+    paths_argument,
+    progress_option,
+)
 
 
 @click.command()

@@ -8,8 +8,17 @@ import time
 
 import click
 
-from . import (State, echo_lines, emit_json, handle_errors, json_option, lock_option,
-               open_workspace, paths_argument, progress_option)
+from . import (
+    State,
+    echo_lines,
+    emit_json,
+    handle_errors,
+    json_option,
+    lock_option,
+    open_workspace,
+    paths_argument,
+    progress_option,
+)
 
 
 @click.command()
@@ -124,7 +133,7 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
       batchrun status --watch          refresh until all have finished
     """
     from .. import tables
-    from ..ledger import TERMINAL
+    from ..records import TERMINAL
 
     with open_workspace(state, paths, no_progress=True) as ws:
         while True:
