@@ -43,7 +43,7 @@ def test_a_fault_outlasting_the_retries_surfaces_with_its_retry_headers(client, 
     assert caught.value.response.headers["retry-after-ms"] == "1500"
     assert caught.value.response.headers["retry-after"] == "2"
     assert caught.value.body["code"] == "rate_limit_exceeded"
-    assert emulator.service.store.files == {}  # the refused upload left nothing
+    assert emulator.service.state.files == {}  # the refused upload left nothing
 
 
 @pytest.mark.parametrize("status,error", [(500, openai.InternalServerError),

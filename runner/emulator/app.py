@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import traceback
+from http import HTTPStatus
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -52,9 +53,6 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("POST", r"/_emulator/faults", "control_set_faults"),
         ("GET", r"/_emulator/log", "control_log"),
     ]]
-_STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-                429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-                503: "Service Unavailable", 504: "Gateway Timeout"}
 _FAULT_ERRORS = {
     429: ("Rate limit reached for requests. Please try again later.", "requests",
           "rate_limit_exceeded"),
@@ -142,7 +140,7 @@ class Emulator:
     # -- WSGI
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         response = self.handle(environ)
-        start_response(f"{response.status} {_STATUS_TEXT.get(response.status, 'Unknown')}",
+        start_response(f"{response.status} {HTTPStatus(response.status).phrase}",
                        response.headers + [("x-request-id", ids.api_request_id()),
                                            ("openai-version", "2020-10-01")])
         return response.body
@@ -211,7 +209,7 @@ class Emulator:
 
     # -- /v1/files
     def create_file(self, environ: dict[str, Any]) -> Response:
-        target = self.service.store.temp_path()
+        target = self.service.state.temp_path()
         try:
             form = read_form(environ["wsgi.input"], _content_length(environ),
                              environ.get("CONTENT_TYPE", ""), target,
@@ -258,10 +256,10 @@ class Emulator:
 
     # -- /_emulator
     def control_health(self, environ: dict[str, Any]) -> Response:
-        store = self.service.store
+        state = self.service.state
         return Response.json(200, {"status": "ok", "pid": os.getpid(),
-                                   "restarted": self.restarted, "files": len(store.files),
-                                   "batches": len(store.batches),
+                                   "restarted": self.restarted, "files": len(state.files),
+                                   "batches": len(state.batches),
                                    "config": self.config.to_json()})
 
     def control_faults(self, environ: dict[str, Any]) -> Response:

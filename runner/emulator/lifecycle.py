@@ -24,7 +24,7 @@ from .config import EmulatorConfig
 from .faults import Faults, draw
 from .log import RequestLog
 from .responder import Tweaks, respond
-from .store import BatchRecord, FileRecord, Store
+from .state import BatchRecord, EmulatorState, FileRecord
 from .validation import line_offsets
 
 CHUNK = 500  # requests executed between two commits of a batch's progress
@@ -43,8 +43,8 @@ _UNFINISHED = ("in_progress", "finalizing")
 
 
 class Lifecycle:
-    def __init__(self, store: Store, log: RequestLog, config: EmulatorConfig):
-        self.store = store
+    def __init__(self, state: EmulatorState, log: RequestLog, config: EmulatorConfig):
+        self.state = state
         self.log = log
         self.config = config
         self.faults = Faults()
@@ -84,7 +84,7 @@ class Lifecycle:
         if batch.terminal:
             raise bad_request(f"Cannot cancel a batch with status '{batch.status}'.")
         batch.status, batch.cancelling_at = "cancelling", now
-        self.store.save_batch(batch)
+        self.state.save_batch(batch)
 
     def _end_validation(self, batch: BatchRecord, at: float) -> None:
         errors = batch.validation_errors or self._token_limit_errors(batch)
@@ -96,11 +96,11 @@ class Lifecycle:
         batch.total = len(self._offsets_of(batch))
         batch.model = models.dated(batch.requested_model or "")
         batch.usage = {"input": 0, "cached": 0, "output": 0, "reasoning": 0}
-        self.store.save_batch(batch)
+        self.state.save_batch(batch)
 
     def _token_limit_errors(self, batch: BatchRecord) -> list[dict[str, Any]]:
         limit = self.faults.enqueued_token_limit
-        enqueued = sum(b.enqueued_tokens for b in self.store.batches.values()
+        enqueued = sum(b.enqueued_tokens for b in self.state.batches.values()
                        if b.status in _UNFINISHED and b.requested_model == batch.requested_model)
         if batch.token_limit_forced or (limit is not None
                                         and enqueued + batch.enqueued_tokens > limit):
@@ -126,7 +126,7 @@ class Lifecycle:
             self._execute(batch, batch.done, min(due, batch.done + CHUNK))
         if batch.done == batch.total:
             batch.status, batch.finalizing_at = "finalizing", started + batch.total * per_request
-            self.store.save_batch(batch)
+            self.state.save_batch(batch)
             return True
         if cap is not None and batch.done >= cap:
             self._finish(batch, "expired", started + batch.done * per_request, "batch_expired")
@@ -150,7 +150,7 @@ class Lifecycle:
         return self._orders[batch.id]
 
     def _input_path(self, batch: BatchRecord) -> Path:
-        return self.store.part_path(batch.id, "input")
+        return self.state.part_path(batch.id, "input")
 
     def _requests(self, batch: BatchRecord, start: int, end: int):
         """(position, request) in execution order, read from the batch's copy of its input."""
@@ -163,8 +163,8 @@ class Lifecycle:
     def _execute(self, batch: BatchRecord, start: int, end: int) -> None:
         events = []
         per_request = self.config.seconds_per_request
-        with self.store.part_path(batch.id, "output").open("ab") as out, \
-                self.store.part_path(batch.id, "error").open("ab") as err:
+        with self.state.part_path(batch.id, "output").open("ab") as out, \
+                self.state.part_path(batch.id, "error").open("ab") as err:
             for position, request in self._requests(batch, start, end):
                 when = (batch.in_progress_at or 0) + (position + 1) * per_request
                 line, status, outcome, usage = self._answer(batch, request, when)
@@ -183,7 +183,7 @@ class Lifecycle:
         for event in events:
             self.log.append(event)
         batch.done = end
-        self.store.save_batch(batch)
+        self.state.save_batch(batch)
 
     def _answer(self, batch: BatchRecord, request: dict[str, Any],
                 when: float) -> tuple[bytes, int, str, dict[str, int]]:
@@ -223,27 +223,27 @@ class Lifecycle:
     def _finish(self, batch: BatchRecord, status: str, at: float,
                 leftover: str | None = None) -> None:
         if leftover and batch.in_progress_at is not None and batch.done < batch.total:
-            with self.store.part_path(batch.id, "error").open("ab") as err:
+            with self.state.part_path(batch.id, "error").open("ab") as err:
                 for _, request in self._requests(batch, batch.done, batch.total):
                     err.write(_jsonl({"id": ids.batch_request_id(at), "custom_id":
                                       request["custom_id"], "response": None,
                                       "error": {"code": leftover,
                                                 "message": _LEFTOVER_MESSAGES[leftover]}}))
         for kind in ("output", "error"):
-            part = self.store.part_path(batch.id, kind)
+            part = self.state.part_path(batch.id, kind)
             if part.exists() and part.stat().st_size:
                 lifetime = batch.output_expires_after or OUTPUT_FILE_LIFETIME
                 record = FileRecord(id=ids.file_id(), bytes=part.stat().st_size,
                                     created_at=int(at), filename=f"{batch.id}_{kind}.jsonl",
                                     purpose="batch_output", expires_at=int(at) + lifetime,
-                                    sequence=self.store.next_file_sequence())
-                self.store.add_file(record, part, keep_source=True)
+                                    sequence=self.state.next_file_sequence())
+                self.state.add_file(record, part, keep_source=True)
                 setattr(batch, f"{kind}_file_id", record.id)
         batch.status = status
         setattr(batch, f"{status}_at", at)
-        self.store.save_batch(batch)
+        self.state.save_batch(batch)
         for kind in ("output", "error", "input"):
-            self.store.part_path(batch.id, kind).unlink(missing_ok=True)
+            self.state.part_path(batch.id, kind).unlink(missing_ok=True)
         self._offsets.pop(batch.id, None)
         self._orders.pop(batch.id, None)
 

@@ -13,7 +13,7 @@ Two kinds of event, one JSON object each, in memory and (always) appended to
 status_zero. `billed` is true when the request produced a 200 answer, which the real
 service charges for (truncated and invalid answers included).
 
-An event is appended before the state it describes is committed (store.py). After a crash,
+An event is appended before the state it describes is committed (state.py). After a crash,
 events of batches that were never committed are dropped on load, and a request redone
 after a crash is logged once: the log never shows more than what happened.
 """

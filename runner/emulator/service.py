@@ -27,7 +27,7 @@ from .config import EmulatorConfig
 from .faults import FaultCounters, Faults
 from .lifecycle import Lifecycle
 from .log import RequestLog
-from .store import BatchRecord, FileRecord, Store
+from .state import BatchRecord, EmulatorState, FileRecord
 from .validation import InputScan, scan_input
 
 ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/responses"]
@@ -43,9 +43,9 @@ class BatchService:
         self.config = config
         self.clock = clock
         self.lock = threading.RLock()
-        self.store = Store(root)
-        self.log = RequestLog(self.store.log_path)
-        self.lifecycle = Lifecycle(self.store, self.log, config)
+        self.state = EmulatorState(root)
+        self.log = RequestLog(self.state.log_path)
+        self.lifecycle = Lifecycle(self.state, self.log, config)
         self.counters = FaultCounters()
         self.set_faults(faults)
         self._lock_file = (root / "lock").open("a+b")
@@ -62,19 +62,19 @@ class BatchService:
             if self._depth == 0:
                 if fcntl is not None:
                     fcntl.flock(self._lock_file, fcntl.LOCK_EX)
-                if self.store.stamp() != self._seen:
-                    self.store.load()
-                    self.log.load(set(self.store.batches))
-                self._writes = self.store.writes
+                if self.state.stamp() != self._seen:
+                    self.state.load()
+                    self.log.load(set(self.state.batches))
+                self._writes = self.state.writes
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
                 if self._depth == 0:
-                    if self.store.writes != self._writes:
-                        self.store.bump()
-                    self._seen = self.store.stamp()
+                    if self.state.writes != self._writes:
+                        self.state.bump()
+                    self._seen = self.state.stamp()
                     if fcntl is not None:
                         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
@@ -95,7 +95,7 @@ class BatchService:
     def tick(self) -> float:
         """Bring every unfinished batch to the present; the present."""
         now = self.clock()
-        for batch in list(self.store.batches.values()):
+        for batch in list(self.state.batches.values()):
             if not batch.terminal:
                 self.lifecycle.advance(batch, now)
         return now
@@ -119,14 +119,14 @@ class BatchService:
             record = FileRecord(id=ids.file_id(), bytes=upload.stat().st_size, created_at=now,
                                 filename=os.path.basename(filename), purpose=purpose,
                                 expires_at=None if lifetime is None else now + lifetime,
-                                sequence=self.store.next_file_sequence())
-            self.store.add_file(record, upload)
+                                sequence=self.state.next_file_sequence())
+            self.state.add_file(record, upload)
             return record.to_api()
 
     def get_file(self, file_id: str) -> FileRecord:
         with self.locked():
             now = self.tick()
-            record = self.store.files.get(file_id)
+            record = self.state.files.get(file_id)
             if record is None or (record.expires_at is not None and now >= record.expires_at):
                 raise ApiError(404, f"No such File object: {file_id}", param="id")
             return record
@@ -138,19 +138,19 @@ class BatchService:
             raise invalid_value("order", order, ["asc", "desc"])
         with self.locked():
             now = self.tick()
-            records = [r for r in self.store.files.values()
+            records = [r for r in self.state.files.values()
                        if (r.expires_at is None or now < r.expires_at)
                        and query.get("purpose") in (None, r.purpose)]
             records.sort(key=lambda r: r.sequence, reverse=order == "desc")
             return _page([r.to_api() for r in records], limit, query.get("after"), "file")
 
     def content_path(self, file_id: str) -> Path:
-        return self.store.blob_path(self.get_file(file_id).id)
+        return self.state.blob_path(self.get_file(file_id).id)
 
     def delete_file(self, file_id: str) -> dict[str, Any]:
         with self.locked():
             record = self.get_file(file_id)
-            self.store.delete_file(record.id)
+            self.state.delete_file(record.id)
             return {"id": record.id, "object": "file", "deleted": True}
 
     # -- batches
@@ -179,7 +179,7 @@ class BatchService:
             if forced:
                 self.counters.token_limit_left -= 1
             batch = BatchRecord(
-                id=ids.batch_id(now), ordinal=self.store.next_ordinal(),
+                id=ids.batch_id(now), ordinal=self.state.next_ordinal(),
                 endpoint=params["endpoint"], input_file_id=params["input_file_id"],
                 completion_window="24h", metadata=metadata, created_at=now,
                 expires_at=now + self.config.completion_window_seconds,
@@ -187,17 +187,17 @@ class BatchService:
                 requested_model=scan.model, enqueued_tokens=scan.prompt_tokens,
                 token_limit_forced=forced, output_expires_after=output_lifetime)
             if not scan.errors:
-                os.link(self.store.blob_path(batch.input_file_id),
-                        self.store.part_path(batch.id, "input"))
+                os.link(self.state.blob_path(batch.input_file_id),
+                        self.state.part_path(batch.id, "input"))
                 self.lifecycle.remember_offsets(batch.id, scan.offsets)
             self.log.append({"event": "batch_created", "time": now, "batch_id": batch.id,
                              "input_file_id": batch.input_file_id, "endpoint": batch.endpoint,
                              "metadata": metadata, "custom_ids": scan.custom_ids})
-            self.store.save_batch(batch)
+            self.state.save_batch(batch)
             return batch.to_api()
 
     def _scan(self, file_id: str, endpoint: str) -> InputScan:
-        record = self.store.files.get(file_id)
+        record = self.state.files.get(file_id)
         if record is None or (record.expires_at is not None
                               and self.clock() >= record.expires_at):
             scan = InputScan()
@@ -208,13 +208,13 @@ class BatchService:
             raise bad_request(f"The input file {file_id} has purpose '{record.purpose}'; a "
                               "batch needs a file uploaded with purpose 'batch'.",
                               param="input_file_id")
-        return scan_input(self.store.blob_path(file_id), endpoint, self.config,
+        return scan_input(self.state.blob_path(file_id), endpoint, self.config,
                           count_tokens=self.faults.enqueued_token_limit is not None)
 
     def get_batch(self, batch_id: str) -> BatchRecord:
         with self.locked():
             self.tick()
-            batch = self.store.batches.get(batch_id)
+            batch = self.state.batches.get(batch_id)
             if batch is None:
                 raise ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
             return batch
@@ -232,7 +232,7 @@ class BatchService:
         limit = _limit(query, 20, 100)
         with self.locked():
             self.tick()
-            newest_first = [b.to_api() for b in reversed(self.store.batches.values())]
+            newest_first = [b.to_api() for b in reversed(self.state.batches.values())]
             return _page(newest_first, limit, query.get("after"), "batch")
 
 

@@ -1,4 +1,5 @@
-"""Files and batches, kept in a directory so that the emulator survives its own restart.
+"""The emulator's state: its files and batches, kept in a directory so that the emulator
+survives its own restart. (Not batchrun's ledger: that is `runner.store.Store`.)
 
 Layout under the root (the `--state-dir`, or a private temporary directory):
 
@@ -132,8 +133,9 @@ def _read_records(folder: Path, cls: type) -> list:
     return records
 
 
-class Store:
-    """In memory: `files` and `batches` (creation order). On disk: the layout above."""
+class EmulatorState:
+    """The files and batches the emulator serves. In memory: `files` and `batches` (their
+    records, in creation order). On disk: the layout above."""
 
     def __init__(self, root: Path):
         self.root = root
