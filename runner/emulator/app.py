@@ -11,6 +11,7 @@ Routes under /v1 are the real protocol and need a bearer token (any). Routes und
     GET  /_emulator/faults   {"faults": <Faults JSON>, "left": <counters>}
     POST /_emulator/faults   replace the faults (body: Faults JSON); answers like GET
     GET  /_emulator/log      {"object": "list", "data": [<event>, ...]} (see log.py)
+    GET  /_emulator/executions  {"executed": {custom_id: n}, "billed": {custom_id: n}}
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from http import HTTPStatus
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"/_emulator/faults", "control_faults"),
         ("POST", r"/_emulator/faults", "control_set_faults"),
         ("GET", r"/_emulator/log", "control_log"),
+        ("GET", r"/_emulator/executions", "control_executions"),
     ]]
 _FAULT_ERRORS = {
     429: ("Rate limit reached for requests. Please try again later.", "requests",
@@ -118,6 +121,13 @@ class Emulator:
     @property
     def log(self) -> RequestLog:
         return self.service.log
+
+    def executions(self, *, billed: bool | None = None) -> Counter[str]:
+        """How many times each request (custom_id) was executed here, in batches and by
+        synchronous calls; `billed=True`: only the billed executions (a 200 answer)."""
+        with self.service.locked():
+            pass  # take in what another process sharing the state dir logged
+        return self.log.executions(billed=billed)
 
     def restart(self) -> None:
         """What a crash and a restart do: drop all memory and reload from the state dir
@@ -275,7 +285,15 @@ class Emulator:
         return self.control_faults(environ)
 
     def control_log(self, environ: dict[str, Any]) -> Response:
-        return Response.json(200, {"object": "list", "data": self.log.events})
+        with self.service.locked():
+            pass  # take in what another process sharing the state dir logged
+        return Response(200, _json_list(self.log.iter_events()),
+                        [("Content-Type", "application/json")])
+
+    def control_executions(self, environ: dict[str, Any]) -> Response:
+        return Response.json(200, {"object": "emulator.executions",
+                                   "executed": self.executions(),
+                                   "billed": self.executions(billed=True)})
 
 
 def _fault_error(fault: HttpFault) -> ApiError:
@@ -318,6 +336,14 @@ def _json_body(environ: dict[str, Any]) -> Any:
 
 def _query(environ: dict[str, Any]) -> dict[str, str]:
     return dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+
+
+def _json_list(items: Iterable[Any]) -> Iterable[bytes]:
+    """`{"object": "list", "data": [...]}`, streamed item by item."""
+    yield b'{"object": "list", "data": ['
+    for index, item in enumerate(items):
+        yield (", " if index else "").encode() + json.dumps(item, ensure_ascii=False).encode()
+    yield b"]}"
 
 
 def _chunks(handle: Any) -> Iterable[bytes]:

@@ -49,7 +49,7 @@ class Lifecycle:
         self.config = config
         self.faults = Faults()
         self._offsets: dict[str, array] = {}
-        self._orders: dict[str, list[int]] = {}
+        self._orders: dict[str, array] = {}
 
     def remember_offsets(self, batch_id: str, offsets: array) -> None:
         self._offsets[batch_id] = offsets
@@ -142,9 +142,9 @@ class Lifecycle:
             self._offsets[batch.id] = line_offsets(self._input_path(batch))
         return self._offsets[batch.id]
 
-    def _order_of(self, batch: BatchRecord) -> list[int]:
+    def _order_of(self, batch: BatchRecord) -> array:
         if batch.id not in self._orders:
-            order = list(range(batch.total))
+            order = array("q", range(batch.total))
             random.Random(f"{self.config.seed}/{batch.ordinal}").shuffle(order)
             self._orders[batch.id] = order
         return self._orders[batch.id]
@@ -180,8 +180,7 @@ class Lifecycle:
                                "status_code": status, "outcome": outcome,
                                "billed": status == 200})
             batch.output_bytes, batch.error_bytes = out.tell(), err.tell()
-        for event in events:
-            self.log.append(event)
+        self.log.append_executed(batch.id, start, events)
         batch.done = end
         self.state.save_batch(batch)
 
