@@ -14,7 +14,8 @@ from emulator_fixtures import (  # noqa: F401  (fixtures)
     chat_requests, client, clock, emulator, inprocess_client, local, new_emulator, paced,
     paced_client,
     run_batch, sdk_client, submit, upload, wait)
-from runner.emulator import Emulator, EmulatorConfig, EmulatorCrashed, Faults, HttpFault
+from runner.emulator import (Emulator, EmulatorConfig, EmulatorCrashed, Faults, FileDamage,
+                             HttpFault)
 from runner.emulator import start_in_thread
 from runner.emulator.command import emulator_command
 from runner import tokens
@@ -172,6 +173,23 @@ def test_expiry_after_n_requests_keeps_them_and_expires_the_rest(local, emulator
     assert all(line["response"] is None for line in errors)
 
 
+@pytest.mark.parametrize("transport", ["in-process", "http"])
+def test_a_lagging_list_hides_batches_younger_than_the_lag(paced, clock, transport):
+    paced.faults = Faults(list_lag_seconds=30)
+    with start_in_thread(paced) as server:
+        client = inprocess_client(paced) if transport == "in-process" else \
+            sdk_client(server.url)
+        old = submit(client, chat_requests(1))
+        clock.advance(20)
+        young = submit(client, chat_requests(1, prefix="y"))
+        assert [b.id for b in client.batches.list()] == []
+        clock.advance(10)
+        assert [b.id for b in client.batches.list()] == [old.id]
+        assert client.batches.retrieve(young.id).id == young.id  # retrieve does not lag
+        clock.advance(20)
+        assert [b.id for b in client.batches.list()] == [young.id, old.id]
+
+
 def test_faults_are_set_over_http_and_an_unknown_fault_is_refused(emulator):
     with start_in_thread(emulator) as server:
         control = server.url.removesuffix("/v1") + "/_emulator/faults"
@@ -211,7 +229,8 @@ def test_a_malformed_http_fault_is_an_error_naming_it(text):
 
 def test_faults_round_trip_through_json():
     faults = Faults(seed=3, http=(HttpFault("* *", 503),), status_zero_rate=0.25,
-                    enqueued_token_limit=90_000, crash_after_calls=4)
+                    enqueued_token_limit=90_000, crash_after_calls=4, list_lag_seconds=2.5,
+                    damaged_files=(FileDamage("error", "truncated", 2, (1, 3), 7),))
     assert Faults.from_json(json.loads(json.dumps(faults.to_json()))) == faults
 
 

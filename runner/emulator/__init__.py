@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from .app import Emulator, EmulatorCrashed
 from .config import EmulatorConfig
-from .faults import Faults, HttpFault
+from .faults import Faults, FileDamage, HttpFault
 from .server import RunningServer, start_in_thread
 
-__all__ = ["Emulator", "EmulatorConfig", "EmulatorCrashed", "Faults", "HttpFault",
+__all__ = ["Emulator", "EmulatorConfig", "EmulatorCrashed", "Faults", "FileDamage", "HttpFault",
            "RunningServer", "start_in_thread"]

@@ -241,11 +241,9 @@ class Emulator:
         return Response.json(200, self.service.delete_file(id))
 
     def file_content(self, environ: dict[str, Any], id: str) -> Response:
-        path = self.service.content_path(id)
-        handle = path.open("rb")  # open now: a delete after this point cannot cut the answer
-        size = os.fstat(handle.fileno()).st_size
-        return Response(200, _chunks(handle), [("Content-Type", "application/octet-stream"),
-                                               ("Content-Length", str(size))])
+        body = self.service.download(id)
+        return Response(200, body.chunks, [("Content-Type", body.content_type),
+                                           ("Content-Length", str(body.length))])
 
     # -- /v1/batches
     def create_batch(self, environ: dict[str, Any]) -> Response:
@@ -344,9 +342,3 @@ def _json_list(items: Iterable[Any]) -> Iterable[bytes]:
     for index, item in enumerate(items):
         yield (", " if index else "").encode() + json.dumps(item, ensure_ascii=False).encode()
     yield b"]}"
-
-
-def _chunks(handle: Any) -> Iterable[bytes]:
-    with handle:
-        while chunk := handle.read(1 << 16):
-            yield chunk

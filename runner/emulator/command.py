@@ -14,7 +14,7 @@ from runner.errors import BatchrunError
 
 from .app import Emulator
 from .config import PRESETS, EmulatorConfig
-from .faults import Faults, HttpFault
+from .faults import Faults, FileDamage, HttpFault
 from .server import serve, supervise
 
 
@@ -60,12 +60,21 @@ def _count(name: str, help: str) -> Any:
 @_count("--enqueued-token-limit", "Enqueued-token limit per model, over unfinished batches.")
 @_count("--expire-after-requests", "Every batch expires after executing N requests.")
 @_count("--crash-after-calls", "Crash the emulator (exit 86) on the API call after N.")
+@click.option("--damage-file", multiple=True, metavar="FILE=DAMAGE[,OPTS]",
+              help="Serve batch output or error files damaged: FILE is output or error, "
+                   "DAMAGE one of truncated, invalid_utf8, html, empty, duplicate_line, "
+                   "unknown_custom_id, no_response; options times=N (only the first N "
+                   "downloads), batches=1+3 (those batches only), bytes=N (truncated). "
+                   "Repeatable.")
+@click.option("--list-lag-seconds", type=click.FloatRange(0.0), default=None,
+              help="GET /v1/batches hides batches younger than this many seconds.")
 @click.option("--restart-on-crash", is_flag=True,
               help="Restart the emulator after a crash, on the same port (POSIX).")
 @click.option("--verbose", is_flag=True, help="Log every HTTP request to stderr.")
 def emulator_command(host: str, port: int, state_dir: Path | None, speed: str,
                      faults_file: Path | None, restart_on_crash: bool, verbose: bool,
-                     seed: int, http_fault: tuple[str, ...], **options: Any) -> None:
+                     seed: int, http_fault: tuple[str, ...], damage_file: tuple[str, ...],
+                     **options: Any) -> None:
     """Serve an emulator of the OpenAI Files + Batches API.
 
     Point the `openai` SDK (or batchrun) at it with OPENAI_BASE_URL; any API key works.
@@ -77,12 +86,13 @@ def emulator_command(host: str, port: int, state_dir: Path | None, speed: str,
       batchrun emulator --port 0 --speed instant --state-dir .emulator
       batchrun emulator --http-fault 'POST /v1/batches=429x2' --request-failure-rate 0.1
       batchrun emulator --state-dir .emulator --crash-after-calls 20 --restart-on-crash
+      batchrun emulator --damage-file output=html,times=1 --list-lag-seconds 30
     """
     timing = {k: options.pop(k) for k in ("validating_seconds", "seconds_per_request",
                                           "finalizing_seconds", "cancelling_seconds",
                                           "completion_window_seconds")}
     config = EmulatorConfig.preset(speed, seed=seed, **timing)
-    faults = _faults(faults_file, http_fault, options, seed)
+    faults = _faults(faults_file, http_fault, damage_file, options, seed)
 
     def announce(url: str) -> None:
         click.echo(f"batchrun emulator listening on {url}", color=False)
@@ -106,14 +116,16 @@ def emulator_command(host: str, port: int, state_dir: Path | None, speed: str,
         run(None, False)
 
 
-def _faults(path: Path | None, http: tuple[str, ...], options: dict[str, Any],
-            seed: int) -> Faults:
+def _faults(path: Path | None, http: tuple[str, ...], damages: tuple[str, ...],
+            options: dict[str, Any], seed: int) -> Faults:
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path else {}
         data.setdefault("seed", seed)
         data.update({k: v for k, v in options.items() if v is not None})
         faults = Faults.from_json(data)
-        return dataclasses.replace(faults, http=(*faults.http, *map(HttpFault.parse, http)))
+        return dataclasses.replace(
+            faults, http=(*faults.http, *map(HttpFault.parse, http)),
+            damaged_files=(*faults.damaged_files, *map(FileDamage.parse, damages)))
     except ValueError as err:
         raise BatchrunError(f"bad fault: {err}", hint="see docs/emulator.md, section Faults") \
             from None

@@ -61,8 +61,7 @@ class HttpFault:
                              "'POST /v1/batches=429x2,retry-after-ms=50'")
         values: dict[str, Any] = dict(route=match["route"], status=int(match["status"]),
                                       times=int(match["times"] or 1))
-        for option in filter(None, (o.strip() for o in match["options"].split(","))):
-            name, _, number = option.partition("=")
+        for name, number in _options(match["options"]):
             if name == "after" and not number:
                 values["after"] = True
             elif name == "retry-after-ms" and number:
@@ -70,8 +69,74 @@ class HttpFault:
             elif name == "no-retry-after" and not number:
                 values["retry_after_ms"] = None
             else:
-                raise ValueError(f"unknown HTTP fault option {option!r} in {text!r}")
+                raise ValueError(f"unknown HTTP fault option {name!r} in {text!r}")
         return cls(**values)
+
+
+DAMAGES = ("truncated", "invalid_utf8", "html", "empty", "duplicate_line", "unknown_custom_id",
+           "no_response")
+_FILE_DAMAGE = re.compile(r"^\s*(?P<file>[a-z]+)\s*=\s*(?P<damage>[a-z_0-9]+)"
+                          r"(?P<options>(?:\s*,\s*[a-z-]+=[0-9+]+)*)\s*$")
+
+
+@dataclass(frozen=True)
+class FileDamage:
+    """Serve the output or error file of a batch damaged, as a provider's storage or a proxy
+    in between sometimes does.
+
+    `damage` is one of DAMAGES: `truncated` (the last `bytes` bytes cut), `invalid_utf8`
+    (one byte that is not UTF-8 in the first line), `html` (an HTML error page instead of
+    JSONL, with status 200), `empty` (no bytes), `duplicate_line` (the first line again at
+    the end), `unknown_custom_id` (an extra line whose custom_id no request has),
+    `no_response` (the first line without `response`, and `error` null).
+    `times`: None damages every download of the file (persistent); N only its first N
+    downloads (transient: a client that downloads again gets the whole file).
+    `batches`: the ordinals of the batches whose files it damages (1 is the first batch
+    created); empty: every batch.
+    """
+
+    file: str  # "output" or "error"
+    damage: str
+    times: int | None = None
+    batches: tuple[int, ...] = ()
+    bytes: int = 16  # for `truncated`
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batches", tuple(self.batches))
+        if self.file not in ("output", "error"):
+            raise ValueError(f"damaged file must be 'output' or 'error', not {self.file!r}")
+        if self.damage not in DAMAGES:
+            raise ValueError(f"unknown damage {self.damage!r}; known: {', '.join(DAMAGES)}")
+        if self.times is not None and self.times < 1:
+            raise ValueError("damaged file times must be at least 1 (or absent: every time)")
+        if self.bytes < 1:
+            raise ValueError("damaged file bytes must be at least 1")
+
+    def matches(self, part: str, ordinal: int) -> bool:
+        return part == self.file and (not self.batches or ordinal in self.batches)
+
+    @classmethod
+    def parse(cls, text: str) -> FileDamage:
+        """`FILE=DAMAGE[,times=N][,batches=1+3][,bytes=N]`, e.g. `output=html,times=1`."""
+        match = _FILE_DAMAGE.match(text)
+        if not match:
+            raise ValueError(f"cannot read damaged file {text!r}; expected e.g. "
+                             "'output=truncated,bytes=40,times=1,batches=1+2'")
+        values: dict[str, Any] = dict(file=match["file"], damage=match["damage"])
+        for name, number in _options(match["options"]):
+            if name in ("times", "bytes") and number.isdigit():
+                values[name] = int(number)
+            elif name == "batches" and number:
+                values["batches"] = tuple(int(n) for n in number.split("+") if n)
+            else:
+                raise ValueError(f"unknown damaged file option {name!r} in {text!r}")
+        return cls(**values)
+
+
+def _options(text: str) -> list[tuple[str, str]]:
+    """`,name=value,flag` → [(name, value), (flag, "")]."""
+    return [(name.strip(), value.strip()) for name, _, value in
+            (option.partition("=") for option in text.split(",") if option.strip())]
 
 
 @dataclass(frozen=True)
@@ -90,11 +155,18 @@ class Faults:
     token_limit_batches: int = 0  # the next N batches fail with token_limit_exceeded
     enqueued_token_limit: int | None = None  # per model, over batches not yet finished
     expire_after_requests: int | None = None  # a batch expires after executing N requests
+    # Per download of a batch's output or error file:
+    damaged_files: tuple[FileDamage, ...] = ()
+    # Per list of batches:
+    list_lag_seconds: float = 0.0  # GET /v1/batches hides batches younger than this
     # Per emulator:
     crash_after_calls: int | None = None  # after N API calls, the next one crashes it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "http", tuple(self.http))
+        object.__setattr__(self, "damaged_files", tuple(self.damaged_files))
+        if self.list_lag_seconds < 0:
+            raise ValueError("list_lag_seconds must not be negative")
         for name in ("request_failure_rate", "status_zero_rate", "invalid_json_rate",
                      "truncation_rate", "fence_rate"):
             rate = getattr(self, name)
@@ -121,16 +193,9 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault {unknown[0]!r}; known: {', '.join(sorted(known))}")
         values = dict(data)
-        http_known = {f.name for f in dataclasses.fields(HttpFault)}
-        http = []
-        for item in values.get("http", ()):
-            if isinstance(item, str):
-                http.append(HttpFault.parse(item))
-            elif isinstance(item, dict) and set(item) <= http_known:
-                http.append(HttpFault(**item))
-            else:
-                raise ValueError(f"cannot read HTTP fault {item!r}")
-        values["http"] = tuple(http)
+        values["http"] = _read_items(values.get("http", ()), HttpFault, "HTTP fault")
+        values["damaged_files"] = _read_items(values.get("damaged_files", ()), FileDamage,
+                                              "damaged file")
         try:
             return cls(**values)
         except TypeError as err:
@@ -139,6 +204,20 @@ class Faults:
     def per_batch(self) -> dict[str, Any]:
         """What a batch keeps of the faults when it is created (so a restart replays it)."""
         return {name: getattr(self, name) for name in _PER_BATCH}
+
+
+def _read_items(items: Any, cls: Any, what: str) -> tuple[Any, ...]:
+    """A list of faults given as strings (`cls.parse`) or objects (its fields)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    read = []
+    for item in items:
+        if isinstance(item, str):
+            read.append(cls.parse(item))
+        elif isinstance(item, dict) and set(item) <= known:
+            read.append(cls(**item))
+        else:
+            raise ValueError(f"cannot read {what} {item!r}")
+    return tuple(read)
 
 
 _PER_BATCH = ("seed", "request_failure_rate", "status_zero_rate", "invalid_json_rate",
@@ -152,6 +231,8 @@ class FaultCounters:
     http_left: list[int] = field(default_factory=list)
     token_limit_left: int = 0
     calls_before_crash: int | None = None
+    damaged_downloads: dict[str, int] = field(default_factory=dict)  # "<damage>/<file id>"
+    sync_calls: int = 0  # synchronous calls answered; each gets fresh draws
 
     @classmethod
     def start(cls, faults: Faults) -> FaultCounters:

@@ -24,7 +24,7 @@ from .config import EmulatorConfig
 from .faults import Faults, draw
 from .log import RequestLog
 from .responder import Tweaks, respond
-from .state import BatchRecord, EmulatorState, FileRecord
+from .state import BatchRecord, EmulatorState, FileRecord, jsonl_line
 from .validation import line_offsets
 
 CHUNK = 500  # requests executed between two commits of a batch's progress
@@ -216,7 +216,7 @@ class Lifecycle:
             response = {"status_code": status, "request_id": request_id, "body": reply.body}
         line = {"id": ids.batch_request_id(when + 2), "custom_id": custom_id,
                 "response": response, "error": None}
-        return _jsonl(line), status, outcome, usage
+        return jsonl_line(line), status, outcome, usage
 
     # -- terminal states
     def _finish(self, batch: BatchRecord, status: str, at: float,
@@ -224,7 +224,7 @@ class Lifecycle:
         if leftover and batch.in_progress_at is not None and batch.done < batch.total:
             with self.state.part_path(batch.id, "error").open("ab") as err:
                 for _, request in self._requests(batch, batch.done, batch.total):
-                    err.write(_jsonl({"id": ids.batch_request_id(at), "custom_id":
+                    err.write(jsonl_line({"id": ids.batch_request_id(at), "custom_id":
                                       request["custom_id"], "response": None,
                                       "error": {"code": leftover,
                                                 "message": _LEFTOVER_MESSAGES[leftover]}}))
@@ -235,7 +235,8 @@ class Lifecycle:
                 record = FileRecord(id=ids.file_id(), bytes=part.stat().st_size,
                                     created_at=int(at), filename=f"{batch.id}_{kind}.jsonl",
                                     purpose="batch_output", expires_at=int(at) + lifetime,
-                                    sequence=self.state.next_file_sequence())
+                                    sequence=self.state.next_file_sequence(),
+                                    batch_id=batch.id, part=kind)
                 self.state.add_file(record, part, keep_source=True)
                 setattr(batch, f"{kind}_file_id", record.id)
         batch.status = status
@@ -245,7 +246,3 @@ class Lifecycle:
             self.state.part_path(batch.id, kind).unlink(missing_ok=True)
         self._offsets.pop(batch.id, None)
         self._orders.pop(batch.id, None)
-
-
-def _jsonl(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")

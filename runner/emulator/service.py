@@ -24,7 +24,8 @@ except ImportError:  # not POSIX: one process per state dir
 from . import ids
 from .api_error import ApiError, bad_request, invalid_type, invalid_value, missing
 from .config import EmulatorConfig
-from .faults import FaultCounters, Faults
+from .damage import Body, damaged, whole
+from .faults import FaultCounters, FileDamage, Faults
 from .lifecycle import Lifecycle
 from .log import RequestLog
 from .state import BatchRecord, EmulatorState, FileRecord
@@ -144,8 +145,28 @@ class BatchService:
             records.sort(key=lambda r: r.sequence, reverse=order == "desc")
             return _page([r.to_api() for r in records], limit, query.get("after"), "file")
 
-    def content_path(self, file_id: str) -> Path:
-        return self.state.blob_path(self.get_file(file_id).id)
+    def download(self, file_id: str) -> Body:
+        """The file's bytes, or what the `damaged_files` fault makes of them."""
+        with self.locked():
+            record = self.get_file(file_id)
+            path = self.state.blob_path(record.id)
+            damage = self._damage_for(record)
+            return whole(path) if damage is None else damaged(path, damage)
+
+    def _damage_for(self, record: FileRecord) -> FileDamage | None:
+        """The first damage that applies to this download, if any; counts it."""
+        batch = self.state.batches.get(record.batch_id or "")
+        if batch is None or record.part is None:
+            return None
+        for index, damage in enumerate(self.faults.damaged_files):
+            if not damage.matches(record.part, batch.ordinal):
+                continue
+            key = f"{index}/{record.id}"
+            served = self.counters.damaged_downloads.get(key, 0)
+            if damage.times is None or served < damage.times:
+                self.counters.damaged_downloads[key] = served + 1
+                return damage
+        return None
 
     def delete_file(self, file_id: str) -> dict[str, Any]:
         with self.locked():
@@ -230,9 +251,11 @@ class BatchService:
 
     def list_batches(self, query: dict[str, str]) -> dict[str, Any]:
         limit = _limit(query, 20, 100)
+        lag = self.faults.list_lag_seconds  # a list that lags behind creation, like the real one
         with self.locked():
-            self.tick()
-            newest_first = [b.to_api() for b in reversed(self.state.batches.values())]
+            now = self.tick()
+            newest_first = [b.to_api() for b in reversed(self.state.batches.values())
+                            if lag <= 0 or now - b.created_at >= lag]
             return _page(newest_first, limit, query.get("after"), "batch")
 
 

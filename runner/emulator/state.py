@@ -37,6 +37,8 @@ class FileRecord:
     purpose: str
     expires_at: int | None = None
     sequence: int = 0  # creation order (created_at has only seconds); not in the API object
+    batch_id: str | None = None  # of the batch whose output or error file this is
+    part: str | None = None  # "output" or "error", for such a file
 
     def to_api(self) -> dict[str, Any]:
         return {"id": self.id, "object": "file", "bytes": self.bytes,
@@ -112,6 +114,10 @@ class BatchRecord:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+
+def jsonl_line(obj: Any) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
