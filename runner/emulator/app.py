@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl
 
-from . import ids
+from . import azure, ids
 from .api_error import ApiError, bad_request
 from .config import EmulatorConfig
 from .faults import Faults, HttpFault
 from .log import RequestLog
 from .multipart import read_form
 from .service import BatchService
+from .sync import answer_now
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     (method, re.compile(pattern), name) for method, pattern, name in [
@@ -50,6 +51,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"/v1/batches", "list_batches"),
         ("GET", r"/v1/batches/(?P<id>[^/]+)", "retrieve_batch"),
         ("POST", r"/v1/batches/(?P<id>[^/]+)/cancel", "cancel_batch"),
+        ("POST", r"(?P<endpoint>/v1/(?:chat/completions|responses|embeddings))", "answer_now"),
         ("GET", r"/_emulator/health", "control_health"),
         ("GET", r"/_emulator/faults", "control_faults"),
         ("POST", r"/_emulator/faults", "control_set_faults"),
@@ -157,19 +159,34 @@ class Emulator:
 
     def handle(self, environ: dict[str, Any]) -> Response:
         method = environ["REQUEST_METHOD"].upper()
-        path = environ.get("PATH_INFO", "") or "/"
-        api_call = path.startswith("/v1/")
+        path = own = environ.get("PATH_INFO", "") or "/"
         try:
-            response = self._route(method, path, environ)
+            own = self._own_path(method, path, environ)
+            response = self._route(method, own, environ)
         except ApiError as err:
             response = Response.json(err.status, err.body(), err.headers)
         except Exception:  # a bug in the emulator: answer like the real service's 500
             traceback.print_exc(file=environ.get("wsgi.errors", sys.stderr))
             response = Response.json(500, ApiError(500, _FAULT_ERRORS[500][0],
                                                    type="server_error").body())
-        if api_call:
+        if own.startswith(("/v1/", azure.PREFIX)):  # an API call, not a control
             self._maybe_crash()
         return response
+
+    def _own_path(self, method: str, path: str, environ: dict[str, Any]) -> str:
+        """The emulator's own path (/v1/…) of a call in the Azure layout, or in the OpenAI
+        layout under the configured base path."""
+        if path.startswith(azure.PREFIX):
+            call = azure.translate(path, _query(environ))
+            environ[azure.DIALECT_KEY] = call
+            return call.path
+        base = self.config.base_path
+        if base == "/v1" or path.startswith("/_emulator/"):
+            return path
+        if path.startswith(base + "/"):
+            return "/v1" + path[len(base):]
+        raise ApiError(404, f"Invalid URL ({method} {path}): this emulator serves the OpenAI "
+                       f"API under {base}")
 
     def _route(self, method: str, path: str, environ: dict[str, Any]) -> Response:
         found = next(((match, name) for verb, pattern, name in _ROUTES
@@ -181,7 +198,9 @@ class Emulator:
         if handler.startswith("control_"):
             return getattr(self, handler)(environ)
         auth = environ.get("HTTP_AUTHORIZATION", "")
-        if not auth.startswith("Bearer ") or not auth[7:].strip():
+        if azure.DIALECT_KEY in environ:
+            azure.check_key(environ)
+        elif not auth.startswith("Bearer ") or not auth[7:].strip():
             raise ApiError(401, _NO_KEY)
         fault = self._take_http_fault(method, path, after=False)
         if fault:
@@ -250,7 +269,8 @@ class Emulator:
         params = _json_body(environ)
         if not isinstance(params, dict):
             raise bad_request("The body of a batch creation must be a JSON object.")
-        return Response.json(200, self.service.create_batch(params))
+        return Response.json(200, self.service.create_batch(
+            params, azure=azure.DIALECT_KEY in environ))
 
     def list_batches(self, environ: dict[str, Any]) -> Response:
         return Response.json(200, self.service.list_batches(_query(environ)))
@@ -261,6 +281,15 @@ class Emulator:
     def cancel_batch(self, environ: dict[str, Any], id: str) -> Response:
         _json_body(environ)  # the SDK sends an empty body; anything it sends is ignored
         return Response.json(200, self.service.cancel_batch(id))
+
+    # -- /v1/chat/completions, /v1/responses, /v1/embeddings: answered at once (sync.py)
+    def answer_now(self, environ: dict[str, Any], endpoint: str) -> Response:
+        params = _json_body(environ)
+        if not isinstance(params, dict):
+            raise bad_request("The body of a request must be a JSON object.")
+        status, body, headers = answer_now(self.service, endpoint, params,
+                                           azure_call=environ.get(azure.DIALECT_KEY))
+        return Response.json(status, body, headers)
 
     # -- /_emulator
     def control_health(self, environ: dict[str, Any]) -> Response:

@@ -41,6 +41,12 @@ def _count(name: str, help: str) -> Any:
 @click.option("--cancelling-seconds", type=float, help="Override: time in `cancelling`.")
 @click.option("--completion-window", "completion_window_seconds", type=float,
               help="Seconds before a batch expires (default 86400, the real 24h).")
+@click.option("--base-path", default="/v1", show_default=True,
+              help="Serve the OpenAI layout under this path, e.g. /compat/openai/v1 (the "
+                   "Azure layout is always under /openai).")
+@click.option("--azure-deployment", "azure_deployments", multiple=True, metavar="NAME=MODEL",
+              help="An Azure deployment and the model it runs, for the Azure layout (a "
+                   "deployment named like a model runs it). Repeatable.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of output order and of every fault draw.")
 @click.option("--faults", "faults_file", type=click.Path(exists=True, dir_okay=False,
@@ -72,6 +78,7 @@ def _count(name: str, help: str) -> Any:
               help="Restart the emulator after a crash, on the same port (POSIX).")
 @click.option("--verbose", is_flag=True, help="Log every HTTP request to stderr.")
 def emulator_command(host: str, port: int, state_dir: Path | None, speed: str,
+                     base_path: str, azure_deployments: tuple[str, ...],
                      faults_file: Path | None, restart_on_crash: bool, verbose: bool,
                      seed: int, http_fault: tuple[str, ...], damage_file: tuple[str, ...],
                      **options: Any) -> None:
@@ -87,16 +94,25 @@ def emulator_command(host: str, port: int, state_dir: Path | None, speed: str,
       batchrun emulator --http-fault 'POST /v1/batches=429x2' --request-failure-rate 0.1
       batchrun emulator --state-dir .emulator --crash-after-calls 20 --restart-on-crash
       batchrun emulator --damage-file output=html,times=1 --list-lag-seconds 30
+      batchrun emulator --azure-deployment tagger=gpt-4o-mini --base-path /compat/v1
     """
     timing = {k: options.pop(k) for k in ("validating_seconds", "seconds_per_request",
                                           "finalizing_seconds", "cancelling_seconds",
                                           "completion_window_seconds")}
-    config = EmulatorConfig.preset(speed, seed=seed, **timing)
+    try:
+        config = EmulatorConfig.preset(speed, seed=seed, base_path=base_path,
+                                       azure_deployments=_deployments(azure_deployments),
+                                       **timing)
+    except ValueError as err:
+        raise BatchrunError(f"bad option: {err}", hint="see batchrun emulator --help") \
+            from None
     faults = _faults(faults_file, http_fault, damage_file, options, seed)
 
     def announce(url: str) -> None:
         click.echo(f"batchrun emulator listening on {url}", color=False)
         click.echo(f"export OPENAI_BASE_URL={url}", color=False)
+        click.echo(f"export AZURE_OPENAI_ENDPOINT={url.removesuffix(config.base_path)}",
+                   color=False)
 
     def run(listener: socket.socket | None, restarted: bool) -> None:
         kept = dataclasses.replace(faults, crash_after_calls=None) if restarted else faults
@@ -109,11 +125,22 @@ def emulator_command(host: str, port: int, state_dir: Path | None, speed: str,
         if state_dir is None:
             raise BatchrunError("--restart-on-crash needs --state-dir",
                                 hint="without a state dir a restart loses every file and batch")
-        code = supervise(run, host, port, announce)
+        code = supervise(run, host, port, announce, config.base_path)
         if code:
             raise SystemExit(code)
     else:
         run(None, False)
+
+
+def _deployments(given: tuple[str, ...]) -> dict[str, str]:
+    deployments = {}
+    for item in given:
+        name, _, model = item.partition("=")
+        if not name.strip() or not model.strip():
+            raise BatchrunError(f"bad --azure-deployment {item!r}",
+                                hint="give NAME=MODEL, e.g. tagger=gpt-4o-mini")
+        deployments[name.strip()] = model.strip()
+    return deployments
 
 
 def _faults(path: Path | None, http: tuple[str, ...], damages: tuple[str, ...],

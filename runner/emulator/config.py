@@ -8,7 +8,7 @@ way the same state machine runs: only these durations differ.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Limits of the real Batch API (https://platform.openai.com/docs/guides/batch).
@@ -34,6 +34,18 @@ class EmulatorConfig:
     max_batch_bytes: int = MAX_BATCH_BYTES
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     organization: str = "org-emulator"
+    # Where the OpenAI layout is served: "/v1", or e.g. "/compat/openai/v1" for a
+    # provider whose base URL has a longer path. The Azure layout is always under /openai.
+    base_path: str = "/v1"
+    azure_deployments: dict[str, str] = field(default_factory=dict)  # {deployment: model}
+
+    def __post_init__(self) -> None:
+        path = "/" + self.base_path.strip("/")
+        if path == "/" or path.startswith(("/openai/", "/_emulator")) or path == "/openai":
+            raise ValueError(f"base path {self.base_path!r} must be a path like /v1 or "
+                             "/compat/openai/v1, outside /openai and /_emulator")
+        object.__setattr__(self, "base_path", path)
+        object.__setattr__(self, "azure_deployments", dict(self.azure_deployments))
 
     @classmethod
     def instant(cls, **overrides: Any) -> EmulatorConfig:

@@ -23,17 +23,13 @@ from .api_error import bad_request
 from .config import EmulatorConfig
 from .faults import Faults, draw
 from .log import RequestLog
-from .responder import Tweaks, respond
+from .responder import respond_with_faults
 from .state import BatchRecord, EmulatorState, FileRecord, jsonl_line
 from .validation import line_offsets
 
 CHUNK = 500  # requests executed between two commits of a batch's progress
 OUTPUT_FILE_LIFETIME = 30 * 86_400
 DEFAULT_SHOWN_TOKEN_LIMIT = 2_000_000  # the limit named when `token_limit_batches` forces one
-_SERVER_ERRORS = {
-    500: "The server had an error while processing your request. Sorry about that!",
-    503: "The server is overloaded or not ready yet.",
-}
 _LEFTOVER_MESSAGES = {
     "batch_expired": "This request could not be executed before the completion window "
                      "expired.",
@@ -191,28 +187,16 @@ class Lifecycle:
         def chance(kind: str) -> float:
             return draw(faults.get("seed", 0), batch.ordinal, custom_id, kind)
 
-        failure = chance("failure")
-        failure_rate = faults.get("request_failure_rate", 0.0)
-        usage = {"input": 0, "cached": 0, "output": 0, "reasoning": 0}
-        if failure < failure_rate:
-            status = 500 if chance("status") < 0.5 else 503
-            response: dict[str, Any] = {"status_code": status, "request_id": ids.request_id(),
-                                        "body": {"error": {"message": _SERVER_ERRORS[status],
-                                                           "type": "server_error",
-                                                           "param": None, "code": None}}}
-            outcome = "server_error"
-        elif failure < failure_rate + faults.get("status_zero_rate", 0.0):
-            status, outcome = 0, "status_zero"
-            response = {"status_code": 0, "request_id": "", "body": {}}
+        body = request["body"]
+        if batch.deployment is not None:  # Azure: the line names a deployment, not a model
+            body = {**body, "model": batch.requested_model}
+        reply = respond_with_faults(batch.endpoint, body, when=when, rates=faults, chance=chance)
+        status, outcome, usage = reply.status_code, reply.outcome, reply.usage
+        if status == 0:
+            response: dict[str, Any] = {"status_code": 0, "request_id": "", "body": {}}
         else:
-            tweaks = Tweaks(
-                invalid_json=chance("invalid_json") < faults.get("invalid_json_rate", 0.0),
-                truncate=chance("truncate") < faults.get("truncation_rate", 0.0),
-                fence=chance("fence") < faults.get("fence_rate", 0.0))
-            reply = respond(batch.endpoint, request["body"], when=when, tweaks=tweaks)
-            status, outcome, usage = reply.status_code, reply.outcome, reply.usage
-            request_id = ids.request_uuid() if batch.endpoint == "/v1/responses" else \
-                ids.request_id()
+            request_id = ids.request_uuid() if batch.endpoint == "/v1/responses" and \
+                outcome != "server_error" else ids.request_id()
             response = {"status_code": status, "request_id": request_id, "body": reply.body}
         line = {"id": ids.batch_request_id(when + 2), "custom_id": custom_id,
                 "response": response, "error": None}

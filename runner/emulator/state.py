@@ -80,6 +80,8 @@ class BatchRecord:
     enqueued_tokens: int = 0
     token_limit_forced: bool = False
     output_expires_after: int | None = None
+    shown_endpoint: str | None = None  # the endpoint as the client named it (Azure: no /v1)
+    deployment: str | None = None  # Azure: the deployment its lines name (model: its model)
     done: int = 0  # requests executed (in output order)
     output_bytes: int = 0  # committed length of parts/<id>.output
     error_bytes: int = 0
@@ -89,7 +91,7 @@ class BatchRecord:
             return None if value is None else int(value)
 
         body: dict[str, Any] = {
-            "id": self.id, "object": "batch", "endpoint": self.endpoint,
+            "id": self.id, "object": "batch", "endpoint": self.shown_endpoint or self.endpoint,
             "errors": None if self.errors is None else {"object": "list", "data": self.errors},
             "input_file_id": self.input_file_id, "completion_window": self.completion_window,
             "status": self.status, "output_file_id": self.output_file_id,

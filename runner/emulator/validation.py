@@ -21,7 +21,7 @@ from typing import Any
 
 from runner import tokens
 
-from . import models
+from . import azure, models
 from .config import EmulatorConfig
 
 MAX_REPORTED_ERRORS = 100
@@ -45,7 +45,10 @@ class InputScan:
 
 
 def scan_input(path: Path, endpoint: str, config: EmulatorConfig, *,
-               count_tokens: bool = False) -> InputScan:
+               count_tokens: bool = False,
+               deployments: dict[str, str] | None = None) -> InputScan:
+    """`deployments`: an Azure batch, whose lines name a deployment ({name: model}) and
+    may spell their url without /v1 (azure.py)."""
     scan = InputScan()
     size = path.stat().st_size
     if size > config.max_batch_bytes:
@@ -76,17 +79,23 @@ def scan_input(path: Path, endpoint: str, config: EmulatorConfig, *,
             custom_id = request.get("custom_id")
             if isinstance(custom_id, str):
                 scan.custom_ids.append(custom_id)
-            problem = _line_problem(request, endpoint) or _batch_problem(request, scan, seen)
+            problem = _line_problem(request, endpoint, deployments) or \
+                _batch_problem(request, scan, seen)
             if problem:
                 scan.add(problem[0], problem[1], line=number, param=problem[2])
             elif count_tokens:
-                scan.prompt_tokens += tokens.prompt_tokens(endpoint, request["body"]).tokens
+                body = request["body"]
+                if deployments is not None:
+                    body = {**body, "model": azure.deployment_model(body["model"], endpoint,
+                                                                    deployments)}
+                scan.prompt_tokens += tokens.prompt_tokens(endpoint, body).tokens
     if not scan.offsets and not scan.errors:
         scan.add("empty_file", "The batch input file is empty: it contains no requests.")
     return scan
 
 
-def _line_problem(request: dict[str, Any], endpoint: str) -> tuple[str, str, str | None] | None:
+def _line_problem(request: dict[str, Any], endpoint: str,
+                  deployments: dict[str, str] | None) -> tuple[str, str, str | None] | None:
     for name in ("custom_id", "method", "url", "body"):
         if name not in request:
             return ("missing_required_parameter", f"Missing required parameter: '{name}'.",
@@ -96,7 +105,10 @@ def _line_problem(request: dict[str, Any], endpoint: str) -> tuple[str, str, str
     if request["method"] != "POST":
         return ("invalid_value", f"Invalid value: '{request['method']}'. Supported values "
                 "are: 'POST'.", "method")
-    if request["url"] != endpoint:
+    url = request["url"]
+    if deployments is not None and isinstance(url, str):
+        url = azure.own_endpoint(url)
+    if url != endpoint:
         return ("invalid_url", "The URL provided for this request does not match the batch "
                 "endpoint.", "url")
     body = request["body"]
@@ -112,7 +124,11 @@ def _line_problem(request: dict[str, Any], endpoint: str) -> tuple[str, str, str
         return ("streaming_unsupported", f"{_STREAMING_NAME[endpoint]}: Streaming is not "
                 "supported in the Batch API.", "body.stream")
     model = body["model"]
-    if not isinstance(model, str) or not models.is_known(model, endpoint):
+    if deployments is not None:
+        if azure.deployment_model(model, endpoint, deployments) is None:
+            return ("model_not_found", f"The provided model deployment '{model}' does not "
+                    "exist in this resource.", "body.model")
+    elif not isinstance(model, str) or not models.is_known(model, endpoint):
         return ("model_not_found", f"The provided model '{model}' is not supported by the "
                 "Batch API.", "body.model")
     return None
