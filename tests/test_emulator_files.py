@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    FakeClock, chat_requests, client, emulator, inprocess_client, jsonl, new_emulator)
+    FakeClock, chat_requests, client, emulator, inprocess_client, jsonl, new_emulator, wait)
 from runner.emulator import EmulatorConfig, start_in_thread
 
 
@@ -50,9 +50,24 @@ def test_deleting_a_file_answers_deleted_and_later_reads_are_404(client):
         assert caught.value.body["message"] == f"No such File object: {file_id}"
 
 
-def test_a_batch_file_must_be_jsonl_and_the_purpose_must_be_known(client):
-    with pytest.raises(openai.BadRequestError, match="Must be .jsonl"):
-        client.files.create(file=("input.csv", b"{}\n"), purpose="batch")
+@pytest.mark.parametrize("name", ["input.csv", "notes.txt", "input.json", "a.jsonl.txt"])
+def test_a_batch_file_named_with_another_extension_is_refused(client, name):
+    with pytest.raises(openai.BadRequestError, match="Must be .jsonl") as caught:
+        client.files.create(file=(name, b"{}\n"), purpose="batch")
+    assert caught.value.body["param"] == "file"
+
+
+def test_bytes_uploaded_without_a_name_are_a_batch_file_like_curator_sends(client):
+    uploaded = client.files.create(file=jsonl(chat_requests(2)), purpose="batch")  # bytes
+    assert uploaded.filename == "upload"  # what the SDK names them
+    for name in ("REQUESTS.JSONL", "requests"):
+        assert client.files.create(file=(name, b"{}\n"), purpose="batch").filename == name
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                  completion_window="24h")
+    assert wait(client, batch.id).request_counts.completed == 2
+
+
+def test_the_purpose_must_be_known(client):
     with pytest.raises(openai.BadRequestError) as caught:
         client.files.create(file=("input.jsonl", b"{}\n"), purpose="training")  # type: ignore
     assert caught.value.body["code"] == "invalid_value"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
 try:
@@ -111,7 +111,9 @@ class BatchService:
             raise invalid_value("purpose", purpose, PURPOSES)
         if filename is None:
             raise missing("file")
-        if purpose == "batch" and not filename.lower().endswith(".jsonl"):
+        if purpose == "batch" and PurePosixPath(filename).suffix.lower() not in ("", ".jsonl"):
+            # A name without extension passes: the SDK names uploaded bytes "upload", and
+            # clients that upload bytes work against the real service (docs/emulator.md).
             raise bad_request("Invalid file format for Batch API. Must be .jsonl", param="file")
         lifetime = BATCH_INPUT_LIFETIME if purpose == "batch" else None
         if expires_after:
