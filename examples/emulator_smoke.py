@@ -10,7 +10,8 @@ cancel it, and the real API refuses to cancel a finished batch, so step 4 fails.
 
 Every answer is checked by the SDK's strict response validation. The script uploads a
 request file, creates a batch with metadata, polls it to completion, downloads its output
-and error files, cancels a second batch, and pages through the list of batches.
+and error files, cancels a second batch, pages through the list of batches, and asks one
+of the batch's requests again, synchronously.
 """
 
 from __future__ import annotations
@@ -129,6 +130,13 @@ def main() -> int:
     listed = [b.id for b in client.batches.list(limit=1)]  # iterating fetches every page
     print(f"  {len(listed)} batches in all")
     assert listed[:2] == [doomed.id, batch.id], listed
+
+    print("6. the same request, answered at once")
+    now = client.chat.completions.create(**request("video-0", VIDEOS[0])["body"])
+    batched = next(line for line in output if line["custom_id"] == "video-0")
+    print(f"  at once:  {now.choices[0].message.content}")
+    print(f"  in batch: {batched['response']['body']['choices'][0]['message']['content']}")
+    assert now.choices[0].message.content, "an empty answer"
     print("ok")
     return 0
 
