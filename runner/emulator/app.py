@@ -4,8 +4,11 @@
     client = openai.OpenAI(api_key="test", base_url="http://emulator.invalid/v1",
                            http_client=httpx2.Client(transport=httpx2.WSGITransport(app=emu)))
 
-Routes under /v1 are the real protocol and need a bearer token (any). Routes under
-/_emulator are the emulator's own controls and need none:
+Routes under /v1 are the real protocol and need a bearer token (any): Files, Batches, and
+the synchronous chat completions, responses and embeddings (sync.py). The same routes
+answer in the Azure layout under /openai (azure.py, with an `api-key`), and under another
+base path than /v1 if configured. Routes under /_emulator are the emulator's own controls
+and need none:
 
     GET  /_emulator/health   {"status": "ok", "pid", "restarted", "files", "batches"}
     GET  /_emulator/faults   {"faults": <Faults JSON>, "left": <counters>}
@@ -25,8 +28,8 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from http import HTTPStatus
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl
@@ -127,8 +130,7 @@ class Emulator:
     def executions(self, *, billed: bool | None = None) -> Counter[str]:
         """How many times each request (custom_id) was executed here, in batches and by
         synchronous calls; `billed=True`: only the billed executions (a 200 answer)."""
-        with self.service.locked():
-            pass  # take in what another process sharing the state dir logged
+        self.service.refresh()
         return self.log.executions(billed=billed)
 
     def restart(self) -> None:
@@ -312,8 +314,7 @@ class Emulator:
         return self.control_faults(environ)
 
     def control_log(self, environ: dict[str, Any]) -> Response:
-        with self.service.locked():
-            pass  # take in what another process sharing the state dir logged
+        self.service.refresh()
         return Response(200, _json_list(self.log.iter_events()),
                         [("Content-Type", "application/json")])
 

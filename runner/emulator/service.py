@@ -83,6 +83,11 @@ class BatchService:
     def close(self) -> None:
         self._lock_file.close()
 
+    def refresh(self) -> None:
+        """Take in what another process sharing the state dir changed or logged."""
+        with self.locked():
+            pass
+
     # -- faults
     @property
     def faults(self) -> Faults:
