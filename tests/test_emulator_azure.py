@@ -4,7 +4,8 @@ another base path."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx2
 import openai
@@ -12,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    PACED, EmulatorProcess, chat_request, clock, chat_requests, jsonl, read_lines, run_batch, sdk_client,
-    wait)
+    PACED, EmulatorProcess, chat_request, chat_requests, clock, jsonl, read_lines, run_batch,
+    sdk_client, wait)
 from runner.emulator import Emulator, EmulatorConfig, Faults, HttpFault, start_in_thread
 from runner.emulator.command import emulator_command
 from runner.errors import BatchrunError

@@ -21,8 +21,9 @@ like a known model runs that model.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from . import models
 from .api_error import ApiError

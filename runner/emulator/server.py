@@ -14,8 +14,9 @@ import socket
 import socketserver
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from runner.errors import BatchrunError
@@ -58,9 +59,9 @@ def make_server(app: Emulator, host: str, port: int, *, listen_socket: socket.so
     return server
 
 
-def origin(server: socketserver.BaseServer) -> str:
+def origin(server: socketserver.TCPServer) -> str:
     """`http://host:port`: what an Azure client takes as its `azure_endpoint`."""
-    host, port = server.server_address[:2]
+    host, port = server.socket.getsockname()[:2]
     return f"http://{host}:{port}"
 
 

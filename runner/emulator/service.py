@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator
+from typing import Any
 
 try:
     import fcntl
@@ -26,7 +27,7 @@ from . import ids
 from .api_error import ApiError, bad_request, invalid_type, invalid_value, missing
 from .config import EmulatorConfig
 from .damage import Body, damaged, whole
-from .faults import FaultCounters, FileDamage, Faults
+from .faults import FaultCounters, Faults, FileDamage
 from .lifecycle import Lifecycle
 from .log import RequestLog
 from .state import BatchRecord, EmulatorState, FileRecord

@@ -1,5 +1,5 @@
 """The emulator's state: its files and batches, kept in a directory so that the emulator
-survives its own restart. (Not batchrun's ledger: that is `runner.store.Store`.)
+survives its own restart. (Not batchrun's ledger: that is `runner.ledger.Ledger`.)
 
 Layout under the root (the `--state-dir`, or a private temporary directory):
 
