@@ -125,7 +125,7 @@ def shape(value: Any) -> Any:
 def running_emulator(state_dir: Path | None = None, config: EmulatorConfig | None = None,
                      faults: Faults | None = None) -> Iterator[RunningServer]:
     """An emulator served on 127.0.0.1 from a thread (port 0): `.url` is its base URL,
-    `.emulator` the app (set `.faults`, read `.log.events`)."""
+    `.emulator` the app (set `.faults`, read `.executions()`, `.log.iter_events()`)."""
     emu = Emulator(state_dir=state_dir, config=config or EmulatorConfig.instant(),
                    faults=faults)
     try:
