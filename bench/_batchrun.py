@@ -47,7 +47,7 @@ from runner.writeback import Writer
 from runner.jobs import load_jobs
 from runner.project import load_project
 from runner.spec import QdrantConfig
-from runner.ledger import Result
+from runner.records import Result
 from runner.workspace import Options, Workspace
 
 # The modules running apply's loop; they import the stage functions under their own names.
