@@ -12,10 +12,8 @@ import click
 
 from runner.errors import BatchrunError
 
-from .app import Emulator
 from .config import PRESETS, EmulatorConfig
 from .faults import Faults, FileDamage, HttpFault
-from .server import serve, supervise
 
 
 def _rate(name: str, help: str) -> Any:
@@ -96,6 +94,9 @@ def emulator_command(host: str, port: int, state_dir: Path | None, speed: str,
       batchrun emulator --damage-file output=html,times=1 --list-lag-seconds 30
       batchrun emulator --azure-deployment tagger=gpt-4o-mini --base-path /compat/v1
     """
+    from .app import Emulator  # the emulator itself loads when it is served
+    from .server import serve, supervise
+
     timing = {k: options.pop(k) for k in ("validating_seconds", "seconds_per_request",
                                           "finalizing_seconds", "cancelling_seconds",
                                           "completion_window_seconds")}
