@@ -5,7 +5,8 @@ request key, a cached answer, the request's state in the ledger) and acts on the
 the verdict itself is decided here, with no I/O, so the rule can be tested as a table.
 
     unchanged since its stamp           → up to date (not even rendered)
-    rendered to the stamp's key         → up to date (the stamp's digest is renewed)
+    rendered to the stamp's key, and    → up to date (the stamp's digest is renewed)
+      written where the job writes now
     its key has a cached answer         → cached: written now, for free
     its key is in a batch in flight     → in flight
     its key failed for good             → failed
@@ -51,6 +52,7 @@ class Rules:
     provider: str
     force: bool = False
     fresh_batches: frozenset[str] = frozenset()
+    writes: str | None = None    # where the job writes its result now (Job.writes)
 
     def counts(self, batch_id: str | None) -> bool:
         return not self.force or batch_id in self.fresh_batches
@@ -77,7 +79,8 @@ def unchanged(stamp: dict | None, inputs: str, rules: Rules) -> bool:
 def decide(stamp: dict | None, key: str, cached: Result | None,
            request: RequestState | None, now: float, rules: Rules) -> Decision:
     """The verdict for a rendered point whose request key is `key`."""
-    if stamp_counts(stamp, rules) and stamp is not None and stamp.get("key") == key:
+    if stamp_counts(stamp, rules) and stamp is not None and stamp.get("key") == key \
+            and stamp.get("to", rules.writes) == rules.writes:
         return Decision(Verdict.RESTAMP)
     if cached is not None and rules.counts(cached.batch_id):
         return Decision(Verdict.CACHED)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import changes
+from . import changes, vectors
 from .errors import Location, SpecError
 from .filters import check_filter
 from .project import ProjectContext, check_root, display_path
@@ -48,7 +48,21 @@ class Job:
 
     @property
     def output_key(self) -> str:
+        """The payload key of the result (dotted: nested); for a vector job, unused."""
         return self.spec.output.key or self.name
+
+    @property
+    def output_vector(self) -> str | None:
+        """The named vector an embeddings job writes to ("" the unnamed one), if any."""
+        return self.spec.output.vector
+
+    @property
+    def writes(self) -> str:
+        """Where the result goes, as a user reads it: `llm_tags`, or `vector embedding`."""
+        vector = self.output_vector
+        if vector is None:
+            return self.output_key
+        return f"vector {vector}" if vector else "the unnamed vector"
 
     @property
     def expect(self) -> str:
@@ -95,14 +109,16 @@ def load_jobs(paths: list[str], project: ProjectContext, cwd: Path,
                             f"{jobs[job.name].file}; expected a name unique in the project",
                             where=job.at("name"),
                             hint="set a different `name:` in one of them")
-        twin = next((j for j in jobs.values() if j.output_key == job.output_key), None)
+        twin = next((j for j in jobs.values() if _same_place(j, job)), None)
         if twin is not None:
-            raise SpecError(f"{job.name} writes its output to {job.output_key!r}, where "
-                            f"{twin.name} ({twin.file}) writes too; each would overwrite the "
-                            "other's answers and resend its own forever",
+            theirs = "too" if twin.writes == job.writes else repr(twin.writes)
+            raise SpecError(f"{job.name} writes its output to {job.writes!r}, where "
+                            f"{twin.name} ({twin.file}) writes {theirs}; each would "
+                            "overwrite the other's answers and resend its own forever",
                             where=job.at("output", "key") if job.spec.output.key
                             else job.at("output"),
-                            hint="give one of them another output.key")
+                            hint="give one of them another output.key" if job.output_vector
+                            is None else "give one of them another output.vector")
         jobs[job.name] = job
     if paths:
         _add_needed(jobs, project, cwd, environ)
@@ -214,7 +230,7 @@ def _check_output_key(spec: JobSpec, key: str, templates: list[PromptTemplate],
                         "for its stamps", where=where, hint="choose another output.key")
     read = set(spec.source.fields or ()) | {
         name for template in templates for name in template.reads}
-    if key in read:
+    if spec.output.vector is None and key.split(".")[0] in read:
         raise SpecError(f"the job reads {key!r}, its own output key: each answer would change "
                         "its own request, and be paid for again on every apply", where=where,
                         hint=f"remove {key} from source.fields and the template, or write "
@@ -238,6 +254,23 @@ def _check_params(spec: JobSpec, positions: Positions) -> None:
             raise SpecError("/v1/embeddings returns vectors; expected no output.fields or "
                             "output.schema", where=positions.at(("output",)),
                             hint="remove them: the embedding itself is written back")
+        if spec.output.vector is not None and spec.output.key is not None:
+            raise SpecError("expected output.vector or output.key, not both: the embedding "
+                            "goes into the vector, and the stamp into the payload",
+                            where=positions.at(("output", "key")), hint="remove output.key")
+        vectors.check_dimensions(spec, positions)
+        if spec.input.truncate and vectors.input_limit_of(spec) is None:
+            raise SpecError(f"batchrun does not know the input limit of {spec.model}, so it "
+                            "cannot truncate to it", where=positions.at(("input", "truncate")),
+                            hint="set input.max_tokens to the model's limit")
+    else:
+        if spec.output.vector is not None:
+            raise SpecError("output.vector takes embeddings; expected endpoint: "
+                            "/v1/embeddings", where=positions.at(("output", "vector")),
+                            hint="remove it, or embed with /v1/embeddings")
+        if spec.input.truncate or spec.input.max_tokens:
+            raise SpecError("input.truncate applies to /v1/embeddings only",
+                            where=positions.at(("input",)), hint="remove input")
     for key in spec.params:
         if key not in known:
             # Params are sent as written: a typo would fail every request with a 400.
@@ -292,6 +325,16 @@ def _schema_file(value: str, root: Path, where: Location) -> tuple[dict, Positio
                         where=Location(value, positions.line(())),
                         hint=f"the output schema of {where.file}:{where.line}")
     return data, positions
+
+
+def _same_place(a: Job, b: Job) -> bool:
+    """Two jobs writing where one overwrites the other: one payload key, or a key and a
+    key nested inside it (llm and llm.tags), or one vector of one collection."""
+    if a.output_vector is not None or b.output_vector is not None:
+        return a.output_vector == b.output_vector and \
+            a.spec.source.collection == b.spec.source.collection
+    x, y = a.output_key, b.output_key
+    return x == y or x.startswith(y + ".") or y.startswith(x + ".")
 
 
 def _in_dependency_order(jobs: dict[str, Job]) -> list[Job]:

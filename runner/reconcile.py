@@ -30,7 +30,7 @@ from .jobs import Job
 from .ledger import Ledger
 from .pack import Packer, Shard
 from .render import RenderError, render_parts, request_frame
-from .select import Point, Selection
+from .select import Point, Selection, has
 from .tokens import max_output_tokens, prompt_tokens
 from .writeback import Writer
 
@@ -238,7 +238,7 @@ class _Pass:
         self.job, self.ledger, self.options, self.writer = job, ledger, options, writer
         self.plan = JobPlan(job.name)
         self.now = time.time()
-        self.rules = Rules(ledger.provider, options.force, options.fresh_batches)
+        self.rules = Rules(ledger.provider, options.force, options.fresh_batches, job.writes)
         spec = job.spec
         self.packer = Packer(ledger.artifacts, _LedgerSink(ledger, job, options.uploaded),
                              max_requests=spec.batch.max_requests,
@@ -270,7 +270,7 @@ class _Pass:
         try:
             parts = render_parts(job, point.id, point.payload)
         except RenderError as exc:
-            if any(key not in point.payload for key in self.options.needed):
+            if any(not has(point.payload, key) for key in self.options.needed):
                 plan.unready += 1   # a job it needs has not answered for this point yet
             else:
                 plan.render_errors.setdefault(str(exc), RenderFailures(exc)).add(point.id)

@@ -213,6 +213,14 @@ def _problem(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _written_at(template: PromptTemplate) -> Location:
+    """Where a template is written: its file, or the spec line of an inline one."""
+    if template.path is not None:
+        return Location(template.path)
+    file, first = template.label.rsplit(":", 1)
+    return Location(file, int(first), template.key)
+
+
 def _failed_at(template: PromptTemplate, exc: BaseException) -> Location:
     """The template line that failed (Jinja rewrites its traceback so that the innermost
     frames are template lines); inline templates count from their spec line."""
@@ -264,7 +272,32 @@ def render_parts(job: Job, point_id: Any, payload: dict) -> dict:
         return {"messages": messages}
     if job.spec.endpoint == "/v1/responses" and system is not None:
         return {"input": user, "instructions": system}
+    if job.spec.endpoint == "/v1/embeddings":
+        return {"input": fit_input(job, user)}
     return {"input": user}
+
+
+def fit_input(job: Job, text: str) -> str:
+    """A text to embed, within the model's input limit: cut to it with input.truncate:
+    tokens, else a RenderError — a request over the limit would only fail at the API."""
+    from .vectors import input_limit_of
+
+    limit = input_limit_of(job.spec)
+    # A token is at least one byte: a text of at most `limit` bytes cannot be over it, and
+    # most texts are counted without tokenizing them.
+    if limit is None or len(text) <= limit // 4 or len(text.encode("utf-8")) <= limit:
+        return text
+    from .tokens import encoding_for
+
+    encoding = encoding_for(job.spec.model)
+    tokens = encoding.encode_ordinary(text)
+    if len(tokens) <= limit:
+        return text
+    if job.spec.input.truncate == "tokens":
+        return encoding.decode(tokens[:limit])
+    raise RenderError(_written_at(job.user),
+                      f"the text to embed is {len(tokens):,} tokens, over the {limit:,}-token "
+                      f"input limit of {job.spec.model} (input.truncate: tokens cuts it)")
 
 
 def render_body(job: Job, point_id: Any, payload: dict) -> dict:

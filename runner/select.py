@@ -29,6 +29,7 @@ class Point:
     id: Any
     payload: dict      # what the template sees: the selected fields
     stamp: dict | None  # what the last write-back of this job recorded
+    vector: Any = None  # the named vector asked for (Selection.points(vector=…)), if any
 
 
 def connect(project: ProjectContext) -> QdrantClient:
@@ -89,8 +90,10 @@ class Selection:
         limit = self.job.spec.source.limit
         return min(total, limit) if limit else total
 
-    def points(self, limit: int | None = None, extra: Iterable[str] = ()) -> Iterator[Point]:
-        """Stream the selected points with their fields and stamp, page by page."""
+    def points(self, limit: int | None = None, extra: Iterable[str] = (),
+               vector: str | None = None) -> Iterator[Point]:
+        """Stream the selected points with their fields and stamp, page by page (with
+        `vector`, that named vector too, in `Point.vector`)."""
         fields = self.job.spec.source.fields
         with_payload: Any = [*fields, *extra, self.stamp_key] if fields is not None else True
         remaining = min(filter(None, (self.job.spec.source.limit, limit)), default=None)
@@ -99,9 +102,15 @@ class Selection:
             size = self.page if remaining is None else min(self.page, remaining)
             records, offset = self.client.scroll(
                 self.collection, scroll_filter=self.filter, limit=size, offset=offset,
-                with_payload=with_payload, with_vectors=False)
+                with_payload=with_payload,
+                with_vectors=[vector] if vector is not None else False)
             for record in records:
-                yield self._point(record.id, record.payload or {}, keep=extra)
+                point = self._point(record.id, record.payload or {}, keep=extra)
+                if vector is not None:
+                    vectors = record.vector if isinstance(record.vector, dict) else \
+                        {"": record.vector}
+                    point = Point(point.id, point.payload, point.stamp, vectors.get(vector))
+                yield point
             if remaining is not None:
                 remaining -= len(records)
                 if remaining <= 0:
@@ -110,15 +119,47 @@ class Selection:
                 return
 
     def peek(self, limit: int) -> Iterator[tuple[Any, dict, Any]]:
-        """Up to `limit` selected points as (id, inputs, written result) for a person."""
-        for point in self.points(limit=limit, extra=[self.job.output_key]):
-            result = point.payload.pop(self.job.output_key, None)
-            yield point.id, point.payload, result
+        """Up to `limit` selected points as (id, inputs, written result) for a person; the
+        result of a vector job is its vector."""
+        top = self.job.output_key.split(".")[0]
+        vector = self.job.output_vector
+        for point in self.points(limit=limit, extra=[top] if vector is None else [],
+                                 vector=vector):
+            if vector is not None:
+                yield point.id, point.payload, point.vector
+            else:
+                yield point.id, point.payload, take(point.payload, self.job.output_key)
 
     def _point(self, point_id: Any, payload: dict, keep: Iterable[str] = ()) -> Point:
         stamp = payload.pop(self.stamp_key, None)
         if self.job.spec.source.fields is None:  # all fields but batchrun's own
             payload = {k: v for k, v in payload.items() if k in keep or
-                       (not k.startswith(STAMP_PREFIX) and k != self.job.output_key)}
-
+                       not k.startswith(STAMP_PREFIX)}
+            if self.job.output_vector is None and not keep:
+                take(payload, self.job.output_key)   # a job never reads its own result
         return Point(point_id, payload, stamp if isinstance(stamp, dict) else None)
+
+
+def has(payload: dict, dotted: str) -> bool:
+    """Whether a payload holds a value at a (dotted) key."""
+    head, _, rest = dotted.partition(".")
+    if head not in payload:
+        return False
+    return not rest or (isinstance(payload[head], dict) and has(payload[head], rest))
+
+
+def take(payload: dict, dotted: str) -> Any:
+    """Remove and return the value at a dotted key (None when absent); a nested object
+    left empty goes too, so a payload reads the same before the value was written."""
+    parent, _, leaf = dotted.rpartition(".")
+    if not parent:
+        return payload.pop(leaf, None)
+    holder = payload.get(parent.split(".")[0])
+    if not isinstance(holder, dict):
+        return None
+    holder = dict(holder)                  # the caller's nested objects stay as they were
+    payload[parent.split(".")[0]] = holder
+    value = take(holder, dotted.split(".", 1)[1])
+    if not holder:
+        del payload[parent.split(".")[0]]
+    return value

@@ -63,14 +63,28 @@ class Prompt(_Strict):
 
 
 class Output(_Strict):
-    key: str | None = Field(None, min_length=1, description="Payload key the result is written "
-                            "under (default: the job name).")
+    key: str | None = Field(None, min_length=1, pattern=r"^[^.]+(\.[^.]+)*$",
+                            description="Payload key the result is written under (default: "
+                            "the job name); a dotted key (llm.tags) writes inside a nested "
+                            "object, beside what else it holds.")
+    vector: str | None = Field(None, description="For /v1/embeddings: the named vector the "
+                               "embedding is written to (\"\" for the collection's unnamed "
+                               "default vector), where Qdrant can search it; the stamp stays "
+                               "in the payload.")
     fields: dict[str, dict[str, Any]] | None = Field(
         None, description="Output fields as JSON Schema fragments; becomes a strict JSON Schema.")
     schema_: str | dict[str, Any] | None = Field(
         None, alias="schema", description="A JSON Schema file (under schemas/) or inline mapping.")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
                              description="Schema name sent to the API (default: the job name).")
+
+
+class InputRules(_Strict):
+    truncate: Literal["tokens"] | None = Field(
+        None, description="For /v1/embeddings: cut a text longer than the model's input limit "
+        "to that many tokens (without it, such a point is reported, never sent to fail).")
+    max_tokens: int | None = Field(None, gt=0, description="The model's input limit in "
+                                   "tokens, for a model batchrun does not know.")
 
 
 class BatchLimits(_Strict):
@@ -101,8 +115,10 @@ class JobSpec(_Strict):
         "/v1/chat/completions", description="Batch API endpoint.")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="Other body parameters: temperature, max_tokens…")
+    input: InputRules = Field(default_factory=InputRules, description="What is done with a "
+                              "text over the model's input limit (embeddings): truncate.")
     output: Output = Field(default_factory=Output, description="What comes back: key, and "
-                           "fields or schema.")
+                           "fields or schema, or a named vector.")
     batch: BatchLimits = Field(default_factory=BatchLimits, description="Shard sizes and "
                                "attempts: max_requests, max_bytes, max_attempts.")
     budget: Budget = Field(default_factory=Budget, description="max_cost_usd: refuse to "

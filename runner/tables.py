@@ -100,8 +100,13 @@ def show_lines(ws: Workspace, job: Job, *, limit: int) -> list[str]:
         lines.append(f"point {point_id}")
         for name, value in inputs.items():
             lines.append(f"  {name}: {_short(value)}")
-        shown = "(not written yet)" if result is None else _short(result, 200)
-        lines.append(f"  → {job.output_key}: {shown}")
+        if result is None:
+            shown = "(not written yet)"
+        elif job.output_vector is not None:
+            shown = f"{len(result):,} dimensions: {_short(result[:4], 60)[:-1]}, …]"
+        else:
+            shown = _short(result, 200)
+        lines.append(f"  → {job.writes}: {shown}")
     return lines or [f"{job.name}: no points selected"]
 
 

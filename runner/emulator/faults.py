@@ -151,6 +151,7 @@ class Faults:
     invalid_json_rate: float = 0.0  # JSON content that does not parse
     truncation_rate: float = 0.0  # finish_reason "length", content cut mid-way
     fence_rate: float = 0.0  # JSON content wrapped in ```json fences
+    refusal_rate: float = 0.0  # the model declines: a refusal, billed, not retryable
     # Per batch:
     token_limit_batches: int = 0  # the next N batches fail with token_limit_exceeded
     enqueued_token_limit: int | None = None  # per model, over batches not yet finished
@@ -168,7 +169,7 @@ class Faults:
         if self.list_lag_seconds < 0:
             raise ValueError("list_lag_seconds must not be negative")
         for name in ("request_failure_rate", "status_zero_rate", "invalid_json_rate",
-                     "truncation_rate", "fence_rate"):
+                     "truncation_rate", "fence_rate", "refusal_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {rate}")
@@ -221,7 +222,7 @@ def _read_items(items: Any, cls: Any, what: str) -> tuple[Any, ...]:
 
 
 _PER_BATCH = ("seed", "request_failure_rate", "status_zero_rate", "invalid_json_rate",
-              "truncation_rate", "fence_rate", "expire_after_requests")
+              "truncation_rate", "fence_rate", "refusal_rate", "expire_after_requests")
 
 
 @dataclass

@@ -8,7 +8,7 @@ Two kinds of event, one JSON object per line of `<root>/log.jsonl`:
     {"event": "request_executed", "time": …, "batch_id": "batch_…" | null, "custom_id": "…",
      "status_code": 200, "outcome": "ok", "billed": true}
 
-`outcome` is one of ok, truncated, invalid_json, invalid_request, server_error,
+`outcome` is one of ok, truncated, invalid_json, refusal, invalid_request, server_error,
 status_zero. `billed` is true when the request produced a 200 answer, which the real
 service charges for (truncated and invalid answers included). A synchronous call
 (POST /v1/chat/completions, ...) is a `request_executed` event with `batch_id` null,

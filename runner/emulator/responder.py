@@ -38,6 +38,7 @@ class Tweaks:
     invalid_json: bool = False
     truncate: bool = False
     fence: bool = False
+    refuse: bool = False    # the model declines: a refusal instead of content
 
 
 @dataclass
@@ -71,7 +72,8 @@ def respond_with_faults(endpoint: str, body: dict[str, Any], *, when: float,
         return Reply(0, {}, "status_zero", dict(ZERO_USAGE))
     tweaks = Tweaks(invalid_json=chance("invalid_json") < rates.get("invalid_json_rate", 0.0),
                     truncate=chance("truncate") < rates.get("truncation_rate", 0.0),
-                    fence=chance("fence") < rates.get("fence_rate", 0.0))
+                    fence=chance("fence") < rates.get("fence_rate", 0.0),
+                    refuse=chance("refuse") < rates.get("refusal_rate", 0.0))
     return respond(endpoint, body, when=when, tweaks=tweaks)
 
 
@@ -212,7 +214,26 @@ def _generate(endpoint: str, body: dict[str, Any], when: float, tweaks: Tweaks) 
     outcome = "ok" if stopped else "truncated"
     if tweaks.invalid_json and stopped:
         outcome = "invalid_json"
-    return Reply(200, make(body, model, text, stopped, usage, when), outcome, usage)
+    reply = make(body, model, text, stopped, usage, when)
+    if tweaks.refuse and stopped:
+        _refuse(reply)
+        outcome = "refusal"
+    return Reply(200, reply, outcome, usage)
+
+
+REFUSAL = "I'm sorry, but I can't help with that request."
+
+
+def _refuse(reply: dict[str, Any]) -> None:
+    """A refusal in the shape each endpoint gives it: chat's `message.refusal` (content
+    null), or a `refusal` content part of the Responses output message."""
+    if reply.get("object") == "chat.completion":
+        message = reply["choices"][0]["message"]
+        message["content"], message["refusal"] = None, REFUSAL
+        return
+    for item in reply["output"]:
+        if item.get("type") == "message":
+            item["content"] = [{"type": "refusal", "refusal": REFUSAL}]
 
 
 def _fingerprint(model: str, prompt_key: str) -> str | None:
