@@ -60,14 +60,18 @@ def columns(caption_id: str, categories: Sequence[str], series: Sequence[Series]
             fmt: Callable[[float], str], stacked: bool = False) -> Markup:
     """Vertical columns per category: one per series side by side, or stacked."""
     left, top_pad, plot_h, bottom = 70, 24 if len(series) > 1 else 8, 170, 46
-    slot = max(14.0, (6 + 10 * (1 if stacked else len(series))) * 1.0)
-    plot_w = max(520.0, slot * len(categories))
+    # Columns at most ~40 px wide (a single day must not fill the page), at least ~10.
+    bars_per_slot = 1 if stacked else len(series)
+    slot = min(520 / max(len(categories), 1), 40.0 * bars_per_slot + 16)
+    slot = max(slot, 10.0 * bars_per_slot + 6)
+    legend_w = sum(24 + 7 * len(s.name) for s in series) if len(series) > 1 else 0
+    plot_w = max(slot * len(categories), 240.0, legend_w - left + 20)
     width, height = left + plot_w + 10, top_pad + plot_h + bottom
     sums = ([sum(s.values[i] for s in series) for i in range(len(categories))] if stacked
             else [v for s in series for v in s.values])
     peak = max(sums, default=0) or 1
-    step = plot_w / max(len(categories), 1)
-    bar_w = step * 0.8 / (1 if stacked else len(series))
+    step = slot
+    bar_w = step * 0.8 / bars_per_slot
     base = top_pad + plot_h
     out = [f'<svg class="chart" viewBox="0 0 {width:.0f} {height}" width="{width:.0f}" '
            f'height="{height}" role="img" aria-labelledby="{escape(caption_id)}">',
@@ -75,11 +79,11 @@ def columns(caption_id: str, categories: Sequence[str], series: Sequence[Series]
            f'<text x="{left - 6}" y="{top_pad + 10}" text-anchor="end">{escape(fmt(peak))}</text>',
            f'<text x="{left - 6}" y="{base}" text-anchor="end">{escape(fmt(0))}</text>']
     if len(series) > 1:
-        x = left
+        x = 10
         for s in series:
             out.append(f'<rect class="{s.css}" x="{x}" y="4" width="12" height="12"/>'
                        f'<text x="{x + 16}" y="15">{escape(s.name)}</text>')
-            x += 24 + 8 * len(s.name)
+            x += 24 + 7 * len(s.name)
     label_every = max(1, round(len(categories) / (plot_w / 60)))
     for i, category in enumerate(categories):
         x0 = left + i * step + step * 0.1

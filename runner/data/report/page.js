@@ -184,6 +184,8 @@
     });
     form.hidden = false;
     pager.hidden = false;
+    // Not <noscript>: this note must also show when the script is blocked or fails.
+    section.querySelector(".without-script").hidden = true;
     show();
   }
 
