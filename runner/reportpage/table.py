@@ -124,11 +124,12 @@ def cell_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def json_chunks(rows: list[bytes], size: int = 2000) -> Iterator[str]:
-    """The rows as one JSON array, in chunks, so the page is written without joining
-    megabytes into one string."""
+def json_chunks(rows: list[bytes], size: int = 250) -> Iterator[str]:
+    """The rows as one JSON array, in chunks of `size` rows (~150 KB), so the page is
+    written without a copy of megabytes of rows as one string."""
     yield "["
     for start in range(0, len(rows), size):
-        chunk = b",\n".join(rows[start:start + size]).decode("utf-8")
-        yield ("," if start else "") + chunk
+        if start:
+            yield ","
+        yield b",\n".join(rows[start:start + size]).decode("utf-8")
     yield "]"

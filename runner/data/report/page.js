@@ -169,8 +169,7 @@
     }
 
     form.addEventListener("submit", function (event) { event.preventDefault(); });
-    form.addEventListener("input", filter);
-    form.addEventListener("change", filter);
+    form.addEventListener("input", filter);   // selects fire it too, before "change"
     pager.addEventListener("click", function (event) {
       var button = event.target.closest("button[data-page]");
       if (button) go(button.getAttribute("data-page"));
