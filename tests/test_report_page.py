@@ -216,6 +216,18 @@ def test_the_page_references_nothing_outside_itself(tmp_path):
     assert f"style-src 'sha256-{digest(style[0])}'" in policy
 
 
+def test_every_label_and_link_points_at_one_element_and_every_header_has_a_scope(tmp_path):
+    html = write(tmp_path, report_data.report(600, jobs=2))
+    page = Page(html)
+    ids = [attrs["id"] for _, attrs in page.tags if "id" in attrs]
+    assert len(ids) == len(set(ids))
+    references = [a["aria-labelledby"] for _, a in page.tags if "aria-labelledby" in a]
+    references += [a["href"][1:] for t, a in page.tags if t == "a"]
+    assert len(references) > 20 and set(references) <= set(ids)
+    assert {a.get("scope") for t, a in page.tags if t == "th"} == {"col", "row", "colgroup"}
+    assert [a["role"] for t, a in page.tags if t == "svg"] == ["img"] * 11   # 3 + 4 per job
+
+
 def test_values_that_look_like_html_stay_text(tmp_path):
     hostile = "</script><script>alert(1)</script><!-- <img src=x onerror=alert(2)>"
     job = report_data.job(5)

@@ -135,6 +135,9 @@ def test_the_keyboard_pages_through_the_table(context, report):
     page = watched.page
     section = page.locator('section[data-job="tags"]')
     rows = embedded_rows(report)
+    controls = section.locator("form.controls input, form.controls select")
+    assert controls.count() == 7 and all(controls.evaluate_all(
+        "cs => cs.map(c => c.labels.length === 1 && c.labels[0].textContent.trim() !== '')"))
     section.locator('input[data-filter="text"]').focus()
     page.keyboard.press("Tab")                          # the controls are in tab order
     assert page.evaluate("document.activeElement.dataset.field") == "topics"

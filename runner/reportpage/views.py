@@ -27,6 +27,7 @@ LISTED = 1_000           # failed requests, and unrenderable point ids, listed p
 @dataclass
 class Chart:
     field: str
+    caption_id: str                      # the figcaption's id, which the SVG is labelled by
     caption: str
     svg: Any
     rows: list[tuple[str, str]]          # (label, value) — the chart's numbers as a table
@@ -78,7 +79,7 @@ def job_view(job: JobReport, index: int, limits: TableLimits, jobs: int) -> JobV
                    meta={})
     view.first_page = [_cells(json.loads(row), fields) for row in rows[: limits.page]]
     for stats_of in stats.by_field.values():
-        chart = _chart(view.anchor, stats_of, stats.written)
+        chart = _chart(view.anchor, stats_of)
         if isinstance(chart, Chart):
             view.charts.append(chart)
         else:
@@ -105,7 +106,13 @@ def _percent(count: int, of: int) -> str:
     return f"{count:,} ({100 * count / of:.1f}%)" if of else f"{count:,}"
 
 
-def _chart(anchor: str, s: FieldStats, written: int) -> Chart | str:
+def _repetitive(s: FieldStats) -> bool:
+    """A free-text field worth charting: its most frequent values cover half the answers
+    (a `language`, not a `summary`)."""
+    return sum(n for _, n in s.values.top(TOP_VALUES)) >= s.values.total / 2
+
+
+def _chart(anchor: str, s: FieldStats) -> Chart | str:
     name, kind = s.output_field.name, s.output_field.kind
     caption_id = f"{anchor}-chart-{re.sub(r'[^A-Za-z0-9_-]+', '-', name)}"
     if not s.answered:
@@ -121,7 +128,7 @@ def _chart(anchor: str, s: FieldStats, written: int) -> Chart | str:
         pairs = [(k, counts.counts.get(k, 0)) for k in keys + extra]
     else:
         pairs = counts.top(TOP_VALUES)
-        if kind == TEXT and sum(n for _, n in pairs) < counts.total / 2:
+        if kind == TEXT and not _repetitive(s):
             return (f"{name}: free text, too varied to chart (the {len(pairs)} most frequent "
                     "values cover less than half of the answers)")
     of = s.answered - s.nulls
@@ -139,7 +146,7 @@ def _chart(anchor: str, s: FieldStats, written: int) -> Chart | str:
         notes.append(f"counts are approximate: each may be low by up to {counts.error:,} "
                      "(too many distinct values to count exactly)")
     what = "items" if kind == ITEMS else "values"
-    return Chart(name, f"{name}: {what} over {s.answered:,} answers", charts.bars(
+    return Chart(name, caption_id, f"{name}: {what} over {s.answered:,} answers", charts.bars(
         caption_id, rows), [(r.label, r.text) for r in rows], "; ".join(notes))
 
 
@@ -156,7 +163,7 @@ def _histogram(caption_id: str, name: str, s: FieldStats) -> Chart:
             f"mean {_num(mean) if mean is not None else '—'}")
     if s.nulls:
         note += f"; {s.nulls:,} null"
-    return Chart(name, f"{name}: histogram over {s.answered:,} answers", svg,
+    return Chart(name, caption_id, f"{name}: histogram over {s.answered:,} answers", svg,
                  [(label, f"{n:,}") for label, (*_, n) in zip(labels, bins)], note)
 
 
@@ -179,7 +186,7 @@ def _filter(s: FieldStats) -> dict[str, Any]:
         return {"field": f.name, "kind": "range"}
     if f.kind in (ENUM, BOOLEAN) or (f.kind == ITEMS and f.values):
         keys = [value_key(v) for v in f.values]
-    elif f.kind in (ITEMS, TEXT):
+    elif f.kind == ITEMS or (f.kind == TEXT and _repetitive(s)):
         keys = [k for k, _ in s.values.top(FILTER_OPTIONS)]
     else:
         return {"field": f.name, "kind": "none"}
