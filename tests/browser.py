@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, sync_playwright
 

@@ -13,14 +13,22 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from runner.reportpage import (BatchReport, FailedRequest, JobCounts, JobReport, RenderError,
-                               ReportData, Tokens)
+from runner.reportpage import (
+    BatchReport,
+    FailedRequest,
+    JobCounts,
+    JobReport,
+    RenderError,
+    ReportData,
+    Tokens,
+)
 
 SAMPLE = Path(__file__).resolve().parent.parent / "runner" / "data" / "videos.sample.jsonl.gz"
 FIELDS = ["title", "channel_title", "category", "tags", "description"]
@@ -36,7 +44,7 @@ FAILURE_REASONS = ["HTTP 500: The server had an error while processing your requ
                    "invalid output: Expecting value: line 1 column 1 (char 0)",
                    "truncated: finish_reason length (max_tokens 200)"]
 RENDER_REASON, RENDER_WHERE = "'description' is undefined", "prompts/tags.user.j2:4"
-START = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
+START = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
 @cache
@@ -99,7 +107,7 @@ def failures(n: int) -> Iterator[FailedRequest]:
 def render_errors(n: int) -> Iterator[RenderError]:
     for i in range(n):
         if state(i) == "unrenderable":
-            yield RenderError(i + 1, RENDER_REASON, RENDER_WHERE)
+            yield RenderError(RENDER_REASON, RENDER_WHERE, [i + 1])
 
 
 def counts(n: int) -> JobCounts:

@@ -11,18 +11,35 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 import report_data
-from runner.reportpage import FailedRequest, JobCounts, ReportData, TableLimits, render
-from runner.reportpage import views
-from runner.reportpage.stats import (BOOLEAN, ENUM, ITEMS, NUMBER, OTHER, TEXT, NumberHistogram,
-                                     ValueCounter, output_fields)
+
+from runner.reportpage import (
+    FailedRequest,
+    JobCounts,
+    RenderError,
+    ReportData,
+    TableLimits,
+    render,
+    views,
+)
+from runner.reportpage.stats import (
+    BOOLEAN,
+    ENUM,
+    ITEMS,
+    NUMBER,
+    OTHER,
+    TEXT,
+    NumberHistogram,
+    ValueCounter,
+    output_fields,
+)
 from runner.reportpage.table import Sample
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -151,7 +168,9 @@ def test_the_sample_is_the_same_points_whatever_the_scroll_order():
     def sample_of(ids: list[int], cap: int) -> Sample:
         sample = Sample(cap)
         for point_id in ids:
-            sample.offer(point_id, lambda point_id=point_id: str(point_id).encode())
+            place = sample.admits(point_id)
+            if place is not None:
+                sample.keep(place, str(point_id).encode())
         return sample
     ids = list(range(1, 5001))
     shuffled = ids[:]
@@ -307,12 +326,24 @@ def test_every_failure_and_unrenderable_point_is_listed_up_to_a_stated_cap(tmp_p
     assert "20 requests failed for good, by reason" in html
     for reason in report_data.FAILURE_REASONS:
         assert reason in html
-    ids = ", ".join(str(e.point_id) for e in report_data.render_errors(n))
+    ids = ", ".join(str(e.point_ids[0]) for e in report_data.render_errors(n))
     assert f"<td>{ids}</td>" in html and "20 points could not be rendered" in html
 
     monkeypatch.setattr(views, "LISTED", 5)
     html = write(tmp_path, report_data.report(n))
     assert "(the first 5 of 20;" in html and "and 15 more" in html
+
+
+def test_render_errors_as_plan_keeps_them_count_every_point_and_list_the_ids_known(tmp_path):
+    job = replace(report_data.job(10), render_errors=[
+        RenderError("'title' is undefined", "prompts/tags.user.j2:2", [3, 9, 14], points=120),
+        RenderError("'title' is undefined", "prompts/tags.user.j2:2", [200]),
+        RenderError("division by zero", "prompts/tags.user.j2:7", [5], points=1)])
+    job.counts = replace(job.counts, unrenderable=122)
+    html = write(tmp_path, ReportData("p", report_data.START, [job]))
+    assert "122 points could not be rendered" in html
+    assert "<td>121</td><td>3, 9, 14, 200 and 117 more</td>" in html
+    assert "<td>1</td><td>5</td>" in html
 
 
 def test_text_and_vector_outputs_get_one_column_and_no_chart(tmp_path):

@@ -8,23 +8,31 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 import struct
-from datetime import datetime, timezone
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-import yaml
-from playwright.sync_api import BrowserContext, expect
-
 import report_data
+import yaml
 from browser import WHY_MISSING, Watched, browser, chromium, open_file
 from conftest import Project
+from playwright.sync_api import BrowserContext, expect
+
 from runner.emulator import Faults
-from runner.reportpage import (BatchReport, FailedRequest, JobCounts, JobReport, ReportData,
-                               Tokens, render)
+from runner.reportpage import (
+    BatchReport,
+    FailedRequest,
+    JobCounts,
+    JobReport,
+    ReportData,
+    Tokens,
+    render,
+)
 from runner.reportpage.table import cell_text
 from runner.schemas import from_fields
 
@@ -177,7 +185,7 @@ def test_the_summary_reads_without_javascript(tmp_path, report):
 # ---- against a real run: counts as `plan --json` says ------------------------------------
 
 def when(epoch: float | None) -> datetime | None:
-    return datetime.fromtimestamp(epoch, timezone.utc) if epoch else None
+    return datetime.fromtimestamp(epoch, UTC) if epoch else None
 
 
 def money(value: float | None) -> Decimal | None:
@@ -211,7 +219,7 @@ def report_from_cli(project: Project) -> ReportData:
         tokens=Tokens(**b["tokens"]) if "tokens" in b else None,
         cost_usd=money(b.get("cost_usd")), cost_standard_usd=money(b.get("cost_standard_usd")))
         for name, job in manifest.items() for b in job["batches"]]
-    return ReportData("project", datetime.now(timezone.utc), jobs, batches)
+    return ReportData("project", datetime.now(UTC), jobs, batches)
 
 
 def test_a_real_runs_report_shows_the_counts_plan_json_prints(http_project, tmp_path):

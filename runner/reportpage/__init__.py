@@ -8,8 +8,16 @@ that gathers the data from the ledger, the manifest and Qdrant stays a thin adap
 
 from __future__ import annotations
 
-from .contract import (BatchReport, FailedRequest, JobCounts, JobReport, PointRow, RenderError,
-                       ReportData, Tokens)
+from .contract import (
+    BatchReport,
+    FailedRequest,
+    JobCounts,
+    JobReport,
+    PointRow,
+    RenderError,
+    ReportData,
+    Tokens,
+)
 from .table import TableLimits
 from .writer import PageInfo, render
 

@@ -10,8 +10,8 @@ table beside it, which is what assistive technology and copy-paste should use.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from markupsafe import Markup, escape
 
@@ -79,7 +79,7 @@ def columns(caption_id: str, categories: Sequence[str], series: Sequence[Series]
            f'<text x="{left - 6}" y="{top_pad + 10}" text-anchor="end">{escape(fmt(peak))}</text>',
            f'<text x="{left - 6}" y="{base}" text-anchor="end">{escape(fmt(0))}</text>']
     if len(series) > 1:
-        x = 10
+        x = 10.0
         for s in series:
             out.append(f'<rect class="{s.css}" x="{x}" y="4" width="12" height="12"/>'
                        f'<text x="{x + 16}" y="15">{escape(s.name)}</text>')
@@ -92,7 +92,7 @@ def columns(caption_id: str, categories: Sequence[str], series: Sequence[Series]
             value = s.values[i]
             h = plot_h * value / peak
             x = x0 if stacked else x0 + j * bar_w
-            y = base - h - (plot_h * stack / peak if stacked else 0)
+            y = base - h - (plot_h * stack / peak if stacked else 0.0)
             out.append(f'<rect class="{s.css}" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" '
                        f'height="{h:.1f}"><title>{escape(category)} — {escape(s.name)}: '
                        f'{escape(fmt(value))}</title></rect>')

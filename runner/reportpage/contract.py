@@ -15,10 +15,11 @@ epoch seconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 PointId = int | str
 
@@ -86,11 +87,18 @@ class FailedRequest:
 
 @dataclass(frozen=True)
 class RenderError:
-    """A point whose request could not be rendered: why, and where (template:line)."""
+    """Points whose request could not be rendered: why, where (template:line), and which.
+    One per point, or one per message as `plan` keeps them (`RenderFailures`: the count
+    and the first few ids) — then `points` says how many there are in all."""
 
-    point_id: PointId
     reason: str
     where: str = ""
+    point_ids: Sequence[PointId] = ()
+    points: int | None = None
+
+    @property
+    def point_count(self) -> int:
+        return self.points if self.points is not None else len(self.point_ids)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ Days are UTC calendar days of completion (creation for a batch not finished), as
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable
 
 from .contract import BatchReport, Tokens
 
@@ -67,7 +67,9 @@ class Spending:
 
 
 def spending(batches: Iterable[BatchReport]) -> Spending:
-    total, by_day, by_job = Spend(), defaultdict(Spend), defaultdict(Spend)
+    total = Spend()
+    by_day: defaultdict[str, Spend] = defaultdict(Spend)
+    by_job: defaultdict[str, Spend] = defaultdict(Spend)
     for batch in batches:
         total.add(batch)
         by_day[day_of(batch)].add(batch)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 ENUM, ITEMS, NUMBER, BOOLEAN, TEXT, OTHER = "enum", "items", "number", "boolean", "text", "other"
 
@@ -64,8 +65,9 @@ def _field(name: str, node: Mapping[str, Any]) -> OutputField:
     if types and types <= {"number", "integer"}:
         return OutputField(name, NUMBER, integer=types == {"integer"})
     if types == {"array"}:
-        items = node.get("items") if isinstance(node.get("items"), Mapping) else {}
-        return OutputField(name, ITEMS, tuple(v for v in items.get("enum", ()) if v is not None))
+        items = node.get("items")
+        enum = items.get("enum", ()) if isinstance(items, Mapping) else ()
+        return OutputField(name, ITEMS, tuple(v for v in enum if v is not None))
     if types == {"string"}:
         return OutputField(name, TEXT)
     return OutputField(name, OTHER)

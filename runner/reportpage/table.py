@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from .contract import PointId
 
@@ -78,13 +79,20 @@ class Sample:
         # character, and descriptions are full of them)
         self._heap: list[tuple[int, int, bytes]] = []
 
-    def offer(self, point_id: PointId, encode: Callable[[], bytes]) -> None:
+    def admits(self, point_id: PointId) -> tuple[int, int] | None:
+        """Count a point; its place if it enters the sample (then `keep` its row), else
+        None: most points are turned away before their row is ever encoded."""
         arrival, self.seen = self.seen, self.seen + 1
         rank = -priority(point_id)
+        if len(self._heap) < self.cap or rank > self._heap[0][0]:   # lower than the worst
+            return rank, arrival
+        return None
+
+    def keep(self, place: tuple[int, int], row: bytes) -> None:
         if len(self._heap) < self.cap:
-            heapq.heappush(self._heap, (rank, arrival, encode()))
-        elif rank > self._heap[0][0]:                  # hashes lower than the worst kept
-            heapq.heapreplace(self._heap, (rank, arrival, encode()))
+            heapq.heappush(self._heap, (*place, row))
+        else:
+            heapq.heapreplace(self._heap, (*place, row))
 
     @property
     def complete(self) -> bool:

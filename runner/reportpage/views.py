@@ -10,13 +10,25 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from . import charts
 from .contract import FailedRequest, JobReport, RenderError
-from .stats import (BOOLEAN, ENUM, ITEMS, NUMBER, TEXT, FieldStats, JobStats, key_json,
-                    key_label, output_fields, value_key)
+from .stats import (
+    BOOLEAN,
+    ENUM,
+    ITEMS,
+    NUMBER,
+    TEXT,
+    FieldStats,
+    JobStats,
+    key_json,
+    key_label,
+    output_fields,
+    value_key,
+)
 from .table import RowEncoder, Sample, TableLimits, cell_text, json_chunks
 
 TOP_VALUES = 20          # bars per chart of an array or free-text field
@@ -71,7 +83,9 @@ def job_view(job: JobReport, index: int, limits: TableLimits, jobs: int) -> JobV
     encoder = RowEncoder(job.input_fields, limits)
     for point_id, inputs, result in job.points:
         stats.add(result)
-        sample.offer(point_id, lambda: encoder.encode(point_id, inputs, result))
+        place = sample.admits(point_id)
+        if place is not None:
+            sample.keep(place, encoder.encode(point_id, inputs, result))
     rows = sample.rows()
     columns = [f.name for f in fields] or [job.output_key]
     view = JobView(job=job, anchor=anchor_for(job.name, index), stats=stats, sample=sample,
@@ -164,7 +178,8 @@ def _histogram(caption_id: str, name: str, s: FieldStats) -> Chart:
     if s.nulls:
         note += f"; {s.nulls:,} null"
     return Chart(name, caption_id, f"{name}: histogram over {s.answered:,} answers", svg,
-                 [(label, f"{n:,}") for label, (*_, n) in zip(labels, bins)], note)
+                 [(label, f"{n:,}") for label, (*_, n) in zip(labels, bins, strict=True)],
+                 note)
 
 
 def _bin_label(low: float, high: float, whole: bool) -> str:
@@ -211,12 +226,12 @@ def _render_errors(view: JobView, errors: Iterable[RenderError]) -> None:
     counts: Counter[tuple[str, str]] = Counter()
     listed = 0
     for error in errors:
-        view.render_total += 1
+        view.render_total += error.point_count
         key = (error.reason, error.where)
-        counts[key] += 1
+        counts[key] += error.point_count
         ids = groups.setdefault(key, [])
-        if listed < LISTED:
-            ids.append(error.point_id)
+        for point_id in error.point_ids[: max(LISTED - listed, 0)]:
+            ids.append(point_id)
             listed += 1
     view.render_groups = [(reason, where, n, groups[(reason, where)])
                           for (reason, where), n in counts.most_common()]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import jinja2
 
