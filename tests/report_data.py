@@ -101,13 +101,14 @@ def request_key(i: int) -> str:
 def failures(n: int) -> Iterator[FailedRequest]:
     for i in range(n):
         if state(i) == "failed":
-            yield FailedRequest(request_key(i), FAILURE_REASONS[(i // 75) % 3], 3, [i + 1])
+            yield FailedRequest(request_key(i), FAILURE_REASONS[(i // 75) % 3], 3,
+                                point_ids=[i + 1])
 
 
 def render_errors(n: int) -> Iterator[RenderError]:
     for i in range(n):
         if state(i) == "unrenderable":
-            yield RenderError(RENDER_REASON, RENDER_WHERE, [i + 1])
+            yield RenderError(RENDER_REASON, RENDER_WHERE, point_ids=[i + 1])
 
 
 def counts(n: int) -> JobCounts:

@@ -336,9 +336,10 @@ def test_every_failure_and_unrenderable_point_is_listed_up_to_a_stated_cap(tmp_p
 
 def test_render_errors_as_plan_keeps_them_count_every_point_and_list_the_ids_known(tmp_path):
     job = replace(report_data.job(10), render_errors=[
-        RenderError("'title' is undefined", "prompts/tags.user.j2:2", [3, 9, 14], points=120),
-        RenderError("'title' is undefined", "prompts/tags.user.j2:2", [200]),
-        RenderError("division by zero", "prompts/tags.user.j2:7", [5], points=1)])
+        RenderError("'title' is undefined", "prompts/tags.user.j2:2", point_ids=[3, 9, 14],
+                    points=120),
+        RenderError("'title' is undefined", "prompts/tags.user.j2:2", point_ids=[200]),
+        RenderError("division by zero", "prompts/tags.user.j2:7", point_ids=[5], points=1)])
     job.counts = replace(job.counts, unrenderable=122)
     html = write(tmp_path, ReportData("p", report_data.START, [job]))
     assert "122 points could not be rendered" in html
@@ -374,5 +375,6 @@ def test_the_benchmark_runs_and_prints_its_ratios():
 
 
 def test_failed_request_counts_its_points_beyond_those_listed():
-    failure = FailedRequest("k" * 64, "HTTP 400", 1, [7], points=4)
-    assert failure.point_count == 4 and FailedRequest("k", "r", 1, [1, 2]).point_count == 2
+    failure = FailedRequest("k" * 64, "HTTP 400", 1, point_ids=[7], points=4)
+    assert failure.point_count == 4
+    assert FailedRequest("k", "r", 1, point_ids=[1, 2]).point_count == 2

@@ -209,8 +209,8 @@ def report_from_cli(project: Project) -> ReportData:
             fingerprint=recorded["fingerprint"], output_key=recorded["output_key"],
             counts=JobCounts.from_plan_json(entry), input_fields=spec["source"]["fields"],
             output_schema=from_fields(spec["output"]["fields"]), changes=entry["reasons"],
-            failures=[FailedRequest(f["key"], f["reason"], f["attempts"], [f["point"]],
-                                    f["points"]) for f in failed],
+            failures=[FailedRequest(f["key"], f["reason"], f["attempts"], point_ids=[f["point"]],
+                                    points=f["points"]) for f in failed],
             points=((p["id"], p["inputs"], p["result"]) for p in points)))
     batches = [BatchReport(
         job=name, batch_id=b["batch_id"], provider="openai", status=b["status"],

@@ -69,36 +69,36 @@ class JobCounts:
                 ("unrenderable", "cannot be rendered", self.unrenderable)]
 
 
+@dataclass(frozen=True, kw_only=True)
+class SomePoints:
+    """Points by id — sources often keep only the first few — and how many in all."""
+
+    point_ids: Sequence[PointId] = ()
+    points: int | None = None     # None: exactly the ids listed
+
+    @property
+    def point_count(self) -> int:
+        return self.points if self.points is not None else len(self.point_ids)
+
+
 @dataclass(frozen=True)
-class FailedRequest:
-    """A request that failed for good. `point_ids` are the points waiting for it (the
-    ledger may keep only one: then `points` says how many there are in all)."""
+class FailedRequest(SomePoints):
+    """A request that failed for good, and the points waiting for it (the ledger keeps
+    the first one and a count)."""
 
     key: str
     reason: str
     attempts: int
-    point_ids: Sequence[PointId] = ()
-    points: int | None = None
-
-    @property
-    def point_count(self) -> int:
-        return self.points if self.points is not None else len(self.point_ids)
 
 
 @dataclass(frozen=True)
-class RenderError:
+class RenderError(SomePoints):
     """Points whose request could not be rendered: why, where (template:line), and which.
     One per point, or one per message as `plan` keeps them (`RenderFailures`: the count
-    and the first few ids) — then `points` says how many there are in all."""
+    and the first few ids)."""
 
     reason: str
     where: str = ""
-    point_ids: Sequence[PointId] = ()
-    points: int | None = None
-
-    @property
-    def point_count(self) -> int:
-        return self.points if self.points is not None else len(self.point_ids)
 
 
 @dataclass(frozen=True)
