@@ -16,13 +16,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 import jinja2
 
+from ..views import money  # dollars exactly as `batchrun costs` prints them
 from . import charts
 from .contract import BatchReport, ReportData
 from .spend import Spending, spending
@@ -103,13 +103,6 @@ def _csp(css: str, script: str) -> str:
         return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
     return (f"default-src 'none'; script-src {digest(script)}; style-src {digest(css)}; "
             "img-src data:; base-uri 'none'; form-action 'none'")
-
-
-def money(amount: Decimal | None) -> str:
-    """Dollars as `batchrun costs` prints them; None is "unknown", never $0."""
-    if amount is None:
-        return "unknown"
-    return f"${amount:.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
 
 
 def when(moment: datetime | None) -> str:
