@@ -61,7 +61,8 @@ def open_times(path: Path, profile: Path, repeat: int) -> dict[str, dict[str, fl
     with browser(profile) as context:
         for name, file in pages.items():
             for _ in range(repeat):
-                watched = open_file(context, file, ready=name == "report")
+                # The plain table of 20,000 rows takes 10–40 s to load on a busy machine.
+                watched = open_file(context, file, ready=name == "report", timeout_ms=300_000)
                 times = watched.page.evaluate(MEASURE)
                 if name == "report":
                     times.update(watched.page.evaluate(FILTERS))

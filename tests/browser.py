@@ -65,7 +65,8 @@ class Watched:
                 if m.type in ("error", "warning")] + [f"page error: {e}" for e in self.page_errors]
 
 
-def open_file(context: BrowserContext, path: Path, *, ready: bool = True) -> Watched:
+def open_file(context: BrowserContext, path: Path, *, ready: bool = True,
+              timeout_ms: float = 30_000) -> Watched:
     """Open a local file in a new page, recording console, errors and requests; wait for
     the report's script to say it is ready (`<html data-ready>`) unless `ready` is False."""
     page = context.new_page()
@@ -73,9 +74,9 @@ def open_file(context: BrowserContext, path: Path, *, ready: bool = True) -> Wat
     page.on("console", lambda message: watched.console.append(message))
     page.on("pageerror", lambda error: watched.page_errors.append(str(error)))
     page.on("request", lambda request: watched.requests.append(_url(request)))
-    page.goto(path.resolve().as_uri(), wait_until="load")
+    page.goto(path.resolve().as_uri(), wait_until="load", timeout=timeout_ms)
     if ready:
-        page.wait_for_selector("html[data-ready]", state="attached", timeout=30_000)
+        page.wait_for_selector("html[data-ready]", state="attached", timeout=timeout_ms)
     return watched
 
 
