@@ -36,6 +36,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import azure, ids
+from .anthropic_app import PREFIXES as ANTHROPIC_PATHS
+from .anthropic_app import AnthropicDialect
 from .api_error import ApiError, bad_request
 from .config import EmulatorConfig
 from .faults import Faults, HttpFault
@@ -70,6 +72,7 @@ _FAULT_ERRORS = {
     502: ("Bad gateway.", "server_error", None),
     503: ("The server is overloaded or not ready yet.", "server_error", None),
     504: ("Gateway timeout.", "server_error", None),
+    529: ("The server is overloaded or not ready yet.", "server_error", None),
 }
 _NO_KEY = ("You didn't provide an API key. You need to provide your API key in an "
            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
@@ -105,6 +108,7 @@ class Emulator:
         self.on_crash: Callable[[], None] | None = None  # served: end the process
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.service = self._open(faults or Faults())
+        self.anthropic = AnthropicDialect(self)  # /v1/messages… (docs/emulator-anthropic.md)
 
     def _open(self, faults: Faults) -> BatchService:
         if self.state_dir is None:
@@ -112,6 +116,7 @@ class Emulator:
             root = Path(self._scratch.name)
         else:
             root = self.state_dir
+        self.root = root
         return BatchService(root, self.config, self.clock, faults)
 
     @property
@@ -143,6 +148,7 @@ class Emulator:
             old_service.close()
             self.service = self._open(faults)
             self.service.counters = counters
+            self.anthropic = AnthropicDialect(self)
             self.restarted = True
             if old_scratch is not None:
                 old_scratch.cleanup()
@@ -155,7 +161,7 @@ class Emulator:
     # -- WSGI
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
         response = self.handle(environ)
-        start_response(f"{response.status} {HTTPStatus(response.status).phrase}",
+        start_response(f"{response.status} {_reason(response.status)}",
                        response.headers + [("x-request-id", ids.api_request_id()),
                                            ("openai-version", "2020-10-01")])
         return response.body
@@ -192,6 +198,8 @@ class Emulator:
                        f"API under {base}")
 
     def _route(self, method: str, path: str, environ: dict[str, Any]) -> Response:
+        if path.startswith(ANTHROPIC_PATHS):  # Anthropic's API: its own auth and errors
+            return Response(*self.anthropic.handle(method, path, environ))
         found = next(((match, name) for verb, pattern, name in _ROUTES
                       if verb == method and (match := pattern.fullmatch(path))), None)
         if found is None:
@@ -323,6 +331,11 @@ class Emulator:
         return Response.json(200, {"object": "emulator.executions",
                                    "executed": self.executions(),
                                    "billed": self.executions(billed=True)})
+
+
+def _reason(status: int) -> str:
+    """The reason phrase; 529 (Anthropic's "overloaded") is in no standard."""
+    return "Overloaded" if status == 529 else HTTPStatus(status).phrase
 
 
 def _fault_error(fault: HttpFault) -> ApiError:

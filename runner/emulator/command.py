@@ -61,6 +61,7 @@ def _count(name: str, help: str) -> Any:
 @_rate("--truncation-rate", "Share of answers cut off (finish_reason: length).")
 @_rate("--fence-rate", "Share of JSON answers wrapped in ```json fences.")
 @_rate("--refusal-rate", "Share of answers the model refuses (billed, not retried).")
+@_rate("--invalid-request-rate", "Anthropic: share of requests errored invalid_request_error.")
 @_count("--token-limit-batches", "The next N batches fail with token_limit_exceeded.")
 @_count("--enqueued-token-limit", "Enqueued-token limit per model, over unfinished batches.")
 @_count("--expire-after-requests", "Every batch expires after executing N requests.")
@@ -81,10 +82,11 @@ def emulator_command(host: str, port: int, state_dir: Path | None, speed: str,
                      faults_file: Path | None, restart_on_crash: bool, verbose: bool,
                      seed: int, http_fault: tuple[str, ...], damage_file: tuple[str, ...],
                      **options: Any) -> None:
-    """Serve an emulator of the OpenAI Files + Batches API.
+    """Serve an emulator of the OpenAI Files + Batches API (and Anthropic's Messages API).
 
-    Point the `openai` SDK (or batchrun) at it with OPENAI_BASE_URL; any API key works.
-    It is not the real API: answers are made up from the prompt's words.
+    Point the `openai` SDK (or batchrun) at it with OPENAI_BASE_URL, the `anthropic` SDK
+    with ANTHROPIC_BASE_URL; any API key works. It is not the real API: answers are made
+    up from the prompt's words.
 
     \b
     Examples:
@@ -115,6 +117,8 @@ def emulator_command(host: str, port: int, state_dir: Path | None, speed: str,
         click.echo(f"export OPENAI_BASE_URL={url}", color=False)
         click.echo(f"export AZURE_OPENAI_ENDPOINT={url.removesuffix(config.base_path)}",
                    color=False)
+        if url.endswith("/v1"):  # Anthropic's SDK adds /v1 itself
+            click.echo(f"export ANTHROPIC_BASE_URL={url.removesuffix('/v1')}", color=False)
 
     def run(listener: socket.socket | None, restarted: bool) -> None:
         kept = dataclasses.replace(faults, crash_after_calls=None) if restarted else faults

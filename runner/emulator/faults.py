@@ -21,7 +21,7 @@ from typing import Any
 _HTTP_FAULT = re.compile(
     r"^\s*(?P<route>[^=]+?)\s*=\s*(?P<status>\d{3})(?:\s*x\s*(?P<times>\d+))?"
     r"(?P<options>(?:\s*,\s*[a-z-]+(?:=\d+)?)*)\s*$")
-RETRYABLE_STATUSES = (429, 500, 502, 503, 504)
+RETRYABLE_STATUSES = (429, 500, 502, 503, 504, 529)  # 529: Anthropic's overloaded_error
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ class Faults:
     truncation_rate: float = 0.0  # finish_reason "length", content cut mid-way
     fence_rate: float = 0.0  # JSON content wrapped in ```json fences
     refusal_rate: float = 0.0  # the model declines: a refusal, billed, not retryable
+    invalid_request_rate: float = 0.0  # Anthropic dialect: an errored invalid_request_error
     # Per batch:
     token_limit_batches: int = 0  # the next N batches fail with token_limit_exceeded
     enqueued_token_limit: int | None = None  # per model, over batches not yet finished
@@ -169,12 +170,14 @@ class Faults:
         if self.list_lag_seconds < 0:
             raise ValueError("list_lag_seconds must not be negative")
         for name in ("request_failure_rate", "status_zero_rate", "invalid_json_rate",
-                     "truncation_rate", "fence_rate", "refusal_rate"):
+                     "truncation_rate", "fence_rate", "refusal_rate", "invalid_request_rate"):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, not {rate}")
         if self.request_failure_rate + self.status_zero_rate > 1.0:
             raise ValueError("request_failure_rate + status_zero_rate must not exceed 1")
+        if self.request_failure_rate + self.invalid_request_rate > 1.0:
+            raise ValueError("request_failure_rate + invalid_request_rate must not exceed 1")
         for name in ("token_limit_batches", "enqueued_token_limit", "expire_after_requests",
                      "crash_after_calls"):
             value = getattr(self, name)
@@ -222,7 +225,8 @@ def _read_items(items: Any, cls: Any, what: str) -> tuple[Any, ...]:
 
 
 _PER_BATCH = ("seed", "request_failure_rate", "status_zero_rate", "invalid_json_rate",
-              "truncation_rate", "fence_rate", "refusal_rate", "expire_after_requests")
+              "truncation_rate", "fence_rate", "refusal_rate", "expire_after_requests",
+              "invalid_request_rate")
 
 
 @dataclass

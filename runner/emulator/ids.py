@@ -67,3 +67,29 @@ def request_uuid() -> str:
 def api_request_id() -> str:
     """The `x-request-id` header of an HTTP answer."""
     return f"req_{_hex(32)}"
+
+
+# Anthropic's ids: a prefix, "01", then base58 letters (msgbatch_013Zva2CMHLNnXjNJJKqJ2EF,
+# msg_01XFDUDYJgAACzvnptvVoYEL, toolu_01A09q90qw90lq917835lq9, req_011CXs6hk18SX5aBxD3jchRc).
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _base58(count: int) -> str:
+    return "".join(_BASE58[b % len(_BASE58)] for b in secrets.token_bytes(count))
+
+
+def message_batch_id() -> str:
+    return f"msgbatch_01{_base58(22)}"
+
+
+def message_id() -> str:
+    return f"msg_01{_base58(22)}"
+
+
+def tool_use_id() -> str:
+    return f"toolu_01{_base58(22)}"
+
+
+def anthropic_request_id() -> str:
+    """The `request-id` header (and `request_id` of an error body) of Anthropic's API."""
+    return f"req_011C{_base58(20)}"

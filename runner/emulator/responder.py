@@ -70,11 +70,15 @@ def respond_with_faults(endpoint: str, body: dict[str, Any], *, when: float,
                      "server_error", dict(ZERO_USAGE))
     if failure < failure_rate + rates.get("status_zero_rate", 0.0):
         return Reply(0, {}, "status_zero", dict(ZERO_USAGE))
-    tweaks = Tweaks(invalid_json=chance("invalid_json") < rates.get("invalid_json_rate", 0.0),
-                    truncate=chance("truncate") < rates.get("truncation_rate", 0.0),
-                    fence=chance("fence") < rates.get("fence_rate", 0.0),
-                    refuse=chance("refuse") < rates.get("refusal_rate", 0.0))
-    return respond(endpoint, body, when=when, tweaks=tweaks)
+    return respond(endpoint, body, when=when, tweaks=draw_tweaks(rates, chance))
+
+
+def draw_tweaks(rates: dict[str, Any], chance: Callable[[str], float]) -> Tweaks:
+    """Which answer faults hit this request (shared with the Anthropic dialect)."""
+    return Tweaks(invalid_json=chance("invalid_json") < rates.get("invalid_json_rate", 0.0),
+                  truncate=chance("truncate") < rates.get("truncation_rate", 0.0),
+                  fence=chance("fence") < rates.get("fence_rate", 0.0),
+                  refuse=chance("refuse") < rates.get("refusal_rate", 0.0))
 
 
 def respond(endpoint: str, body: dict[str, Any], *, when: float,
