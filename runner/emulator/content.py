@@ -208,6 +208,14 @@ class _Builder:
             return f"{self.words[0].lower()}@example.com"
         if fmt in ("uri", "url"):
             return f"https://example.com/{self.words[0].lower()}"
+        if fmt == "hostname":
+            return f"{re.sub(r'[^a-z0-9-]', '', self.words[0].lower()) or 'www'}.example.com"
+        if fmt == "ipv4":  # 192.0.2.0/24: the range kept for documentation
+            return f"192.0.2.{1 + seed % 254}"
+        if fmt == "ipv6":
+            return f"2001:db8::{seed % 0xffff:x}"
+        if fmt == "duration":
+            return f"PT{1 + seed % 59}M"
         if fmt == "uuid":
             digits = f"{seed:016x}{stable_int(seed):016x}"
             return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-8{digits[17:20]}-{digits[20:32]}"
