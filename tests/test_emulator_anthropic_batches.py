@@ -8,11 +8,20 @@ from datetime import UTC, datetime, timedelta
 import anthropic
 import httpx2
 import pytest
-
 from emulator_fixtures import clock, emulator, new_emulator, paced  # noqa: F401  (fixtures)
-from runner.emulator import EmulatorConfig, Faults
 from test_emulator_anthropic_fixtures import (  # noqa: F401  (fixtures)
-    MODEL, claude, inprocess_client, local, request, requests, results, run, wait)
+    MODEL,
+    claude,
+    inprocess_client,
+    local,
+    request,
+    requests,
+    results,
+    run,
+    wait,
+)
+
+from runner.emulator import EmulatorConfig, Faults
 
 
 def _at(clock_value: float) -> datetime:

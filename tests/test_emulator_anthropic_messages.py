@@ -9,11 +9,10 @@ import json
 import anthropic
 import jsonschema
 import pytest
-
 from emulator_fixtures import emulator  # noqa: F401  (fixtures)
+from test_emulator_anthropic_fixtures import MODEL, claude, local, request, run, text_of  # noqa: F401  (fixtures)
+
 from runner.emulator.anthropic_params import STRUCTURED_OUTPUTS_BETA
-from test_emulator_anthropic_fixtures import (  # noqa: F401  (fixtures)
-    MODEL, claude, local, request, run, text_of)
 
 TAGS_SCHEMA = {
     "type": "object", "additionalProperties": False, "required": ["topics", "category",

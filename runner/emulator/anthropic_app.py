@@ -42,6 +42,7 @@ from .anthropic_messages import answer, input_tokens
 from .anthropic_params import check_shape
 from .faults import HttpFault, draw
 from .log import RequestLog
+from .sync import RETRY_AFTER_MS
 
 if TYPE_CHECKING:
     from .app import Emulator
@@ -102,7 +103,7 @@ class AnthropicDialect:
             raise AnthropicError("not_found_error", f"Not Found ({method} {path})")
         match, handler = found
         if handler.startswith("control_"):
-            return getattr(self, handler)(environ)  # type: ignore[no-any-return]
+            return getattr(self, handler)(environ)
         _check_headers(environ)
         fault = self.emulator._take_http_fault(method, path, after=False)
         if fault:
@@ -112,7 +113,7 @@ class AnthropicDialect:
         fault = self.emulator._take_http_fault(method, path, after=True)
         if fault:
             raise _fault_error(fault)
-        return answer_now  # type: ignore[no-any-return]
+        return answer_now
 
     # -- /v1/messages
     def create_message(self, environ: dict[str, Any]) -> Answer:
@@ -135,6 +136,8 @@ class AnthropicDialect:
                          "status_code": status, "outcome": reply.outcome,
                          "billed": reply.error is None})
         if reply.error is not None:
+            if reply.error.status >= 500:  # like the HTTP faults: retries need not wait
+                reply.error.headers["retry-after-ms"] = RETRY_AFTER_MS
             raise reply.error
         return _json(200, reply.message)
 
