@@ -11,6 +11,7 @@ import pytest
 from emulator_fixtures import clock, emulator, new_emulator, paced  # noqa: F401  (fixtures)
 from test_emulator_anthropic_fixtures import (  # noqa: F401  (fixtures)
     MODEL,
+    ROOT,
     claude,
     inprocess_client,
     local,
@@ -18,6 +19,7 @@ from test_emulator_anthropic_fixtures import (  # noqa: F401  (fixtures)
     requests,
     results,
     run,
+    sdk_client,
     wait,
 )
 
@@ -214,3 +216,12 @@ def test_the_openai_dialect_still_answers_beside_it(local, emulator):
                           headers={"Authorization": "Bearer k"})
     assert listing.status_code == 200 and listing.json()["data"] == []
     assert MODEL.startswith("claude-")
+
+
+def test_under_a_base_path_results_url_keeps_it(new_emulator):
+    emu = new_emulator(config=EmulatorConfig.instant(base_path="/compat/v1"))
+    client = sdk_client(ROOT + "/compat", http_client=httpx2.Client(
+        transport=httpx2.WSGITransport(app=emu)))
+    batch = wait(client, client.messages.batches.create(requests=requests(2)).id)
+    assert batch.results_url == f"{ROOT}/compat/v1/messages/batches/{batch.id}/results"
+    assert set(results(client, batch.id)) == {"r0", "r1"}

@@ -163,7 +163,7 @@ class AnthropicDialect:
     def create_batch(self, environ: dict[str, Any]) -> Answer:
         body = _json_body(environ, self.batches.limits.max_batch_bytes)
         batch = self.batches.create(body, _betas(environ))
-        return _json(200, batch.to_api(_origin(environ), self.emulator.clock()))
+        return _json(200, batch.to_api(self._origin(environ), self.emulator.clock()))
 
     def list_batches(self, environ: dict[str, Any]) -> Answer:
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
@@ -172,7 +172,7 @@ class AnthropicDialect:
         if after is not None and before is not None:
             raise Path("before_id").says("only one of before_id and after_id may be given")
         page, more = self.batches.page(limit, after, before)
-        origin, now = _origin(environ), self.emulator.clock()
+        origin, now = self._origin(environ), self.emulator.clock()
         data = [batch.to_api(origin, now) for batch in page]
         return _json(200, {"data": data, "has_more": more,
                            "first_id": data[0]["id"] if data else None,
@@ -180,12 +180,12 @@ class AnthropicDialect:
 
     def retrieve_batch(self, environ: dict[str, Any], batch_id: str) -> Answer:
         batch = self.batches.get(batch_id)
-        return _json(200, batch.to_api(_origin(environ), self.emulator.clock()))
+        return _json(200, batch.to_api(self._origin(environ), self.emulator.clock()))
 
     def cancel_batch(self, environ: dict[str, Any], batch_id: str) -> Answer:
         _drain(environ)  # the SDK sends no body
         batch = self.batches.cancel(batch_id)
-        return _json(200, batch.to_api(_origin(environ), self.emulator.clock()))
+        return _json(200, batch.to_api(self._origin(environ), self.emulator.clock()))
 
     def delete_batch(self, environ: dict[str, Any], batch_id: str) -> Answer:
         return _json(200, self.batches.delete(batch_id))
@@ -206,6 +206,14 @@ class AnthropicDialect:
             yield b"]}"
         return 200, stream(), [("Content-Type", "application/json")]
 
+    def _origin(self, environ: dict[str, Any]) -> str:
+        """scheme://host[:port][/base] the client used: results_url must point back at us
+        (under the configured base path, less the /v1 the SDK adds)."""
+        host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
+        base = self.emulator.config.base_path
+        prefix = base.removesuffix("/v1") if base.endswith("/v1") else ""
+        return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{prefix}"
+
 
 def _check_headers(environ: dict[str, Any]) -> None:
     bearer = environ.get("HTTP_AUTHORIZATION", "")
@@ -224,12 +232,6 @@ def _check_headers(environ: dict[str, Any]) -> None:
 def _betas(environ: dict[str, Any]) -> frozenset[str]:
     return frozenset(b.strip() for b in environ.get("HTTP_ANTHROPIC_BETA", "").split(",")
                      if b.strip())
-
-
-def _origin(environ: dict[str, Any]) -> str:
-    """scheme://host[:port] the client used: results_url must point back at us."""
-    host = environ.get("HTTP_HOST") or f"{environ['SERVER_NAME']}:{environ['SERVER_PORT']}"
-    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
 
 
 def _limit(raw: str | None) -> int:
