@@ -24,7 +24,6 @@ that change answers. Errors are Anthropic's shape (anthropic_errors.py), with a
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 import traceback
@@ -248,12 +247,8 @@ def _limit(raw: str | None) -> int:
 
 def _fault_error(fault: HttpFault) -> AnthropicError:
     kind = ERROR_TYPES.get(fault.status, "api_error")
-    headers = {}
-    if fault.retry_after_ms is not None:
-        headers = {"retry-after-ms": str(fault.retry_after_ms),
-                   "retry-after": str(max(1, math.ceil(fault.retry_after_ms / 1000)))}
     return AnthropicError(kind, TRANSIENT_MESSAGES.get(kind, "Internal server error"),
-                          status=fault.status, headers=headers)
+                          status=fault.status, headers=fault.retry_headers())
 
 
 def _content_length(environ: dict[str, Any]) -> int:
@@ -266,12 +261,10 @@ def _content_length(environ: dict[str, Any]) -> int:
 
 def _drain(environ: dict[str, Any]) -> None:
     """Read the unread body, so that a served connection ends cleanly."""
-    left = _content_length(environ)
-    while left > 0:
-        chunk = environ["wsgi.input"].read(min(left, 1 << 16))
-        if not chunk:
-            break
-        left -= len(chunk)
+    _content_length(environ)  # a bad header is refused in Anthropic's shape first
+    from .app import _drain as drain  # app.py imports this module: import at call time
+
+    drain(environ)
 
 
 def _json_body(environ: dict[str, Any], limit: int) -> Any:

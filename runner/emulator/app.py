@@ -20,7 +20,6 @@ and need none:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -340,11 +339,8 @@ def _reason(status: int) -> str:
 
 def _fault_error(fault: HttpFault) -> ApiError:
     message, kind, code = _FAULT_ERRORS[fault.status]
-    headers = {}
-    if fault.retry_after_ms is not None:
-        headers = {"retry-after-ms": str(fault.retry_after_ms),
-                   "retry-after": str(max(1, math.ceil(fault.retry_after_ms / 1000)))}
-    return ApiError(fault.status, message, type=kind, code=code, headers=headers)
+    return ApiError(fault.status, message, type=kind, code=code,
+                    headers=fault.retry_headers())
 
 
 def _content_length(environ: dict[str, Any]) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,14 @@ class HttpFault:
                              f"not {self.status}")
         if self.times < 1:
             raise ValueError("HTTP fault times must be at least 1")
+
+    def retry_headers(self) -> dict[str, str]:
+        """What the answer tells a client to wait: `retry-after-ms`, and `retry-after` in
+        whole seconds for clients that read only that (both dialects)."""
+        if self.retry_after_ms is None:
+            return {}
+        return {"retry-after-ms": str(self.retry_after_ms),
+                "retry-after": str(max(1, math.ceil(self.retry_after_ms / 1000)))}
 
     def matches(self, method: str, path: str) -> bool:
         want_method, _, want_path = self.route.partition(" ")
