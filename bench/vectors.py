@@ -72,7 +72,7 @@ def batchrun_side(client, n: int) -> float:
 
     root = Path(sys.argv[-1]).parent
     job = load_job(root / "embed.yaml", load_project(root), root)
-    writer = Writer(client, job, write_batch=BATCH)
+    writer = Writer(client, job, write_batch=BATCH, whole_points=True)   # as on the embedded engine
     started = time.perf_counter()
     for point_id, vector in vectors(list(range(1, n + 1))):
         writer.result(point_id, Result(f"key{point_id}", "f32", vector, "text-embedding-3-small",

@@ -104,7 +104,9 @@ class Workspace:
         return Selection(self.qdrant, job, page=self.project.config.qdrant.scroll_page)
 
     def writer(self, job: Job) -> Writer:
-        return Writer(self.qdrant, job, write_batch=self.project.config.qdrant.write_batch)
+        cfg = self.project.config.qdrant
+        return Writer(self.qdrant, job, write_batch=cfg.write_batch,
+                      whole_points=cfg.url is None)   # the embedded engine (writeback.py)
 
     def close(self) -> None:
         if self._qdrant is not None:

@@ -11,6 +11,12 @@ apply compares to decide that a point is up to date.
 
 Writes are buffered and sent `write_batch` points per `batch_update_points` call. A point
 deleted while its request was out (batches take hours) is let go; the others are written.
+
+The embedded engine stores a whole point (payload and every vector) on each operation
+that touches it, one SQLite commit each: a vector and its stamp as two operations cost
+two commits. It serves one process at a time, so there the writer reads the points of a
+batch, merges the result and the stamp in, and upserts each point once (`whole_points`).
+A server takes each batch in one request, and gets the operations as they are.
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ def stamp(inputs: str, result: Result, provider: str, to: str) -> dict:
 class Writer:
     """The writes of one job to its collection, buffered, `write_batch` points a call."""
 
-    def __init__(self, client: QdrantClient, job: Job, *, write_batch: int):
+    def __init__(self, client: QdrantClient, job: Job, *, write_batch: int,
+                 whole_points: bool = False):
         self.client = client
         self.job = job
         self.collection = job.spec.source.collection
@@ -59,6 +66,9 @@ class Writer:
         self.vector = job.output_vector
         parent, _, leaf = job.output_key.rpartition(".")
         self.parent, self.leaf = parent or None, leaf
+        # Two operations per point (a vector or a nested key, and the stamp) are merged
+        # into one upsert per point on the embedded engine (see the module docstring).
+        self.whole_points = whole_points and (self.vector is not None or self.parent is not None)
 
     def result(self, point_id: Any, result: Result, inputs: str, provider: str) -> None:
         """A result and its stamp."""
@@ -106,13 +116,53 @@ class Writer:
         return len(writes)
 
     def _send(self, writes: list[tuple[Any, list[Any]]]) -> None:
+        if self.whole_points:
+            self._upsert_merged(writes)
+            return
         self.client.batch_update_points(self.collection, [op for _, ops in writes for op in ops],
                                         wait=True)
+
+    def _upsert_merged(self, writes: list[tuple[Any, list[Any]]]) -> None:
+        """Each point once: read it, apply its operations to the copy, store it whole."""
+        from qdrant_client import models
+
+        records = self.client.retrieve(self.collection, [point_id for point_id, _ in writes],
+                                       with_payload=True, with_vectors=True)
+        current = {record.id: record for record in records}
+        missing = [point_id for point_id, _ in writes if point_id not in current]
+        if missing:
+            raise LookupError(f"points {missing[:5]} no longer exist")   # see flush()
+        points = []
+        for point_id, ops in writes:
+            record = current[point_id]
+            payload = dict(record.payload or {})
+            vector = record.vector if isinstance(record.vector, dict) else \
+                ({} if record.vector is None else {"": record.vector})
+            for op in ops:
+                if isinstance(op, models.UpdateVectorsOperation):
+                    vector.update(op.update_vectors.points[0].vector)
+                else:
+                    _merge_into(payload, op.set_payload.payload, op.set_payload.key)
+            points.append(models.PointStruct(
+                id=point_id, payload=payload,
+                vector=vector[""] if set(vector) == {""} else vector))
+        self.client.upsert(self.collection, points=points, wait=True)
 
     def _existing(self, writes: list[tuple[Any, list[Any]]]) -> list[tuple[Any, list[Any]]]:
         ids = [point_id for point_id, _ in writes]
         present = {p.id for p in self.client.retrieve(self.collection, ids, with_payload=False)}
         return [write for write in writes if write[0] in present]
+
+
+def _merge_into(payload: dict, values: dict, key: str | None) -> None:
+    """set_payload's merge, on a copy: `values` into the object at dotted `key` (made when
+    missing), or at the top."""
+    target = payload
+    for part in (key.split(".") if key else []):
+        inner = target.get(part)
+        target[part] = inner = dict(inner) if isinstance(inner, dict) else {}
+        target = inner
+    target.update(values)
 
 
 def _set(point_id: Any, payload: dict, key: str | None = None) -> Any:
