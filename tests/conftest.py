@@ -12,12 +12,13 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 from click.testing import CliRunner, Result
 from qdrant_client import QdrantClient, models
 
+from emulator_fixtures import FakeClock
 from runner.cli import cli
 from runner.demo import sample_videos
 from runner.emulator import Emulator, EmulatorConfig, Faults, RunningServer, start_in_thread
@@ -176,17 +177,18 @@ def http_emulator(serve_emulator: Any) -> HttpEmulator:
 API_KEY = "sk-test-0123456789abcdef-not-a-real-key"
 
 
-def http_project_for(root: Path, emulator: HttpEmulator) -> Project:
-    project = Project(root, {"name": "openai", "base_url": emulator.url, "poll_interval": 0.01,
-                             "max_retries": 2})
+def http_project_for(root: Path, emulator: HttpEmulator, poll_interval: float = 0.01
+                     ) -> Project:
+    project = Project(root, {"name": "openai", "base_url": emulator.url,
+                             "poll_interval": poll_interval, "max_retries": 2})
     project.emulator = emulator
     return project
 
 
 def sharded_project(root: Path, emulator: HttpEmulator, points: int = 30, shard: int = 10,
-                    write_batch: int | None = None) -> Project:
+                    write_batch: int | None = None, poll_interval: float = 0.01) -> Project:
     """A seeded project over HTTP whose job packs `shard` requests per batch."""
-    project = http_project_for(root, emulator)
+    project = http_project_for(root, emulator, poll_interval)
     if write_batch:
         project.write_config(qdrant={"path": ".qdrant", "write_batch": write_batch})
     project.seed(points)
@@ -194,13 +196,27 @@ def sharded_project(root: Path, emulator: HttpEmulator, points: int = 30, shard:
     return project
 
 
-def cancel_midway(project: Project, job: str = "jobs/tags.yaml") -> None:
-    """Submit, let a few requests run (with an emulator at 0.2 s per request), cancel,
-    and collect what the batch finished."""
+def cancel_midway(project: Project, clock: FakeClock, job: str = "jobs/tags.yaml",
+                  ran: int = 5) -> None:
+    """Submit, move the emulator's clock until `ran` requests have run, cancel, and collect
+    what the batch finished. The emulator runs a request only when its clock says it is
+    due, so exactly `ran` run, however slow the machine (the project's emulator must have
+    been started with `clock` and a non-zero seconds_per_request)."""
     project.run("apply", job, "--no-wait")
-    time.sleep(1.0)
+    config = project.emulator.emulator.config
+    # half a request more, so float rounding cannot make it ran - 1
+    clock.advance(config.validating_seconds + (ran + 0.5) * config.seconds_per_request)
     project.run("cancel", job)
     project.run("collect", job, "--wait")
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> None:
+    """Poll `condition` until it holds; fail saying `what` never happened. Tests wait for
+    what they need to see, never for a number of seconds that is usually enough."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"after {timeout:.0f} s, still not {what}"
+        time.sleep(0.02)
 
 
 # Slow enough that a kill lands in the middle of things, fast enough for CI.

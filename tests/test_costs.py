@@ -5,12 +5,14 @@ budget below the estimate stops everything before a byte is uploaded."""
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from conftest import cancel_midway, http_project_for
+from emulator_fixtures import FakeClock
 from runner.emulator import EmulatorConfig, Faults
 
 JOB = "jobs/tags.yaml"
@@ -139,10 +141,12 @@ def test_plan_warns_when_a_job_is_over_its_budget(project):
 
 
 def test_costs_count_what_ran_apart_from_what_was_sent(serve_emulator, tmp_path, api_key):
-    emulator = serve_emulator(EmulatorConfig(validating_seconds=0.1, seconds_per_request=0.2))
+    clock = FakeClock(time.time())
+    emulator = serve_emulator(EmulatorConfig(validating_seconds=0.1, seconds_per_request=0.2),
+                              clock=clock)
     project = http_project_for(tmp_path / "p", emulator)
     project.seed(20)
-    cancel_midway(project)                       # a few requests run, then the batch stops
+    cancel_midway(project, clock)                # 5 requests run, then the batch stops
     total = project.run_json("costs")["total"]
     assert total["requests"] == 20 and 0 < total["billed_requests"] < 20
 

@@ -9,15 +9,20 @@ kill and tells exactly what was sent and billed.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import shutil
 import signal
+import subprocess
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
-from conftest import API_KEY, SLOW, sharded_project
+from conftest import API_KEY, SLOW, sharded_project, wait_until
+from emulator_fixtures import FakeClock
 from runner import crash
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.faults import HttpFault
@@ -29,8 +34,35 @@ JOB = "jobs/tags.yaml"
 pytestmark = pytest.mark.usefixtures("api_key")
 
 
-def new_project(root, emulator, points=30, shard=10):
-    return sharded_project(root, emulator, points, shard, write_batch=4)
+def new_project(root, emulator, points=30, shard=10, poll_interval=0.01):
+    return sharded_project(root, emulator, points, shard, write_batch=4,
+                           poll_interval=poll_interval)
+
+
+def opened(process, path) -> bool:
+    """Whether `process` has `path` open (its /proc/PID/fd links; without /proc, as on
+    macOS, this cannot be seen and is taken as true)."""
+    if not Path("/proc/self/fd").is_dir():
+        return True
+    fds = Path(f"/proc/{process.pid}/fd")
+    try:
+        return any(os.readlink(fd) == os.path.realpath(path) for fd in fds.iterdir())
+    except OSError:                  # the process ended, or a descriptor closed meanwhile
+        return False
+
+
+def holds_lock(process, project) -> bool:
+    """Whether `process` is the batchrun that wrote itself into the state lock."""
+    try:
+        return json.loads((project.state / "lock").read_text() or "{}").get("pid") == process.pid
+    except (OSError, json.JSONDecodeError):   # not there yet, or being rewritten
+        return False
+
+
+def finish_every_batch(emulator, clock, batches: int) -> None:
+    """Once apply has created its `batches`, move the emulator's clock past their end."""
+    wait_until(lambda: len(emulator.batches_created()) == batches, f"{batches} batches created")
+    clock.advance(3600)
 
 
 def assert_each_key_sent_once(emulator):
@@ -78,8 +110,12 @@ def test_twenty_kills_at_random_times_never_pay_twice_nor_lose_a_result(serve_em
     rng = random.Random(20261129)
     for run in range(20):
         process = project.spawn("apply", JOB)
-        time.sleep(rng.uniform(0.3, 2.0))
-        process.send_signal(signal.SIGKILL)
+        wait_until(lambda: holds_lock(process, project) or process.poll() is not None,
+                   "apply at work (holding the state lock)")
+        try:   # the kill's instant, drawn at random within the run's work (the test's input)
+            process.wait(timeout=rng.uniform(0.0, 1.5))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
         if run % 7 == 6:   # new work arrives while batches are in flight
             with project.qdrant() as client:
@@ -119,17 +155,18 @@ def test_faults_of_every_kind_end_with_each_point_written_or_failed_with_a_reaso
 
 
 def test_a_second_apply_is_refused_or_waits_and_never_interleaves(serve_emulator, tmp_path):
-    emulator = serve_emulator(SLOW)
-    project = new_project(tmp_path / "project", emulator, points=40)
+    clock = FakeClock(time.time())                # the batches run when the test says so
+    emulator = serve_emulator(SLOW, clock=clock)
+    project = new_project(tmp_path / "project", emulator, points=40, poll_interval=0.2)
     first = project.spawn("apply", JOB)
     lock = project.state / "lock"
-    deadline = time.monotonic() + 60
-    while not (lock.exists() and lock.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: lock.exists() and lock.read_text(), "locked by the first apply")
     refused = project.run("apply", JOB, expect=1)
     assert "another batchrun is using" in refused.stderr
     assert f"pid {first.pid}" in refused.stderr
     waiting = project.spawn("apply", JOB, "--lock-timeout", "120")
+    wait_until(lambda: opened(waiting, lock), "the second apply trying the lock")
+    finish_every_batch(emulator, clock, 4)        # the first apply ends
     first.communicate(timeout=120)
     out, err = waiting.communicate(timeout=120)
     assert first.returncode == 0 and waiting.returncode == 0, err
@@ -247,12 +284,11 @@ def test_a_batch_that_alone_overfills_the_queue_fails_with_what_to_do(serve_emul
 
 def test_status_reads_while_an_apply_runs_and_plan_says_qdrant_is_busy(serve_emulator,
                                                                       tmp_path):
-    emulator = serve_emulator(SLOW)
-    project = new_project(tmp_path / "project", emulator, points=40)
+    clock = FakeClock(time.time())                # apply waits for its batches until told
+    emulator = serve_emulator(SLOW, clock=clock)
+    project = new_project(tmp_path / "project", emulator, points=40, poll_interval=0.2)
     running = project.spawn("apply", JOB)
-    deadline = time.monotonic() + 60
-    while not emulator.batches_created() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(emulator.batches_created, "a batch created")
     status = project.run_json("status", JOB)
     assert status["batches"]
     for batch in status["batches"]:   # an intent not yet created has no id
@@ -261,5 +297,6 @@ def test_status_reads_while_an_apply_runs_and_plan_says_qdrant_is_busy(serve_emu
     assert "embedded Qdrant at .qdrant is in use by another process (batchrun apply, " \
            f"pid {running.pid} since" in busy.stderr
     assert "wait for it to finish" in busy.stderr
+    finish_every_batch(emulator, clock, 4)
     running.communicate(timeout=120)
     assert running.returncode == 0

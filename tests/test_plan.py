@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from conftest import cancel_midway, http_project_for
+from emulator_fixtures import FakeClock
 from runner.emulator import EmulatorConfig, Faults
 
 JOB = "jobs/tags.yaml"
@@ -90,10 +93,12 @@ def test_a_symlinked_spec_is_named_as_the_user_names_it(project):
 
 def test_requests_a_cancelled_batch_never_ran_are_a_reason_of_their_own(serve_emulator,
                                                                          tmp_path, api_key):
-    emulator = serve_emulator(EmulatorConfig(validating_seconds=0.1, seconds_per_request=0.2))
+    clock = FakeClock(time.time())
+    emulator = serve_emulator(EmulatorConfig(validating_seconds=0.1, seconds_per_request=0.2),
+                              clock=clock)
     project = http_project_for(tmp_path / "p", emulator)
     project.seed(20)
-    cancel_midway(project)                       # a few requests run, then the batch stops
+    cancel_midway(project, clock)                # 5 requests run, then the batch stops
     reasons = project.run_json("plan", JOB)["jobs"]["tags"]["reasons"]
     assert any(r.endswith("never ran (their batch expired, was cancelled or found the queue "
                           "full)") for r in reasons)

@@ -5,6 +5,7 @@ collected by another job's command, a cleaned artifacts folder."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import sqlite3
@@ -13,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import SLOW, sharded_project
+from conftest import SLOW, sharded_project, wait_until
 from runner.budget import Budget
 from runner.emulator import Faults
 from runner.errors import BudgetExceeded
@@ -68,6 +69,20 @@ def executions(emulator) -> dict[str, list[str]]:
 
 def written(project, key="llm_tags") -> int:
     return sum(key in p for p in project.payloads().values())
+
+
+def backing_off(project, for_at_least: float) -> int:
+    """Requests the ledger holds back for at least `for_at_least` more seconds (read while
+    an apply may be writing it; never written here)."""
+    ledger = project.state / "state.db"
+    if not ledger.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(ledger)) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM requests WHERE state='retry' "
+                              "AND not_before > ?", (time.time() + for_at_least,)).fetchone()[0]
+        except sqlite3.OperationalError:   # apply is still creating it
+            return 0
 
 
 # ---- intents left by an earlier run ---------------------------------------------------
@@ -338,13 +353,15 @@ def test_a_prepared_shard_of_a_needing_job_takes_no_queue_room_from_the_needed_o
 def test_a_backoff_no_point_waits_for_keeps_no_apply_awake(serve_emulator, tmp_path):
     emulator = serve_emulator(faults=Faults(enqueued_token_limit=2_000))
     project = new_project(tmp_path / "p", emulator, points=10)
+    # Polling once a second, apply backs off 4 s after the queue refuses its batch: time
+    # enough to see the backoff in the ledger and kill apply before it sends again.
+    project.write_config(provider={**project.provider, "poll_interval": 1.0})
     killed = project.spawn("apply", JOB)          # refused by the queue, backing off
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not emulator.batches_created():
-        time.sleep(0.05)
-    time.sleep(0.5)
+    wait_until(lambda: backing_off(project, for_at_least=1.0) == 10,
+               "10 requests backing off in the ledger")
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=30)
+    project.write_config()
     emulator.emulator.faults = Faults()
     project.edit("prompts/tags.user.j2", "Title:", "Video title:")   # those requests: gone
     result = project.run_json("apply", JOB)
