@@ -1,17 +1,23 @@
 # Two commands do all the set-up; each creates the virtualenv (.venv) on first use.
-#   make demo   install, then tag 300 real videos against the built-in emulator (free)
-#   make test   install, then run the test suite
+#   make demo       install, then tag 240 real videos against the built-in emulator (free)
+#   make test       install, then run the fast lane: every rule once, on every core
+#   make test-all   the fast lane plus the slow one (random kills, every crash point,
+#                   bench smoke, the CI recipe): what CI (.ci/run) runs
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+PYTEST := $(BIN)/python -m pytest -q -n auto --dist worksteal
 
-.PHONY: demo test clean
+.PHONY: demo test test-all clean
 
 demo: $(VENV)/.installed
 	$(BIN)/batchrun demo
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(PYTEST) -m "not slow"
+
+test-all: $(VENV)/.installed
+	$(PYTEST)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -22,10 +22,15 @@ RUNS = {
     "incremental": (["--points", "2000"], ["incremental apply / no-op apply (own time)"]),
     "memory": (["--points", "1000", "--small", "500"],
                ["noop apply − bare scroll at 1,000", "cold apply − bare scroll at 1,000"]),
+    "startup": (["--repeat", "1"],
+                ["batchrun --help / python -c pass", "batchrun --version / python -c pass",
+                 "batchrun init DIR / python -c pass",
+                 "batchrun validate (spec-only project) / python -c pass"]),
 }
 RATIO = re.compile(r"^ratio  (?P<what>.+?)\s+-?\d+\.\d+(×| MB)  \(", re.M)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_bench_runs_and_prints_its_ratios(name: str) -> None:
     args, expected = RUNS[name]

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import API_KEY, Project
@@ -47,6 +48,7 @@ def run_workflow(event: str, checkout: Path, env: dict) -> list[subprocess.Compl
     return results
 
 
+@pytest.mark.slow
 def test_the_recipe_plans_on_a_pull_request_submits_on_main_and_collects_next_time(
         serve_emulator, tmp_path):
     clock = FakeClock(time.time())

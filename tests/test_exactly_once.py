@@ -91,7 +91,14 @@ def assert_every_point_written(project):
     assert project.run_json("plan", JOB)["pending"] is False
 
 
-@pytest.mark.parametrize("point", crash.POINTS)
+# One crash point in the fast lane: a batch created whose id was never recorded, the one a
+# second run must adopt rather than pay for again; the others run in `make test-all`.
+FAST_CRASH_POINT = "after-create"
+
+
+@pytest.mark.parametrize("point", [
+    pytest.param(point, marks=() if point == FAST_CRASH_POINT else pytest.mark.slow)
+    for point in crash.POINTS])
 def test_a_kill_at_any_stage_boundary_is_finished_by_the_next_run(point, serve_emulator, tmp_path):
     emulator = serve_emulator()
     project = new_project(tmp_path / "project", emulator)
@@ -104,6 +111,7 @@ def test_a_kill_at_any_stage_boundary_is_finished_by_the_next_run(point, serve_e
     assert_every_point_written(project)
 
 
+@pytest.mark.slow
 def test_twenty_kills_at_random_times_never_pay_twice_nor_lose_a_result(serve_emulator, tmp_path):
     emulator = serve_emulator(SLOW)
     project = new_project(tmp_path / "project", emulator, points=60)
