@@ -365,6 +365,7 @@ def test_long_values_are_clipped_to_keep_100000_points_under_20_mb(tmp_path):
     assert all(len(v) <= TableLimits().chars_per_input(5) for v in row[1] if isinstance(v, str))
 
 
+@pytest.mark.slow   # a bench smoke, like tests/test_bench_smoke.py: make test-all runs it
 def test_the_benchmark_runs_and_prints_its_ratios():
     proc = subprocess.run([sys.executable, str(BENCH / "report_page.py"), "--points", "3000",
                            "--repeat", "1"], capture_output=True, text=True, timeout=300)
