@@ -1,8 +1,10 @@
 """The starter project that `batchrun init` writes and `batchrun demo` runs.
 
 Its files live in the package (`runner/data/project/`), so `init` works from a plain
-`pip install`; the job-spec JSON Schema is written beside them, generated from the spec
-models, so editors complete and check specs.
+`pip install`. Among them is the job-spec JSON Schema (schemas/job.schema.json), so
+editors complete and check specs: generated from the spec models (`schema_text`), and
+shipped as a file so that `init` starts without loading pydantic
+(tests/test_job_schema.py keeps it current).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import BatchrunError, Location
-from .spec import job_schema
 
 SCHEMA_FILE = "schemas/job.schema.json"
 
@@ -30,10 +31,12 @@ def starter_files() -> Iterator[tuple[str, bytes]]:
                 stack.append((entry, rel + "/"))
             else:
                 yield rel, entry.read_bytes()
-    yield SCHEMA_FILE, schema_text().encode("utf-8")
 
 
 def schema_text() -> str:
+    """The job-spec JSON Schema, generated from the spec models."""
+    from .spec import job_schema
+
     return json.dumps(job_schema(), indent=2, sort_keys=True) + "\n"
 
 

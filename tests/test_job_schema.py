@@ -15,12 +15,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../schemas/job.schema.json"
 
 
+EXPORTED = ("schemas/job.schema.json", "runner/data/project/schemas/job.schema.json")
+
+
 def test_the_exported_schema_is_generated_from_the_spec_models():
-    exported = (ROOT / "schemas" / "job.schema.json").read_text(encoding="utf-8")
-    assert exported == schema_text(), (
-        "schemas/job.schema.json is stale; regenerate it with\n"
-        "  python -c 'from runner.starter import schema_text; "
-        "open(\"schemas/job.schema.json\", \"w\").write(schema_text())'")
+    # the repository's copy, and the one `batchrun init` writes (shipped in the package)
+    for rel in EXPORTED:
+        exported = (ROOT / rel).read_text(encoding="utf-8")
+        assert exported == schema_text(), (
+            f"{rel} is stale; regenerate both copies with\n"
+            "  python -c 'from runner.starter import schema_text; "
+            f"[open(p, \"w\").write(schema_text()) for p in {EXPORTED!r}]'")
 
 
 def test_the_schema_is_valid_json_schema_and_forbids_unknown_keys():
