@@ -107,8 +107,8 @@ def check_root(data: Any, positions: Positions, what: str, keys: str) -> None:
 
 
 def display_path(path: Path, cwd: Path) -> str:
-    """The path as the user names it: relative to where batchrun runs, symlinks kept (the
-    repository's demo links jobs/ into the starter project; `jobs/tags.yaml` is its name)."""
+    """The path as the user names it: relative to where batchrun runs, symlinks kept (a
+    linked jobs/tags.yaml is still called that, not the file it points to)."""
     try:
         return str(Path(os.path.abspath(path)).relative_to(os.path.abspath(cwd)))
     except ValueError:

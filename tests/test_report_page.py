@@ -372,7 +372,8 @@ def test_the_benchmark_runs_and_prints_its_ratios():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"^ratio  report file size\s+\d+\.\d+ MB", proc.stdout, re.M)
     assert re.search(r"^ratio  write report / raw pass over the points\s+\d", proc.stdout, re.M)
-    assert "MISS" not in proc.stdout
+    # the size target is a fact of the file; the seconds are printed, never asserted
+    assert re.search(r"^ratio  report file size .*PASS$", proc.stdout, re.M), proc.stdout
 
 
 def test_failed_request_counts_its_points_beyond_those_listed():
