@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BatchrunError, Location
-from .results import Expect, decode_line, parse_line
+from .jsonl import decode_line
+from .results import Expect, parse_line
 
 MAX_REQUESTS = 50_000  # per batch file (OpenAI Batch API limit)
 MAX_BYTES = 200_000_000  # "200 MB", read conservatively as decimal megabytes

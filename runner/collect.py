@@ -15,32 +15,36 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import crash
 from .answers import AnswerValidator
 from .errors import ProviderError
+from .jsonl import read_lines
 from .ledger import Ledger
 from .pack import SHARDS
 from .pricing import PriceTable, cost
 from .records import TERMINAL, BatchRecord, encode_value
-from .results import Expect, Outcome, Usage, iter_jsonl, parse_line
+from .results import Expect, Outcome, Usage, clip, parse_line, unreadable
 from .retry import (
     Settlement,
     settle_invalid_batch,
     settle_line,
     settle_never_ran,
     settle_token_limit,
+    settle_unreadable,
 )
 from .submit import batch_info
 
 if TYPE_CHECKING:
     from openai.types import Batch
 
-    from .provider import BatchAPI
+    from .provider import BatchAPI, Downloaded
 
 OUTPUTS = "outputs"
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
+MAX_PROBLEMS = 5   # bad lines described per batch; all are counted
 
 Say = Callable[[str], None]
 
@@ -57,6 +61,7 @@ class Collected:
     model: str | None = None                         # as the lines report it (dated)
     note: str | None = None
     expect: Expect = Expect.TEXT                     # what its requests asked for
+    problems: list[str] = field(default_factory=list)  # bad lines, "file:line: what" (the first)
 
 
 def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> list[Batch]:
@@ -74,14 +79,14 @@ def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> lis
 
 
 def collect_finished(ledger: Ledger, api: BatchAPI, prices: PriceTable, *, backoff: float,
-                     say: Say | None = None) -> list[Collected]:
+                     say: Say | None = None, root: Path | None = None) -> list[Collected]:
     """Collect every batch in flight whose provider status is terminal. Each retries its
     failed requests up to the max_attempts its job had when it was packed."""
     done = []
     for row in ledger.in_flight():
         if row.status not in TERMINAL:
             continue
-        done.append(collect_batch(ledger, api, row, prices, backoff=backoff))
+        done.append(collect_batch(ledger, api, row, prices, backoff=backoff, root=root))
         if say:
             say(describe(done[-1]))
     return done
@@ -90,56 +95,194 @@ def collect_finished(ledger: Ledger, api: BatchAPI, prices: PriceTable, *, backo
 def describe(collected: Collected) -> str:
     seen = collected.seen
     parts = [f"{seen['succeeded']:,} ok"]
-    for name in ("retry", "failed", "deferred"):
+    for name, label in (("retry", "to retry"), ("failed", "failed"), ("deferred", "deferred"),
+                        ("unreadable", "unreadable line{s}"), ("malformed", "malformed line{s}"),
+                        ("duplicate", "duplicate line{s} ignored"),
+                        ("unknown", "line{s} of unknown requests ignored")):
         if seen[name]:
-            parts.append(f"{seen[name]:,} {'to retry' if name == 'retry' else name}")
+            parts.append(f"{seen[name]:,} " + label.format(s="s" * (seen[name] != 1)))
     return (f"{collected.job}: collected batch {collected.batch_id} ({collected.status}): "
             + ", ".join(parts) + (f" — {collected.note}" if collected.note else ""))
 
 
 def collect_batch(ledger: Ledger, api: BatchAPI, row: BatchRecord, prices: PriceTable, *,
-                  backoff: float) -> Collected:
+                  backoff: float, root: Path | None = None) -> Collected:
     """Collect one finished batch; its failed requests are retried up to the max_attempts
-    its job had when it was packed."""
+    its job had when it was packed. A file with a damaged line (cut short, not UTF-8, not
+    JSON — an HTML page —, a line of no Batch API shape) or empty against the batch's own
+    counts is downloaded once more before its requests are settled: a download that went
+    wrong once is whole the second time. Not to be called inside a ledger transaction."""
     batch = api.retrieve(row.created_id)
-    result = Collected(row.seq, row.job, batch.id, batch.status)
-    files = {}
-    for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
-        if file_id:
-            files[kind] = api.download(file_id, ledger.artifacts, OUTPUTS)
+    file_ids = {kind: file_id for kind, file_id in (("output", batch.output_file_id),
+                                                    ("error", batch.error_file_id)) if file_id}
+    files = {kind: api.download(file_id, ledger.artifacts, OUTPUTS)
+             for kind, file_id in file_ids.items()}
     crash.point("after-download")
     _restore_shard(ledger, api, row, batch)
     expect, validator = expectation(ledger, row.shard)
-    result.expect = expect
-    now = time.time()
-    with ledger.transaction():
-        if batch.status == "failed":
-            _failed_batch(ledger, row, batch, result, now, backoff)
-        answers: list[tuple] = []
-        for download in files.values():
-            for _, line in iter_jsonl(download.path):
-                outcome = parse_line(line, expect=expect, validator=validator)
-                _settle(ledger, row, batch, outcome, result, answers)
-                if len(answers) >= 1000:
-                    ledger.put_results(answers)
-                    answers.clear()
-        ledger.put_results(answers)
-        for key in ledger.unqueued_keys(row.seq):   # in no file: never ran
-            _record(ledger, row, key, result, settle_never_ran(batch.id, batch.status))
-        usd, standard, model = _costs(prices, result.usage, row, batch, result)
-        result.cost_usd = usd
-        ledger.update_batch(
-            row.seq, status=batch.status, info=batch_info(batch), collected_at=now,
-            output_file=files["output"].sha if "output" in files else None,
-            error_file=files["error"].sha if "error" in files else None,
-            seen=dict(sorted(result.seen.items())),
-            input_tokens=result.usage.input_tokens, cached_tokens=result.usage.cached_tokens,
-            output_tokens=result.usage.output_tokens,
-            reasoning_tokens=result.usage.reasoning_tokens, billed_model=model,
-            cost_usd=None if usd is None else str(usd),
-            cost_standard_usd=None if standard is None else str(standard), note=result.note)
-    crash.point("after-results")
-    return result
+    reading = _Reading(ledger, row, batch, expect, validator, root)
+    try:
+        return reading.settle(files, prices, backoff, first_try=True)
+    except _Damaged as damaged:   # rolled back: download those files again, once
+        for kind in damaged.damage:
+            files[kind] = api.download(file_ids[kind], ledger.artifacts, OUTPUTS)
+        return reading.settle(files, prices, backoff, first_try=False,
+                              first_damage=damaged.damage)
+
+
+class _Damaged(Exception):
+    """Files of a batch were damaged: the collection is rolled back to download them again."""
+
+    def __init__(self, damage: dict[str, str]):
+        super().__init__("; ".join(damage.values()))
+        self.damage = damage
+
+
+class _Reading:
+    """One collection of a batch's files, in one ledger transaction: every readable line
+    settles the request it names, once; every bad line is counted and described."""
+
+    def __init__(self, ledger: Ledger, row: BatchRecord, batch: Batch, expect: Expect,
+                 validator: AnswerValidator | None, root: Path | None):
+        self.ledger, self.row, self.batch, self.root = ledger, row, batch, root
+        self.expect, self.validator = expect, validator
+
+    def settle(self, files: dict[str, Downloaded], prices: PriceTable, backoff: float, *,
+               first_try: bool, first_damage: dict[str, str] | None = None) -> Collected:
+        """Settle every request of the batch from its files. On the first try, damaged
+        files raise _Damaged (and the transaction rolls back); on the second, what is
+        still unreadable is settled as lost."""
+        ledger, row, batch = self.ledger, self.row, self.batch
+        result = Collected(row.seq, row.job, batch.id, batch.status, expect=self.expect)
+        now = time.time()
+        with ledger.transaction():
+            if batch.status == "failed":
+                _failed_batch(ledger, row, batch, result, now, backoff)
+            lines = _Lines(ledger, row, batch, result, self.expect, self.validator)
+            for kind, download in files.items():
+                lines.read(kind, download.path, self._shown(download.path))
+                if download.size == 0 and _expected_lines(batch, kind):
+                    lines.damage.setdefault(kind, f"{self._shown(download.path)} is empty, "
+                                            f"though the batch counts {kind} lines")
+            lines.flush()
+            if lines.damage and first_try:
+                raise _Damaged(lines.damage)
+            damage = next(iter(lines.damage.values()), None)
+            for key in ledger.unqueued_keys(row.seq):   # in no readable line
+                if damage is not None:
+                    _record(ledger, row, key, result, settle_unreadable(
+                        ledger.request(key), row.max_attempts,
+                        f"unreadable: no readable line for it in the files of batch {batch.id} "
+                        f"({damage})"))
+                    lines.lost += 1
+                else:
+                    _record(ledger, row, key, result, settle_never_ran(batch.id, batch.status))
+            if lines.damage:
+                _add_note(result, _damage_note(lines.damage, lines.lost,
+                                               again=first_damage is not None))
+            elif first_damage:
+                _add_note(result, "the first download was damaged "
+                          f"({'; '.join(first_damage.values())}); downloaded again, whole")
+            elif result.problems:
+                _add_note(result, f"bad lines ignored, the first: {result.problems[0]}")
+            usd, standard, model = _costs(prices, result.usage, row, batch, result)
+            result.cost_usd = usd
+            ledger.update_batch(
+                row.seq, status=batch.status, info=batch_info(batch), collected_at=now,
+                output_file=files["output"].sha if "output" in files else None,
+                error_file=files["error"].sha if "error" in files else None,
+                seen=dict(sorted(result.seen.items())),
+                input_tokens=result.usage.input_tokens, cached_tokens=result.usage.cached_tokens,
+                output_tokens=result.usage.output_tokens,
+                reasoning_tokens=result.usage.reasoning_tokens, billed_model=model,
+                cost_usd=None if usd is None else str(usd),
+                cost_standard_usd=None if standard is None else str(standard),
+                note=result.note)
+        crash.point("after-results")
+        return result
+
+    def _shown(self, path: Path) -> str:
+        """A downloaded file as the user finds it: relative to the project."""
+        if self.root is not None and path.is_relative_to(self.root):
+            return str(path.relative_to(self.root))
+        return str(path)
+
+
+def _expected_lines(batch: Batch, kind: str) -> int:
+    """How many lines the batch's own counts promise in its output or error file."""
+    counts = batch.request_counts
+    if counts is None:
+        return 0
+    return counts.completed if kind == "output" else counts.failed
+
+
+def _damage_note(damage: dict[str, str], lost: int, *, again: bool) -> str:
+    twice = " (downloaded twice)" if again else ""
+    return (f"damaged {' and '.join(damage)} file{'s' * (len(damage) > 1)}{twice}: "
+            f"{next(iter(damage.values()))}; {lost:,} request{'s' * (lost != 1)} without a "
+            "readable line count an attempt (they ran and may have been billed; their tokens "
+            "are unknown)")
+
+
+def _add_note(result: Collected, note: str) -> None:
+    result.note = f"{result.note}; {note}" if result.note else note
+
+
+class _Lines:
+    """The lines of one batch's files: each settles the request it names, once. A line
+    that cannot be read settles its request as a failed attempt when it still shows the
+    custom_id; a second line for a request, or one for a request this batch never had,
+    is counted and ignored."""
+
+    def __init__(self, ledger: Ledger, row: BatchRecord, batch: Batch, result: Collected,
+                 expect: Expect, validator: AnswerValidator | None):
+        self.ledger, self.row, self.batch, self.result = ledger, row, batch, result
+        self.expect, self.validator = expect, validator
+        self.owed = set(ledger.unqueued_keys(row.seq))   # at most a batch's requests
+        self.seen: set[str] = set()
+        self.answers: list[tuple] = []
+        self.damage: dict[str, str] = {}   # file kind → its first damaged line, where and what
+        self.lost = 0                      # requests settled without a readable line
+
+    def read(self, kind: str, path: Path, shown: str) -> None:
+        for line in read_lines(path):
+            at = f"{shown}:{line.number}"
+            if line.obj is None:
+                self.damage.setdefault(kind, f"{at}: {line.problem}")
+                self._problem("unreadable", f"{at}: {line.problem}")
+                if line.custom_id in self.owed and line.custom_id not in self.seen:
+                    self.lost += 1
+                    self._line(unreadable(line.custom_id, f"{at}: {line.problem}"), at)
+                continue
+            outcome = parse_line(line.obj, expect=self.expect, validator=self.validator)
+            if outcome.kind == "malformed" and not outcome.billed:
+                self.damage.setdefault(kind, f"{at}: {outcome.reason}")
+                self._problem("malformed", f"{at}: {outcome.reason}")
+            self._line(outcome, at)
+
+    def _line(self, outcome: Outcome, at: str) -> None:
+        key = outcome.custom_id
+        if key in self.seen:
+            self._problem("duplicate", f"{at}: a second line for request {key[:12]}: ignored")
+            return
+        if key not in self.owed and self.ledger.request(key) is None \
+                and self.ledger.result(key) is None:
+            self._problem("unknown", f"{at}: custom_id {clip(repr(key), 40)} is no request of "
+                                     "this batch: ignored")
+            return
+        self.seen.add(key)
+        _settle(self.ledger, self.row, self.batch, outcome, self.result, self.answers)
+        if len(self.answers) >= 1000:
+            self.flush()
+
+    def _problem(self, kind: str, text: str) -> None:
+        self.result.seen[kind] += 1
+        if len(self.result.problems) < MAX_PROBLEMS:
+            self.result.problems.append(text)
+
+    def flush(self) -> None:
+        self.ledger.put_results(self.answers)
+        self.answers.clear()
 
 
 def _restore_shard(ledger: Ledger, api: BatchAPI, row: BatchRecord, batch: Batch) -> None:

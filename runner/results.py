@@ -14,7 +14,9 @@ see its README) or is documented by OpenAI:
 Keys are often missing rather than null (`refusal`, `*_tokens_details`, `logprobs`), so every
 lookup tolerates both. Ids are never validated: their formats change over time and by vendor.
 Nothing here raises on a strange line; it becomes a failed outcome whose reason says what was
-wrong (`malformed: …` when the line itself does not have the shape of a Batch API line).
+wrong (`malformed: …` when the line itself does not have the shape of a Batch API line). A line
+that cannot even be read (jsonl.py) still becomes an outcome when it shows its custom_id
+(`unreadable: …`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-
-from .errors import BatchrunError, Location
 
 if TYPE_CHECKING:
     import jsonschema
@@ -89,10 +88,17 @@ class Outcome:
             return "ok"
         reason = self.reason or ""
         for kind in ("http", "batch_expired", "batch_cancelled", "truncated", "invalid JSON",
-                     "schema", "refusal", "empty", "mismatch", "malformed"):
+                     "schema", "refusal", "empty", "mismatch", "malformed",
+                     "unreadable"):
             if reason.startswith(kind):
                 return kind
         return "error"
+
+    @property
+    def never_ran(self) -> bool:
+        """The line itself says the request never ran: its batch expired or was cancelled
+        first. Nothing else is taken to mean that (a malformed line may hide a billed run)."""
+        return self.kind in ("batch_expired", "batch_cancelled")
 
 
 def clip(text: str, limit: int = MAX_REASON) -> str:
@@ -171,6 +177,13 @@ def parse_line(obj: dict, *, expect: Expect,
     if reason is not None:
         return Outcome(custom_id, False, None, clip(reason), retryable, True, usage, model, status)
     return Outcome(custom_id, True, value, None, False, True, usage, model, status)
+
+
+def unreadable(custom_id: str, reason: str) -> Outcome:
+    """The outcome of a line that could not be read but still shows its custom_id: the
+    request ran and may have been billed (its tokens are unknown), and another attempt may
+    succeed."""
+    return _failed(custom_id, f"unreadable: {reason}", retryable=True)
 
 
 def _failed(custom_id: str, reason: str, *, retryable: bool, billed: bool = False,
@@ -306,31 +319,3 @@ def json_pointer(path) -> str:
     """RFC 6901 pointer of a jsonschema error path; "/" for the root."""
     parts = [str(p).replace("~", "~0").replace("/", "~1") for p in path]
     return "/" + "/".join(parts)
-
-
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(1-based line number, object) for each non-blank line, streamed.
-
-    A line that is not UTF-8, not JSON or not an object raises BatchrunError naming the file
-    and line."""
-    with Path(path).open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            yield number, decode_line(raw, Location(str(path), number))
-
-
-def decode_line(raw: bytes, where: Location) -> dict:
-    """One JSONL line as an object, or a BatchrunError located at `where`."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BatchrunError(f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}",
-                            where=where, hint="batch files must be UTF-8 encoded") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BatchrunError(f"invalid JSON: {exc.msg} at char {exc.pos}", where=where) from None
-    if not isinstance(obj, dict):
-        raise BatchrunError(f"expected a JSON object, got {type(obj).__name__}", where=where)
-    return obj

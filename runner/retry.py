@@ -4,6 +4,9 @@ collect.py reads each line of a finished batch into an outcome (results.py) and 
 what is decided here in the ledger; nothing here does I/O, so the rule is a table:
 
     the line failed, retryable, attempts left       → retry (counts an attempt)
+    the line is unreadable or malformed, or the      → retry (counts an attempt: it may
+      files were damaged and hold no readable line     have run and been billed)
+      for it
     the request never ran (expired, cancelled)       → retry (a deferral: no attempt)
     not retryable (a 400, a refusal), or no attempts → failed for good, with the reason
     the batch failed: token_limit_exceeded           → retry later, backing off; failed
@@ -37,7 +40,7 @@ class Settlement:
 
 def settle_line(outcome: Outcome, state: RequestState, max_attempts: int) -> Settlement:
     """A failed line of an output or error file (`outcome.ok` is False)."""
-    never_ran = outcome.retryable and not outcome.billed and outcome.status_code is None
+    never_ran = outcome.never_ran
     attempts = state.attempts + (0 if never_ran else 1)
     reason = outcome.reason or "failed"
     if outcome.retryable and attempts < max_attempts:
@@ -73,3 +76,14 @@ def settle_invalid_batch(batch_id: str, detail: str) -> Settlement:
     """A request of a batch the provider refused as a whole (its input file failed
     validation): the same file would fail the same way, so it is not resubmitted blindly."""
     return Settlement(FAILED, 1, 0, f"batch {batch_id} failed validation: {detail}", "failed")
+
+
+def settle_unreadable(state: RequestState | None, max_attempts: int, reason: str) -> Settlement:
+    """A request whose batch's files were damaged and hold no readable line for it (cut
+    short, not UTF-8, an HTML page, empty): it ran and may have been billed, but its answer
+    is lost. It counts an attempt, so damage that persists ends in a reported failure
+    instead of paying again and again."""
+    attempts = (state.attempts if state else 0) + 1
+    if attempts < max_attempts:
+        return Settlement(RETRY, 1, 0, reason, "retry")
+    return Settlement(FAILED, 1, 0, f"{reason} (gave up after {attempts} attempts)", "failed")

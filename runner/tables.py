@@ -60,7 +60,8 @@ def submit_lines(ws: Workspace, created: int, adopted: int) -> list[str]:
 
 def collect_json(collected: list[Collected], plans: dict[str, JobPlan]) -> dict[str, Any]:
     return {"collected": [{"batch_id": c.batch_id, "job": c.job, "status": c.status,
-                           "lines": dict(c.seen)} for c in collected],
+                           "lines": dict(c.seen), "problems": c.problems, "note": c.note}
+                          for c in collected],
             "jobs": {n: job_counts(p) for n, p in plans.items()}}
 
 

@@ -267,7 +267,8 @@ def apply_json(ws: Workspace, out: ApplyResult) -> dict[str, Any]:
         jobs[job.name] = entry
     return {"jobs": jobs, "submitted": out.submitted, "adopted": out.adopted,
             "collected": [{"batch_id": c.batch_id, "job": c.job, "status": c.status,
-                           "lines": dict(c.seen), "cost_usd": _num(c.cost_usd)}
+                           "lines": dict(c.seen), "cost_usd": _num(c.cost_usd),
+                           "problems": c.problems, "note": c.note}
                           for c in out.collected],
             "failed": out.failed, "in_flight": out.in_flight,
             "refused": sorted(out.refused), "stalled": out.stalled}

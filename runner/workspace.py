@@ -261,7 +261,8 @@ class Workspace:
         if show:
             self.progress.batches(batches)
         collected = collect_finished(self.ledger, self.api, self.prices,
-                                     backoff=self.api.poll_interval * 4, say=self.progress.line)
+                                     backoff=self.api.poll_interval * 4, say=self.progress.line,
+                                     root=self.project.root)
         manifest.write(self.ledger)
         return collected
 

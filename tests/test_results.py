@@ -16,9 +16,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from runner.errors import BatchrunError
-from runner.results import (MAX_REASON, Expect, Usage, iter_jsonl, parse_line,
-                            strip_fences)
+from runner.results import MAX_REASON, Expect, Usage, parse_line, strip_fences
 
 REAL = Path(__file__).parent / "data" / "openai-batch-real"
 
@@ -356,23 +354,3 @@ def test_reasons_are_one_bounded_line():
 ])
 def test_strip_fences_unwraps_only_a_leading_fence(text, inner):
     assert strip_fences(text) == inner
-
-
-def test_iter_jsonl_streams_objects_with_1_based_line_numbers_skipping_blanks(tmp_path):
-    path = tmp_path / "out.jsonl"
-    path.write_text('{"a": 1}\n\n  \n{"b": 2}\n', encoding="utf-8")
-    assert list(iter_jsonl(path)) == [(1, {"a": 1}), (4, {"b": 2})]
-
-
-@pytest.mark.parametrize("content,message", [
-    (b'{"a": 1}\n{"a": }\n', "invalid JSON: Expecting value at char 6"),
-    (b'{"a": 1}\n[1, 2]\n', "expected a JSON object, got list"),
-    (b'{"a": 1}\n{"a": "\xff"}\n', "not UTF-8: byte 0xff at offset 7"),
-])
-def test_a_malformed_line_raises_an_error_naming_file_and_line(tmp_path, content, message):
-    path = tmp_path / "bad.jsonl"
-    path.write_bytes(content)
-    with pytest.raises(BatchrunError) as caught:
-        list(iter_jsonl(path))
-    assert caught.value.message == message
-    assert (caught.value.where.file, caught.value.where.line) == (str(path), 2)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from runner.records import FAILED, RETRY, RequestState
-from runner.results import Outcome, Usage
+from runner.results import Outcome, Usage, unreadable
 from runner.retry import (TOKEN_LIMIT_TRIES, settle_invalid_batch, settle_line,
-                          settle_never_ran, settle_token_limit)
+                          settle_never_ran, settle_token_limit, settle_unreadable)
 
 
 def outcome(reason: str, *, retryable: bool, billed: bool, status: int | None) -> Outcome:
@@ -24,6 +24,9 @@ EXPIRED = outcome("batch_expired: not run", retryable=True, billed=False, status
 BAD_REQUEST = outcome("http 400 invalid_request_error: bad", retryable=False, billed=False,
                       status=400)
 REFUSAL = outcome("refusal: I can't", retryable=False, billed=True, status=200)
+MALFORMED = outcome("malformed: neither a response nor an error", retryable=True, billed=False,
+                    status=None)
+UNREADABLE = unreadable("key", "outputs/x.jsonl:20: invalid JSON: Expecting value at char 0")
 
 
 @pytest.mark.parametrize("line, attempts, expected", [
@@ -34,6 +37,12 @@ REFUSAL = outcome("refusal: I can't", retryable=False, billed=True, status=200)
                  id="never ran (expired): a deferral, not an attempt"),
     pytest.param(BAD_REQUEST, 0, (FAILED, 1, 0, "failed"), id="a 400 is not retried"),
     pytest.param(REFUSAL, 0, (FAILED, 1, 0, "failed"), id="a refusal is not retried"),
+    pytest.param(MALFORMED, 0, (RETRY, 1, 0, "retry"),
+                 id="a malformed line may hide a billed run: an attempt"),
+    pytest.param(UNREADABLE, 1, (RETRY, 1, 0, "retry"),
+                 id="an unreadable line that shows its custom_id: an attempt"),
+    pytest.param(UNREADABLE, 2, (FAILED, 1, 0, "failed"),
+                 id="an unreadable line on the last attempt: failed"),
 ])
 def test_a_failed_line(line, attempts, expected):
     settled = settle_line(line, state(attempts), max_attempts=3)
@@ -63,3 +72,14 @@ def test_a_batch_refused_whole_fails_and_a_missing_line_never_ran():
     assert settle_invalid_batch("batch_1", "invalid_url at line 2: x").state == FAILED
     never = settle_never_ran("batch_1", "expired")
     assert (never.state, never.attempts_delta, never.deferrals_delta) == (RETRY, 0, 1)
+
+
+def test_a_request_lost_in_damaged_files_counts_an_attempt_until_none_is_left():
+    reason = "unreadable: no readable line for it in the files of batch b (x.jsonl:1: …)"
+    first = settle_unreadable(state(0), 3, reason)
+    assert (first.state, first.attempts_delta, first.deferrals_delta, first.error,
+            first.counted_as) == (RETRY, 1, 0, reason, "retry")
+    last = settle_unreadable(state(2), 3, reason)
+    assert (last.state, last.attempts_delta, last.counted_as) == (FAILED, 1, "failed")
+    assert last.error == f"{reason} (gave up after 3 attempts)"
+    assert settle_unreadable(None, 1, reason).state == FAILED
