@@ -60,6 +60,11 @@ class JobRun:
         return self.waiting.get(FAILED_FOR_GOOD, 0)
 
     @property
+    def failed_points(self) -> int:
+        """Points that cannot be sent (template, text, size), as the last pass found."""
+        return self.last.point_failed
+
+    @property
     def in_flight(self) -> int:
         return sum(self.waiting.get(state, 0) for state in IN_FLIGHT_STATES)
 
@@ -82,7 +87,7 @@ class JobRun:
     @property
     def up_to_date(self) -> int:
         return self.last.matched - self.failed - self.in_flight - self.unsent - \
-            self.last.render_failed - self.last.unready
+            self.last.point_failed - self.last.unready
 
 
 @dataclass
@@ -98,6 +103,10 @@ class ApplyResult:
     @property
     def failed(self) -> int:
         return sum(run.failed for run in self.runs.values())
+
+    @property
+    def failed_points(self) -> int:
+        return sum(run.failed_points for run in self.runs.values())
 
     @property
     def in_flight(self) -> int:

@@ -27,6 +27,7 @@ from .records import (
     BatchRecord,
     FailureRecord,
     JobRecord,
+    PointFailureRecord,
     RequestState,
     Result,
     decode_value,
@@ -233,6 +234,30 @@ class Ledger:
     def failure_count(self, job: str) -> int:
         row = self.db.execute("SELECT COUNT(DISTINCT q.key) FROM requests q JOIN points p "
                               "ON p.key = q.key WHERE q.state='failed' AND p.job=?",
+                              (job,)).fetchone()
+        return int(row[0])
+
+    # ---- points that cannot be sent ----------------------------------------------------
+    # Each packing pass forgets its job's rows and records the points it could not send,
+    # so a point that renders on a later run is no longer listed.
+
+    def forget_point_failures(self, job: str) -> None:
+        self.db.execute("DELETE FROM point_failures WHERE job=?", (job,))
+
+    def record_point_failures(self, rows: list[tuple[str, str, str]]) -> None:
+        """(job, point id as JSON, reason) rows."""
+        self.db.executemany("INSERT OR REPLACE INTO point_failures VALUES (?, ?, ?)", rows)
+
+    def point_failures(self, job: str, limit: int | None = None) -> list[PointFailureRecord]:
+        # ids in their order: integers by value (shorter first), UUIDs by text
+        sql = ("SELECT point, reason FROM point_failures WHERE job=? "
+               "ORDER BY length(point), point")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [PointFailureRecord(json.loads(r[0]), r[1]) for r in self.db.execute(sql, (job,))]
+
+    def point_failure_count(self, job: str) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM point_failures WHERE job=?",
                               (job,)).fetchone()
         return int(row[0])
 

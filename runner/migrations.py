@@ -92,10 +92,22 @@ CREATE TABLE IF NOT EXISTS results (
 ) WITHOUT ROWID
 """
 
+_POINT_FAILURES = """
+CREATE TABLE IF NOT EXISTS point_failures (   -- points the last packing pass could not send
+    job TEXT NOT NULL,
+    point TEXT NOT NULL,             -- the point id as JSON (an integer or a UUID string)
+    reason TEXT NOT NULL,            -- where and what: a template line, bad text, a size
+    PRIMARY KEY (job, point)
+) WITHOUT ROWID
+"""
+
 # The ledger as batchrun 0.1 wrote it ("state schema 2" in its meta table). Ledgers of
 # that release hold exactly these tables and count as having applied it.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_ledger", _script(_LEDGER)),
+    # Points that cannot be sent (a template failing on their data, text that is not
+    # Unicode, a request over the size cap): failed points, listed by `show --failed`.
+    Migration("0002_point_failures", _script(_POINT_FAILURES)),
 )
 
 # The `meta.schema` value of ledgers written before migrations were named, and which

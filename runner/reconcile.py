@@ -10,6 +10,10 @@
    output of a job it `needs` is *unready*: skipped until that job answers for it.
 4. Anything else is *pending*: packed into a shard (apply) or counted (plan). Identical
    requests are packed once.
+
+A point whose template fails, whose text is not valid Unicode or whose request is over
+the size cap is a *failed point* (failedpoints.py): counted, recorded, never sent; the
+other points go on.
 """
 
 from __future__ import annotations
@@ -24,8 +28,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .decide import Rules, Verdict, Why, decide, unchanged
-from .errors import BatchrunError, SpecError
+from .errors import BatchrunError
 from .estimate import Estimate
+from .failedpoints import (
+    FailedPointLog,
+    PointFailures,
+    PointProblem,
+    not_unicode,
+    raise_strict,
+    template_failed,
+    too_big,
+)
 from .jobs import Job
 from .ledger import Ledger
 from .pack import Packer, Shard
@@ -36,20 +49,6 @@ from .writeback import Writer
 
 Progress = Callable[[str, int], None]
 INPUTS_SCHEME = "m2:"   # how `inputs_digest` hashes; a new scheme re-renders once, sends nothing
-
-
-@dataclass
-class RenderFailures:
-    """Points one template failed on the same way: how many, and the first few ids."""
-
-    error: RenderError
-    count: int = 0
-    sample: list[Any] = field(default_factory=list)
-
-    def add(self, point_id: Any) -> None:
-        self.count += 1
-        if len(self.sample) < 5:
-            self.sample.append(point_id)
 
 
 @dataclass
@@ -70,7 +69,8 @@ class JobPlan:
     other_provider: dict[str, int] = field(default_factory=dict)  # pending: answered elsewhere
     restamped: int = 0
     unready: int = 0       # lack the output of a job this one needs: not sent, not an error
-    render_errors: dict[str, RenderFailures] = field(default_factory=dict)
+    # points that cannot be sent (template, text, size), by problem: failed, the rest is sent
+    point_failures: dict[str, PointFailures] = field(default_factory=dict)
     estimate: Estimate = field(default_factory=Estimate)     # the requests counted above
     held_back: Estimate = field(default_factory=Estimate)    # pending beyond the queue limit
     shards: list[Shard] = field(default_factory=list)
@@ -90,28 +90,21 @@ class JobPlan:
             self.new_points += 1
 
     @property
-    def render_failed(self) -> int:
-        return sum(f.count for f in self.render_errors.values())
+    def point_failed(self) -> int:
+        return sum(f.count for f in self.point_failures.values())
+
+    def fail_point(self, point_id: Any, problem: PointProblem) -> None:
+        self.point_failures.setdefault(f"{problem.where}\0{problem.problem}",
+                                       PointFailures(problem)).add(point_id)
 
     @property
     def done(self) -> bool:
         """Nothing for apply to do: nothing to send, await or write."""
         return not (self.pending or self.in_flight or self.waiting or self.cached)
 
-    def raise_render_errors(self, job: Job) -> None:
-        """Points whose template failed are never sent; say where, which and how many."""
-        if not self.render_errors:
-            return
-        worst = max(self.render_errors.values(), key=lambda f: f.count)
-        others = self.render_failed - worst.count
-        sample = ", ".join(str(i) for i in worst.sample[:3])
-        raise SpecError(
-            f"{worst.error.problem} on {worst.count:,} of {self.matched:,} points (ids {sample}"
-            f"{', …' if worst.count > 3 else ''})" + (f"; {others:,} more failed otherwise"
-                                                        if others else ""),
-            where=worst.error.where,
-            hint="give the template a default ({{ field | default('') }}) or narrow "
-                 f"source.filter in {job.file}")
+    def raise_point_failures(self, job: Job) -> None:
+        """--strict: points that cannot be sent stop the job (failedpoints.raise_strict)."""
+        raise_strict(self.point_failures, self.matched, job)
 
 
 def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
@@ -246,6 +239,9 @@ class _Pass:
             if writer is not None and options.pack else None
         self.dedupe = None if self.packer else _PlanDedupe()
         self.waiting = _Waiting(ledger, job.name) if self.packer else None
+        self.failed = FailedPointLog(ledger, job.name) if self.packer else None
+        batch = spec.batch   # a request line may be no bigger than this
+        self.max_line = min(int(batch.max_request_bytes), int(batch.max_bytes))
         # The queue limit shapes what one wave sends; a plan shows every request.
         self.queue_room = _queue_room(job, ledger) if self.packer else None
         self.estimate = options.estimate or self.queue_room is not None
@@ -258,6 +254,14 @@ class _Pass:
             self.plan.shards = self.packer.close()
         if self.waiting:
             self.waiting.flush()
+        if self.failed:
+            self.failed.flush()
+
+    def fail(self, point: Point, problem: PointProblem) -> None:
+        """A point that cannot be sent: counted by problem, recorded, and skipped."""
+        self.plan.fail_point(point.id, problem)
+        if self.failed is not None:
+            self.failed.add(point.id, problem)
 
     def reconcile_point(self, point: Point) -> None:
         """Decide what one point needs (decide.py), and do it: count it, write it from
@@ -273,9 +277,13 @@ class _Pass:
             if any(not has(point.payload, key) for key in self.options.needed):
                 plan.unready += 1   # a job it needs has not answered for this point yet
             else:
-                plan.render_errors.setdefault(str(exc), RenderFailures(exc)).add(point.id)
+                self.fail(point, template_failed(exc, job))
             return
-        body = self.frame.serialise(parts)
+        try:
+            body = self.frame.serialise(parts)
+        except UnicodeEncodeError as exc:
+            self.fail(point, not_unicode(point.payload, exc))
+            return
         key = self.frame.key(body)
         cached = ledger.result(key)
         decision = decide(point.stamp, key, cached, ledger.request(key), self.now, self.rules)
@@ -290,6 +298,10 @@ class _Pass:
             plan.cached += 1
             if self.writer is not None and cached is not None:
                 self.writer.result(point.id, cached, inputs, ledger.provider)
+            return
+        line = self.frame.line(key, body) if verdict is Verdict.PENDING else b""
+        if len(line) > self.max_line:    # never sent, so it waits for nothing
+            self.fail(point, too_big(len(line), job))
             return
         if cached is not None and self.packer is not None:
             # Forced: the old answer goes, so a point held back for a later wave waits
@@ -307,9 +319,9 @@ class _Pass:
             plan.count_pending(decision.why, point.stamp)
             if self.dedupe is not None and not self.dedupe.first(key):
                 return  # the same request as another pending point: counted once, sent once
-            self._request(key, body, parts)
+            self._request(key, line, parts)
 
-    def _request(self, key: str, body: bytes, parts: Any) -> None:
+    def _request(self, key: str, line: bytes, parts: Any) -> None:
         """A pending request: estimated, then packed — or held back for a later wave."""
         job, plan = self.job, self.plan
         tokens = prompt_tokens(job.spec.endpoint, self.frame.body(parts)) if self.estimate \
@@ -332,4 +344,4 @@ class _Pass:
         if tokens is not None:
             plan.estimate.add(tokens, cap)
         if self.packer is not None:
-            self.packer.add(key, self.frame.line(key, body), tokens.tokens if tokens else 0)
+            self.packer.add(key, line, tokens.tokens if tokens else 0)

@@ -123,6 +123,14 @@ class FailureRecord:
     points: int           # how many points wait for it
 
 
+@dataclass(frozen=True)
+class PointFailureRecord:
+    """A point the last packing pass of its job could not turn into a request, and why."""
+
+    point: Any            # the point id
+    reason: str           # where and what
+
+
 def encode_value(kind: str, value: Any) -> bytes:
     """A result as the cache stores it: JSON, or an embedding as packed float32 (`f32`)."""
     if kind == "f32":

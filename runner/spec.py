@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 PROJECT_FILE = "batchrun.yaml"
 MAX_BATCH_REQUESTS = 50_000          # the Batch API's limit per input file
 MAX_BATCH_BYTES = 200_000_000        # 200 MB, counted in decimal megabytes to stay under the limit
+# A request line bigger than this is a mistake far more often than a need (1 MB of text is
+# some 250,000 tokens, over most context windows): such a point fails instead of costing.
+MAX_REQUEST_BYTES = 1_000_000
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Body fields batchrun itself writes from the spec; setting them in `params` is an error.
@@ -92,6 +95,10 @@ class BatchLimits(_Strict):
                               description="Requests per shard (API limit 50,000).")
     max_bytes: Size = Field(pydantic.ByteSize(MAX_BATCH_BYTES), le=MAX_BATCH_BYTES,
                             description="Bytes per shard, e.g. 200MB (API limit 200 MB).")
+    max_request_bytes: Size = Field(
+        pydantic.ByteSize(MAX_REQUEST_BYTES), le=MAX_BATCH_BYTES,
+        description="Bytes per request, e.g. 1MB: a point whose rendered request is bigger "
+        "fails, with its id, instead of being sent.")
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per request, across batches.")
     max_enqueued_tokens: int | None = Field(
         None, gt=0, description="Input tokens in flight per model at once; more waits for a "
@@ -119,8 +126,9 @@ class JobSpec(_Strict):
                               "text over the model's input limit (embeddings): truncate.")
     output: Output = Field(default_factory=Output, description="What comes back: key, and "
                            "fields or schema, or a named vector.")
-    batch: BatchLimits = Field(default_factory=BatchLimits, description="Shard sizes and "
-                               "attempts: max_requests, max_bytes, max_attempts.")
+    batch: BatchLimits = Field(default_factory=BatchLimits, description="Shard and request "
+                               "sizes and attempts: max_requests, max_bytes, "
+                               "max_request_bytes, max_attempts.")
     budget: Budget = Field(default_factory=Budget, description="max_cost_usd: refuse to "
                            "submit past this estimate.")
 

@@ -35,6 +35,10 @@ def prepare_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
              f"{s.bytes:,} bytes)" for name, s in shards]
     lines.append(f"Prepared {len(shards)} shard{'s' * (len(shards) != 1)}; "
                  "`batchrun submit` sends them.")
+    for name, plan in plans.items():
+        if plan.point_failed:
+            lines.append(f"{name}: {plan.point_failed:,} points cannot be sent; "
+                         f"`batchrun show {name} --failed` says why")
     return lines
 
 
@@ -170,20 +174,40 @@ def failure_rows(ws: Workspace, limit: int | None = None) -> list[dict[str, Any]
     return rows
 
 
-def failure_lines(ws: Workspace, job: Job, rows: list[dict[str, Any]]) -> list[str]:
-    """`show --failed`: one line per failed request, the points waiting for it, and how
-    many more there are."""
+def point_failure_rows(ws: Workspace, limit: int | None = None) -> list[dict[str, Any]]:
+    """Points the last apply (or prepare) of each job could not send, and why."""
+    return [{"job": job.name, "point": row.point, "reason": row.reason}
+            for job in ws.jobs for row in ws.ledger.point_failures(job.name, limit=limit)]
+
+
+def failure_lines(ws: Workspace, job: Job, rows: list[dict[str, Any]],
+                  points: list[dict[str, Any]] | None = None) -> list[str]:
+    """`show --failed`: the points that cannot be sent and why; then one line per failed
+    request, the points waiting for it, and how many more there are."""
+    lines = _point_failure_lines(ws, job, points or [])
     total = ws.ledger.failure_count(job.name)
     if not total:
-        return [f"{job.name}: no failed requests"]
-    lines = [f"{job.name}: {total:,} request{'s' * (total != 1)} failed for good "
-             "(`apply --retry-failed` sends them again)"]
+        return lines or [f"{job.name}: no failed requests"]
+    lines += [f"{job.name}: {total:,} request{'s' * (total != 1)} failed for good "
+              "(`apply --retry-failed` sends them again)"]
     for r in rows:
         more = f" and {r['points'] - 1:,} more" if r["points"] > 1 else ""
         tries = f"{r['attempts']} attempt{'s' * (r['attempts'] != 1)}"
         lines.append(f"  point {r['point']}{more} ({r['key'][:12]}, {tries}): {r['reason']}")
     if total > len(rows):
         lines.append(f"  … {total - len(rows):,} more (--limit N shows more)")
+    return lines
+
+
+def _point_failure_lines(ws: Workspace, job: Job, points: list[dict[str, Any]]) -> list[str]:
+    total = ws.ledger.point_failure_count(job.name)
+    if not total:
+        return []
+    lines = [f"{job.name}: {total:,} point{'s' * (total != 1)} cannot be sent (nothing was "
+             "paid for them; apply sends each once it renders)"]
+    lines += [f"  point {p['point']}: {p['reason']}" for p in points]
+    if total > len(points):
+        lines.append(f"  … {total - len(points):,} more (--limit N shows more)")
     return lines
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import changes
 
+MAX_LISTED_POINTS = 1000   # failed points listed by apply --json (show --failed lists more)
+
 if TYPE_CHECKING:
     from .apply import ApplyResult
     from .estimate import CostRange
@@ -90,7 +92,7 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
                 else ""))
             up_to_date += 1
             continue
-        if plan.done and not plan.failed and not plan.render_errors and not plan.unready:
+        if plan.done and not plan.failed and not plan.point_failures and not plan.unready:
             lines.append(head + ", all up to date")
             up_to_date += 1
             continue
@@ -116,9 +118,11 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
             unbounded |= cost.high is None
             low += cost.low or 0
             high += cost.high or 0
-        for message, failures in plan.render_errors.items():
-            lines.append(f"    error: {message} on {failures.count:,} points "
-                         f"(ids {', '.join(map(str, failures.sample))})")
+        for failures in plan.point_failures.values():
+            lines.append(f"    cannot be sent: {failures.reason} on {failures.count:,} "
+                         f"point{'s' * (failures.count != 1)} "
+                         f"(ids {', '.join(map(str, failures.sample))}"
+                         f"{', …' if failures.count > len(failures.sample) else ''})")
     pending_jobs = len(ws.jobs) - up_to_date
     summary = (f"Plan: {pending_jobs} job{'s' * (pending_jobs != 1)}, {total_requests:,} "
                f"request{'s' * (total_requests != 1)}")
@@ -147,7 +151,7 @@ def _counts(plan: JobPlan, job: Job) -> list[str]:
                          ("to write from the result cache", plan.cached),
                          ("in flight", plan.in_flight), ("waiting", plan.waiting),
                          ("failed", plan.failed), (_needs_label(job), plan.unready),
-                         ("cannot be rendered (see below)", plan.render_failed)):
+                         ("cannot be sent (see below)", plan.point_failed)):
         if value:
             parts.append(f"{value:,} {label}")
     if plan.pending:
@@ -180,7 +184,10 @@ def job_counts(plan: JobPlan) -> dict[str, Any]:
     return {"matched": plan.matched, "up_to_date": plan.up_to_date, "cached": plan.cached,
             "in_flight": plan.in_flight, "waiting": plan.waiting, "failed": plan.failed,
             "unready": plan.unready, "to_submit": plan.pending, "requests": plan.requests,
-            "render_errors": {m: f.count for m, f in plan.render_errors.items()}}
+            "render_errors": {f.reason: f.count for f in plan.point_failures.values()},
+            "failed_points": plan.point_failed,
+            "point_failures": [{"reason": f.reason, "count": f.count, "ids": f.sample}
+                               for f in plan.point_failures.values()]}
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -206,7 +213,8 @@ def apply_lines(ws: Workspace, out: ApplyResult) -> list[str]:
             free = f" ({cached:,} from the result cache, nothing sent)" if cached else ""
             parts.append(f"{run.written:,} written{free}")
         for label, value in (("in flight", run.in_flight), ("waiting to be sent", run.unsent),
-                             ("failed", run.failed), (_needs_label(job), run.last.unready)):
+                             ("failed", run.failed), ("cannot be sent", run.failed_points),
+                             (_needs_label(job), run.last.unready)):
             if value:
                 parts.append(f"{value:,} {label}")
         if len(parts) == 1:
@@ -219,6 +227,11 @@ def apply_lines(ws: Workspace, out: ApplyResult) -> list[str]:
                          "job prepared: `batchrun submit` sends it")
         for row in ws.ledger.failures(job.name, limit=5) if run.failed else ():
             lines.append(f"    failed {row.key[:12]}: {row.last_error}")
+        for point in ws.ledger.point_failures(job.name, limit=5) if run.failed_points else ():
+            lines.append(f"    point {point.point} cannot be sent: {point.reason}")
+        if run.failed_points > 5:
+            lines.append(f"    … {run.failed_points - 5:,} more: `batchrun show {job.name} "
+                         "--failed --limit N`")
     lines.append(totals_line(ws, [c.batch_id for c in out.collected], out))
     return lines
 
@@ -259,7 +272,10 @@ def apply_json(ws: Workspace, out: ApplyResult) -> dict[str, Any]:
             entry = {"matched": run.last.matched, "up_to_date": run.up_to_date,
                      "in_flight": run.in_flight, "waiting": run.unsent, "failed": run.failed,
                      "unready": run.last.unready, "sent": run.sent, "written": run.written,
-                     "written_from_cache": run.written_from_cache, "batches": run.shards}
+                     "written_from_cache": run.written_from_cache, "batches": run.shards,
+                     "failed_points": run.failed_points, "point_failures": [
+                         {"point": r.point, "reason": r.reason}
+                         for r in ws.ledger.point_failures(job.name, limit=MAX_LISTED_POINTS)]}
             if job.name in out.refused:   # stopped by its budget after a first pass
                 entry["refused"] = out.refused[job.name].one_line()
         entry["failures"] = [{"key": r.key, "attempts": r.attempts, "reason": r.last_error}
@@ -270,5 +286,6 @@ def apply_json(ws: Workspace, out: ApplyResult) -> dict[str, Any]:
                            "lines": dict(c.seen), "cost_usd": _num(c.cost_usd),
                            "problems": c.problems, "note": c.note}
                           for c in out.collected],
-            "failed": out.failed, "in_flight": out.in_flight,
+            "failed": out.failed, "failed_points": out.failed_points,
+            "in_flight": out.in_flight,
             "refused": sorted(out.refused), "stalled": out.stalled}

@@ -49,6 +49,7 @@ class Options:
     max_cost: float | None = None
     retry_failed: bool = False
     force: bool = False
+    strict: bool = False        # a point that cannot be sent stops its job (the old way)
     lock_timeout: float = 0.0
     emulator_speed: str | None = None   # override the project's, e.g. "instant" in tests
     create_vectors: bool = False        # add a job's missing named vector to its collection
@@ -184,7 +185,8 @@ class Workspace:
                     fresh_batches=self._fresh_batches() if opts.force else frozenset(),
                     uploaded=uploaded, needed=self.needed(job)), write=True)
                 refused = plan.shards
-                plan.raise_render_errors(job)
+                if opts.strict:
+                    plan.raise_point_failures(job)
                 budget.charge(job, plan)
                 refused = []
                 self._record_job(job)

@@ -455,14 +455,16 @@ CASES = [
          "collection 'videos' not found in Qdrant (no collections exist yet)",
          "point qdrant: in batchrun.yaml at your data (path or url), or run `batchrun demo` "
          "here to load the sample videos", command=("plan",)),
+    # By default such points fail and the others are sent (tests/test_bad_points.py);
+    # --strict keeps the all-or-nothing.
     Case("points-missing-a-field", missing_channel([1, 3]), "prompts/tags.user.j2:2",
          "payload field 'channel_title' is missing on 2 of 6 points (ids 1, 3)",
          "give the template a default ({{ field | default('') }}) or narrow source.filter "
-         "in jobs/tags.yaml", command=("apply",)),
+         "in jobs/tags.yaml", command=("apply", "--strict")),
     Case("points-missing-a-field-in-plan", missing_channel([2]), "prompts/tags.user.j2:2",
          "payload field 'channel_title' is missing on 1 of 6 points (ids 2)",
          "give the template a default ({{ field | default('') }}) or narrow source.filter "
-         "in jobs/tags.yaml", command=("plan",)),
+         "in jobs/tags.yaml", command=("plan", "--strict")),
 ]
 
 WHERE = re.compile(r"^(?P<file>[^:]+)(?::(?P<line>\d+))?(?:: (?P<key>.+))?$")

@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 
 from conftest import Project, sharded_project
+from test_json_output import check  # tests/ is on sys.path: the documented schemas
 from runner.emulator import FileDamage, Faults
 
 JOB = "jobs/tags.yaml"
@@ -53,7 +54,7 @@ def batch_created(project: Project, ordinal: int) -> list[str]:
 @pytest.mark.parametrize("damage", sorted(LOST))
 def test_a_damage_that_goes_away_costs_one_more_download_and_nothing_else(damaged, damage):
     project = damaged(FileDamage("output", damage, times=1, batches=(1,)))
-    applied = project.run_json("apply", JOB)
+    applied = check("apply", project.run("apply", JOB, "--json").stdout)
     assert written(project) == set(range(1, POINTS + 1))
     assert set(executions(project).values()) == {1}       # nothing was sent twice
     assert len(project.emulator.batches_created()) == 3
@@ -101,7 +102,7 @@ def test_damage_on_every_download_ends_in_failures_bounded_by_max_attempts(damag
     # The last 40 bytes of every output file are cut: each batch loses its last line.
     project = damaged(FileDamage("output", "truncated", bytes=40), max_attempts=2)
     result = project.run("apply", JOB, expect=3)
-    applied = project.run_json("apply", JOB, expect=3)
+    applied = check("apply", project.run("apply", JOB, "--json", expect=3).stdout)
     ran = executions(project)
     failures = applied["jobs"]["tags"]["failures"]
     assert len(failures) == 1 and failures[0]["attempts"] == 2
@@ -118,7 +119,7 @@ def test_damage_on_every_download_ends_in_failures_bounded_by_max_attempts(damag
     shown = project.run("show", "tags", "--failed").stdout.splitlines()
     assert shown[0] == "tags: 1 request failed for good (`apply --retry-failed` sends them again)"
     assert f"({lost[:12]}, 2 attempts): unreadable: .batchrun/artifacts/outputs/" in shown[1]
-    listed = project.run_json("show", "tags", "--failed")["failures"]
+    listed = check("show", project.run("show", "tags", "--failed", "--json").stdout)["failures"]
     assert [f["key"] for f in listed] == [lost] and listed[0]["reason"] == reason
     project.run("apply", JOB, expect=3)            # failed for good: not sent again
     assert executions(project) == ran

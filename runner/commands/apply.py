@@ -33,14 +33,17 @@ from . import (
               "selected (costs money). Batches already in flight are awaited, not resent.")
 @click.option("--create-vectors", is_flag=True, help="Add a missing output.vector to its "
               "collection (the model's dimension, Cosine) instead of refusing the job.")
+@click.option("--strict", is_flag=True, help="Send nothing for a job with a point that cannot "
+              "be sent (its template fails, its text is not Unicode, its request is too big); "
+              "by default those points fail and the others are sent.")
 @lock_option
 @progress_option
 @json_option
 @click.pass_obj
 @handle_errors
 def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float | None,
-          retry_failed: bool, force: bool, create_vectors: bool, no_progress: bool,
-          as_json: bool) -> None:
+          retry_failed: bool, force: bool, create_vectors: bool, strict: bool,
+          no_progress: bool, as_json: bool) -> None:
     """Bring the collection up to date: send what changed, write the results.
 
     \b
@@ -56,7 +59,7 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
     from ..workspace import Options
 
     options = Options(wait=not no_wait, max_cost=max_cost, retry_failed=retry_failed,
-                      force=force, create_vectors=create_vectors)
+                      force=force, create_vectors=create_vectors, strict=strict)
     with open_workspace(state, paths, options, no_progress=no_progress) as ws:
         with ws.locked("apply"):
             outcome = run_apply(ws)
@@ -77,5 +80,5 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
             for error in outcome.refused.values():
                 report(error, as_json=False, debug=False)
         sys.exit(1)
-    if outcome.failed:
+    if outcome.failed or outcome.failed_points:
         sys.exit(EXIT_FAILED_RECORDS)

@@ -54,7 +54,8 @@ def validate(state: State, paths: tuple[str, ...], as_json: bool) -> None:
 @click.argument("job_name", metavar="JOB")
 @click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
               help="Points to show.")
-@click.option("--failed", is_flag=True, help="List failed requests and why, instead.")
+@click.option("--failed", is_flag=True, help="List failed requests, and points that cannot "
+              "be sent, and why, instead.")
 @json_option
 @click.pass_obj
 @handle_errors
@@ -80,10 +81,11 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
         job = ws.jobs[0]
         if failed:
             rows = tables.failure_rows(ws, limit=limit)
+            points = tables.point_failure_rows(ws, limit=limit)
             if as_json:
-                emit_json({"failures": rows})
+                emit_json({"failures": rows, "point_failures": points})
             else:
-                echo_lines(tables.failure_lines(ws, job, rows))
+                echo_lines(tables.failure_lines(ws, job, rows, points))
         elif as_json:
             emit_json(tables.show_json(ws, job, limit=limit))
         else:

@@ -23,12 +23,14 @@ from . import (
 @paths_argument
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when nothing is to do, 2 when work is pending, 1 on error.")
+@click.option("--strict", is_flag=True, help="A point that cannot be sent (its template "
+              "fails, its text is not Unicode, its request is too big) is an error.")
 @progress_option
 @json_option
 @click.pass_obj
 @handle_errors
-def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, no_progress: bool,
-         as_json: bool) -> None:
+def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, strict: bool,
+         no_progress: bool, as_json: bool) -> None:
     """Show what apply would do, and what it would cost. Spends nothing.
 
     \b
@@ -40,12 +42,12 @@ def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, no_progr
 
     with open_workspace(state, paths, no_progress=no_progress) as ws:
         plans = ws.plan()
-        failing = [job for job in ws.jobs if plans[job.name].render_errors]
+        failing = [job for job in ws.jobs if strict and plans[job.name].point_failures]
         if as_json and not failing:
             emit_json(views.plan_json(ws, plans))
         elif not as_json:
             echo_lines(views.plan_lines(ws, plans))
-        for job in failing:   # points that cannot be rendered are an error, as in apply
-            plans[job.name].raise_render_errors(job)
+        for job in failing:   # --strict: points that cannot be sent are an error, as in apply
+            plans[job.name].raise_point_failures(job)
     if detailed_exitcode and any(not p.done for p in plans.values()):
         sys.exit(EXIT_PENDING)

@@ -23,12 +23,15 @@ from . import (
 
 @click.command()
 @paths_argument
+@click.option("--strict", is_flag=True, help="A point that cannot be sent (its template "
+              "fails, its text is not Unicode, its request is too big) is an error.")
 @progress_option
 @json_option
 @lock_option
 @click.pass_obj
 @handle_errors
-def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bool) -> None:
+def prepare(state: State, paths: tuple[str, ...], strict: bool, no_progress: bool,
+            as_json: bool) -> None:
     """Stage 1: render pending requests into content-hashed JSONL shards. Sends nothing.
 
     Writes results already in the cache, packs everything else into
@@ -42,8 +45,9 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
       head -n 1 SHARD_PATH                 look at a request before you pay
     """
     from .. import tables
+    from ..workspace import Options
 
-    with open_workspace(state, paths, no_progress=no_progress) as ws:
+    with open_workspace(state, paths, Options(strict=strict), no_progress=no_progress) as ws:
         with ws.locked("prepare"):
             budget = ws.budget()
             plans = {job.name: ws.prepare(job, budget) for job in ws.jobs}
