@@ -25,7 +25,7 @@ from . import changes, vectors
 from .errors import Location, SpecError
 from .filters import check_filter
 from .project import ProjectContext, check_root, display_path
-from .render import PromptTemplate, environment, load_template
+from .render import PromptTemplate, environment, load_template, project_file
 from .schemas import close_objects, from_fields, strict_mode_problems
 from .spec import JOB_NAME, RESERVED_PARAMS, JobSpec
 from .specerrors import shown, validate_model
@@ -150,9 +150,14 @@ def _add_needed(jobs: dict[str, Job], project: ProjectContext, cwd: Path,
             missing.discard(job.name)
 
 
+# The keys of a job spec whose values go into requests: a secret must never reach them.
+REQUEST_KEYS = frozenset({"prompt", "model", "endpoint", "params", "output"})
+
+
 def load_job(path: Path, project: ProjectContext, cwd: Path,
              environ: Mapping[str, str] | None = None) -> Job:
-    data, positions = load(path, display_path(path, cwd), environ)
+    data, positions = load(path, display_path(path, cwd), environ,
+                           sent=lambda at: bool(at) and at[0] in REQUEST_KEYS)
     check_root(data, positions, "job spec", "source, prompt, model and output")
     spec = validate_model(JobSpec, data, positions)
     name = spec.name or path.stem
@@ -314,12 +319,10 @@ def _output_schema(spec: JobSpec, positions: Positions, root: Path) -> dict | No
 
 
 def _schema_file(value: str, root: Path, where: Location) -> tuple[dict, Positions]:
-    path = (root / value).resolve()
-    if not path.is_file():
-        raise SpecError(f"schema file {value} not found", where=where,
-                        hint="paths are relative to the project root, e.g. schemas/tags.json")
-    data, positions = load(path, value) if path.suffix in (".yaml", ".yml") \
-        else load_json(path, value)
+    path = project_file(root, value, where, "schema file", "schemas/tags.json")
+    # A YAML schema's ${VAR}s are interpolated, and all of it goes into every request.
+    data, positions = load(path, value, sent=lambda _path: True) \
+        if path.suffix in (".yaml", ".yml") else load_json(path, value)
     if not isinstance(data, dict):
         raise SpecError(f"expected a JSON Schema object, got {shown(data)}",
                         where=Location(value, positions.line(())),

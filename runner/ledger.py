@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import migrations
-from .artifacts import Artifacts
+from .artifacts import Artifacts, private_dir, private_file
 from .errors import BatchrunError
 from .keys import KEY_SCHEME
 from .records import (
@@ -45,13 +45,18 @@ class Ledger:
     def __init__(self, state_dir: Path, provider: str):
         self.dir = state_dir
         self.provider = provider
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(state_dir / FILENAME, isolation_level=None,
-                                  check_same_thread=False)
+        private_dir(state_dir)
+        # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+        # database's own mode.
+        path = private_file(state_dir / FILENAME)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process loses nothing
         self.db.execute("PRAGMA busy_timeout=30000")
+        for suffix in ("-wal", "-shm"):   # left 0644 by an older batchrun, perhaps
+            if path.with_name(FILENAME + suffix).exists():
+                private_file(path.with_name(FILENAME + suffix))
         self._depth = 0
         self._upgrade()
         self._check_owner()

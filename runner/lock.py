@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from .artifacts import private_dir, private_file
 from .errors import LockHeld
 
 
@@ -24,12 +25,13 @@ class StateLock:
     process dies, so a lock left by a killed run is never mistaken for a live one."""
 
     def __init__(self, state_dir: Path):
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)
         self.path = state_dir / "lock"
         self.fh: IO[str] | None = None
         self.previous: dict | None = None
 
     def acquire(self, timeout: float = 0.0, command: str = "") -> None:
+        private_file(self.path)   # 0600, like every state file
         fh = open(self.path, "a+", encoding="utf-8")
         deadline = time.monotonic() + timeout
         while True:

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 import jinja2.meta
 from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from .errors import Location, SpecError
 from .keys import BodyFrame, digest, sha256_hex
@@ -34,6 +35,17 @@ if TYPE_CHECKING:
     from .jobs import Job
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2", ".txt", ".md", ".tmpl")
+# Methods that change a list, dict or set in place: a template reads the point, it never
+# changes it (the sandbox refuses them at render time too; a template calling one is
+# refused at load, at its line).
+MUTATORS = frozenset({"append", "clear", "extend", "insert", "pop", "popitem", "remove",
+                      "reverse", "setdefault", "sort", "update", "add", "discard",
+                      "difference_update", "intersection_update",
+                      "symmetric_difference_update"})
+# `'x' * n` and `n ** m` in a template are bounded: a typo must not build gigabytes or
+# spin the CPU before the request size cap (batch.max_request_bytes) can say no.
+MAX_REPEATED = 10_000_000     # items (characters) one `*` may build
+MAX_EXPONENT = 10_000
 
 
 class RenderError(Exception):
@@ -62,8 +74,31 @@ class PromptTemplate:
         return self.template.render({})
 
 
+class Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox, read-only (no method that changes a payload value), with `*` and
+    `**` bounded."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for items, times in ((left, right), (right, left)):
+                if isinstance(items, (str, list, tuple)) and isinstance(times, int) \
+                        and len(items) * times > MAX_REPEATED:
+                    text = isinstance(items, str)
+                    raise SecurityError(
+                        f"the template repeats a {'text' if text else 'list'} {times:,} times "
+                        f"({len(items) * times:,} {'characters' if text else 'items'}, over "
+                        f"{MAX_REPEATED:,})")
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int) \
+                and abs(left) > 1 and right > MAX_EXPONENT:
+            raise SecurityError(f"the template raises to the power {right:,}, over "
+                                f"{MAX_EXPONENT:,}")
+        return super().call_binop(context, operator, left, right)
+
+
 def environment(root: Path) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    return Sandbox(
         loader=jinja2.FileSystemLoader(str(root)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -100,7 +135,7 @@ def load_template(env: SandboxedEnvironment, value: str, *, root: Path,
     template, checked without rendering: syntax, includes, and no reach past the sandbox."""
     if is_template_path(value):
         rel = value.strip()
-        part = _Part(read_text(_project_file(root, rel, where, "template file"), rel), rel, 1, "")
+        part = _Part(read_text(project_file(root, rel, where, "template file"), rel), rel, 1, "")
         label = rel
     else:
         rel, label = None, f"{where.file}:{where.line}"
@@ -122,14 +157,17 @@ def load_template(env: SandboxedEnvironment, value: str, *, root: Path,
                           "" if rel else where.key)
 
 
-def _project_file(root: Path, rel: str, where: Location, what: str) -> Path:
+def project_file(root: Path, rel: str, where: Location, what: str,
+                 example: str = "prompts/tags.user.j2") -> Path:
+    """A file the spec names, confined to the project (symlinks resolved): templates and
+    schemas go into requests, so nothing else on the machine may be read into one."""
     path = (root / rel).resolve()
     if not path.is_relative_to(root.resolve()):
         raise SpecError(f"{what} {rel} is outside the project; expected a path under it",
                         where=where)
     if not path.is_file():
         raise SpecError(f"{what} {rel} not found", where=where,
-                        hint="paths are relative to the project root, e.g. prompts/tags.user.j2")
+                        hint=f"paths are relative to the project root, e.g. {example}")
     return path
 
 
@@ -160,14 +198,23 @@ def _with_includes(env: SandboxedEnvironment, main: _Part,
                                 where=part.at(node.lineno))
             if name not in seen:
                 seen.add(name)
-                path = _project_file(root, name, part.at(node.lineno), "included template")
+                path = project_file(root, name, part.at(node.lineno), "included template")
                 pending.append(_Part(read_text(path, name), name, 1, ""))
     return parts
 
 
 def _check_sandbox(ast: nodes.Template, part: _Part) -> None:
-    """Reading `_private` attributes is how sandbox escapes start (`''.__class__`); the
-    sandbox would refuse them on every point at render time; refuse them here, once."""
+    """Reading `_private` attributes is how sandbox escapes start (`''.__class__`), and
+    calling a method that changes a value (`payload.update(...)`) would change what later
+    templates of the point see; the sandbox would refuse both on every point at render
+    time; refuse them here, once."""
+    for call in ast.find_all(nodes.Call):
+        assert isinstance(call, nodes.Call)   # what find_all found
+        method = call.node.attr if isinstance(call.node, nodes.Getattr) else None
+        if method in MUTATORS:
+            raise SpecError(f"templates may not call .{method}(): a template reads the point "
+                            "and changes nothing; expected payload fields and their values",
+                            where=part.at(call.lineno))
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         assert isinstance(node, (nodes.Getattr, nodes.Getitem))   # what find_all found
         name = _private_name(node)
@@ -194,9 +241,9 @@ def context(point_id: Any, payload: dict) -> dict:
 
 
 def render_text(template: PromptTemplate, point_id: Any, payload: dict) -> str:
-    if not template.reads:            # reads nothing from the point: the same for every point
-        return template.constant
     try:
+        if not template.reads:        # reads nothing from the point: the same for every point
+            return template.constant
         return template.template.render(context(point_id, payload))
     except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError,
             IndexError) as exc:

@@ -5,7 +5,10 @@
 problem is. Duplicate keys are errors (YAML would silently keep the last one), as are
 non-UTF-8 bytes; a syntax error names the key being read when it broke. `${VAR}` and
 `${VAR:-default}` in string values are replaced from the environment; `$${` writes a
-literal `${`. `load_json` reads JSON files (output schemas) with the same positions.
+literal `${`. Where a value goes into requests (the caller says which: `sent`), a variable
+named like a secret (*KEY*, *TOKEN*, *SECRET*, *PASSWORD*) is refused: it would be sent to
+the model and stored with the answers. `load_json` reads JSON files (output schemas) with
+the same positions.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,8 @@ from .errors import Location, SpecError
 KeyPath = tuple[Any, ...]
 
 _INTERPOLATION = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+Sent = Callable[[KeyPath], bool]   # does the value at this key path go into requests?
 
 
 @dataclass
@@ -86,8 +91,10 @@ def read_text(path: Path, display: str | None = None) -> str:
 
 
 def load(path: Path, display: str | None = None,
-         environ: Mapping[str, str] | None = None) -> tuple[Any, Positions]:
-    """Parse a YAML file into plain data plus the line of every key."""
+         environ: Mapping[str, str] | None = None, *,
+         sent: Sent | None = None) -> tuple[Any, Positions]:
+    """Parse a YAML file into plain data plus the line of every key. `sent`: which key
+    paths go into requests, where no secret may be interpolated."""
     display = display or str(path)
     text = read_text(path, display)
     try:
@@ -98,7 +105,7 @@ def load(path: Path, display: str | None = None,
     if node is None:
         return None, positions
     env = os.environ if environ is None else environ
-    return _build(node, (), positions, env), positions
+    return _build(node, (), positions, env, sent=sent), positions
 
 
 def load_json(path: Path, display: str | None = None) -> tuple[Any, Positions]:
@@ -189,7 +196,7 @@ _LINE_KEY = re.compile(r"[ \t]*([A-Za-z0-9_.-]+)[ \t]*:(?:\s|$)")
 
 
 def _build(node: yaml.Node, path: KeyPath, positions: Positions, env: Mapping[str, str],
-           expand: bool = True) -> Any:
+           expand: bool = True, sent: Sent | None = None) -> Any:
     positions.lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -213,16 +220,17 @@ def _build(node: yaml.Node, path: KeyPath, positions: Positions, env: Mapping[st
                                                dotted(key_path)),
                                 hint="only the last one would count; remove or merge the other")
             positions.lines[key_path] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, key_path, positions, env, expand)
+            out[key] = _build(value_node, key_path, positions, env, expand, sent)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), positions, env, expand)
+        return [_build(item, (*path, i), positions, env, expand, sent)
                 for i, item in enumerate(node.value)]
     block = getattr(node, "style", None) in ("|", ">")   # a scalar: plain, quoted or block
     positions.text_lines[path] = node.start_mark.line + 1 + block
     value = _scalar(node)
     if expand and isinstance(value, str) and "$" in value:
-        value = interpolate(value, env, positions.at(path))
+        value = interpolate(value, env, positions.at(path),
+                            secrets_refused=sent is not None and sent(path))
     return value
 
 
@@ -240,13 +248,23 @@ def _scalar(node: yaml.Node) -> Any:
     return _CONSTRUCTOR.yaml_constructors[node.tag](_CONSTRUCTOR, node)
 
 
-def interpolate(value: str, env: Mapping[str, str], where: Location) -> str:
-    """Replace ${VAR} and ${VAR:-default}; a missing variable without default is an error."""
+def interpolate(value: str, env: Mapping[str, str], where: Location, *,
+                secrets_refused: bool = False) -> str:
+    """Replace ${VAR} and ${VAR:-default}; a missing variable without default is an error,
+    and so is, with `secrets_refused`, a variable named like a secret."""
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
             return "${"
         name, default = match.group(1), match.group(2)
+        secret = SECRET_NAME.search(name) if secrets_refused else None
+        if secret is not None:
+            raise SpecError(f"${{{name}}} would put a secret into every request: it would be "
+                            "sent to the model and stored with the answers; environment "
+                            "variables named *KEY*, *TOKEN*, *SECRET* or *PASSWORD* are never "
+                            "interpolated into prompts, params or the output schema",
+                            where=where, hint="write the text itself; a variable that only "
+                            f"looks secret (its name holds {secret[0]!r}) must be renamed")
         if name in env and env[name] != "":
             return env[name]
         if default is not None:

@@ -27,6 +27,12 @@ ERROR_SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas" / 
 JOB = "jobs/tags.yaml"
 USER = "prompts/tags.user.j2"
 Breaks = Callable[[Project], None]
+SECRET = ("${{{name}}} would put a secret into every request: it would be sent to the model "
+          "and stored with the answers; environment variables named *KEY*, *TOKEN*, *SECRET* "
+          "or *PASSWORD* are never interpolated into prompts, params or the output schema")
+SECRET_HINT = ("write the text itself; a variable that only looks secret (its name holds "
+               "{word!r}) must be renamed")
+
 
 
 @dataclass(frozen=True)
@@ -358,6 +364,29 @@ CASES = [
          "blocks names starting with '_'; expected payload fields and their values"),
     Case("template-not-utf8", write(USER, b"Title: {{ title }}\n\xff\n"), "prompts/tags.user.j2:2",
          "not UTF-8 text: byte 0xff at column 1", "save the file as UTF-8"),
+    Case("template-changes-the-payload",
+         write(USER, "{{ title }}\n{{ payload.update({'title': 'x'}) }}\n"),
+         "prompts/tags.user.j2:2", "templates may not call .update(): a template reads the "
+         "point and changes nothing; expected payload fields and their values"),
+    Case("inline-template-appends-to-a-field", edit("user: prompts/tags.user.j2",
+                                                    "user: '{% set _ = tags.append(1) %}x'"),
+         "jobs/tags.yaml:15: prompt.user", "templates may not call .append(): a template reads "
+         "the point and changes nothing; expected payload fields and their values"),
+    # ---- secrets never go into a request -----------------------------------------------
+    Case("inline-prompt-reads-a-key", edit("system: prompts/tags.system.j2",
+                                           "system: 'Use key ${OPENAI_API_KEY}'"),
+         "jobs/tags.yaml:14: prompt.system", SECRET.format(name="OPENAI_API_KEY"),
+         SECRET_HINT.format(word="KEY")),
+    Case("param-reads-a-token", edit("params: {temperature: 0, max_tokens: 200}",
+                                     "params: {temperature: 0, max_tokens: 200, "
+                                     "user: '${GITHUB_TOKEN:-x}'}"),
+         "jobs/tags.yaml:19: params.user", SECRET.format(name="GITHUB_TOKEN"),
+         SECRET_HINT.format(word="TOKEN")),
+    Case("yaml-schema-reads-a-password",
+         both(write("schemas/tags.yaml", "type: object\ndescription: ${DB_Password}\n"),
+              output("  schema: schemas/tags.yaml\n")),
+         "schemas/tags.yaml:2: description", SECRET.format(name="DB_Password"),
+         SECRET_HINT.format(word="Password")),
     # ---- output schemas ---------------------------------------------------------------
     Case("schema-file-invalid-json",
          schema_file('{\n  "type": "object",\n  "properties": {\n    "a": {"type": "string"},\n'
@@ -374,6 +403,17 @@ CASES = [
          "type: array; wrap other values in a property", SCHEMA_OF),
     Case("schema-file-a-json-list", schema_file('[{"type": "object"}]'), "schemas/tags.json:1",
          "expected a JSON Schema object, got a list", SCHEMA_OF),
+    Case("schema-file-outside-project", output("  schema: /etc/passwd\n"),
+         "jobs/tags.yaml:23: output.schema",
+         "schema file /etc/passwd is outside the project; expected a path under it"),
+    Case("schema-file-linked-outside-project",
+         both(lambda project: (project.root / "schemas").mkdir(),
+              lambda project: (project.root / "schemas" / "tags.json").symlink_to(
+                  project.root.parent / "elsewhere.json"),
+              lambda project: (project.root.parent / "elsewhere.json").write_text("{}"),
+              output("  schema: schemas/tags.json\n")),
+         "jobs/tags.yaml:23: output.schema",
+         "schema file schemas/tags.json is outside the project; expected a path under it"),
     Case("schema-file-missing", output("  schema: schemas/nope.json\n"),
          "jobs/tags.yaml:23: output.schema", "schema file schemas/nope.json not found",
          "paths are relative to the project root, e.g. schemas/tags.json"),

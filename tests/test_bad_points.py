@@ -112,3 +112,20 @@ def test_strict_sends_nothing_when_a_point_cannot_be_sent(http_project, command)
         "not valid Unicode (a lone surrogate) on 1 of 12 points (ids 5)")
     assert sent(http_project) == 0 and written(http_project) == set()
     assert not list((http_project.state / "artifacts").glob("shards/*.jsonl"))
+
+
+def test_a_template_that_builds_a_megabyte_fails_every_point_and_sends_nothing(http_project):
+    """`{{ 'x' * 10**6 }}` used to send 1 MB per request; batch.max_request_bytes (1MB by
+    default) makes each such point a failed one, before anything is paid."""
+    http_project.seed(3)
+    http_project.edit(JOB, "user: prompts/tags.user.j2", "user: \"{{ title }} {{ 'x' * 10**6 }}\"")
+    plan = http_project.run_json("plan", JOB)["jobs"]["tags"]
+    assert plan["to_submit"] == 0 and plan["failed_points"] == 3
+    [failure] = plan["point_failures"]
+    # not set in the spec: the default, at the line of `batch:`
+    assert failure["reason"] == ("jobs/tags.yaml:30: batch.max_request_bytes: its request is "
+                                 "over batch.max_request_bytes (1,000,000 bytes)")
+    applied = http_project.run_json("apply", JOB, expect=3)
+    assert applied["failed_points"] == 3 and applied["submitted"] == 0 and sent(http_project) == 0
+    reasons = [p["reason"] for p in applied["jobs"]["tags"]["point_failures"]]
+    assert all(r.startswith(failure["reason"] + ": 1,00") for r in reasons)

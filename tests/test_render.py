@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from runner.keys import request_key
-from runner.render import render_body
+from runner.render import RenderError, render_body
 from runner.jobs import load_job
 from runner.project import load_project
 
@@ -63,3 +65,44 @@ def test_the_key_covers_everything_sent_and_nothing_else(tmp_path):
         changed = starter(tmp_path / old.replace(" ", "").replace(":", ""), (old, new))
         assert request_key("/v1/chat/completions", render_body(changed, 1, VIDEO)) != key
     assert request_key("/v1/chat/completions", render_body(base, 1, {**VIDEO, "title": "x"})) != key
+
+
+# ---- the sandbox: read-only, bounded ---------------------------------------------------
+
+def inline(tmp_path: Path, user: str):
+    return job_from(tmp_path, f"source: {{collection: c}}\nprompt: {{user: {user!r}}}\n"
+                              "model: gpt-4o-mini\n")
+
+
+def render_error(job, payload=VIDEO) -> RenderError:
+    with pytest.raises(RenderError) as caught:
+        render_body(job, 1, dict(payload))
+    return caught.value
+
+
+def test_a_template_cannot_change_the_payload_even_through_attr(tmp_path):
+    # A call to .update() is refused at load (tests/test_bad_input.py); reached another
+    # way, the immutable sandbox refuses it at render time, for that point.
+    job = inline(tmp_path, "{{ (payload|attr('update'))({'title': 'x'}) }}{{ title }}")
+    payload = dict(VIDEO)
+    error = render_error(job, payload)
+    assert "unsafe" in error.problem and payload == VIDEO
+
+
+@pytest.mark.parametrize("template,problem", [
+    ("{{ 'x' * 10**8 }}", "the template repeats a text 100,000,000 times (100,000,000 "
+                          "characters, over 10,000,000)"),
+    ("{{ title * 10**6 }}", "the template repeats a text 1,000,000 times (14,000,000 "
+                            "characters, over 10,000,000)"),
+    ("{{ tags * 10**7 }}", "the template repeats a list 10,000,000 times (20,000,000 items, "
+                           "over 10,000,000)"),
+    ("{{ 2 ** 100000000 }}", "the template raises to the power 100,000,000, over 10,000"),
+])
+def test_repetition_and_powers_are_bounded_before_they_eat_memory(tmp_path, template, problem):
+    error = render_error(inline(tmp_path, template))
+    assert error.problem == problem and str(error.where) == "jobs/job.yaml:2: prompt.user"
+
+
+def test_small_repetitions_and_powers_still_work(tmp_path):
+    body = render_body(inline(tmp_path, "{{ '-' * 3 }}{{ 2 ** 10 }}{{ title * 2 }}"), 1, VIDEO)
+    assert body["messages"][0]["content"] == "---1024Live in BerlinLive in Berlin"
