@@ -135,7 +135,9 @@ def test_without_the_rule_a_text_over_the_limit_is_reported_never_sent(http_proj
     with http_project.qdrant() as client:
         client.set_payload("videos", {"description": long_text(9000)}, points=[2])
     job = embed_job(http_project)
-    plan = http_project.run("plan", job, expect=1).stderr
+    # --strict: the all-or-nothing error (by default the point is a failed point, the
+    # others are sent: tests/test_bad_points.py)
+    plan = http_project.run("plan", job, "--strict", expect=1).stderr
     assert "over the 8,192-token input limit of text-embedding-3-small" in plan
     assert "ids 2" in plan and "input.truncate: tokens" in plan
     assert posts(http_project) == 0
