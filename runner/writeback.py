@@ -136,11 +136,13 @@ class Writer:
         for point_id, ops in writes:
             record = current[point_id]
             payload = dict(record.payload or {})
-            vector = record.vector if isinstance(record.vector, dict) else \
-                ({} if record.vector is None else {"": record.vector})
+            vector: dict[str, Any] = dict(record.vector) if isinstance(record.vector, dict) \
+                else ({} if record.vector is None else {"": record.vector})
             for op in ops:
                 if isinstance(op, models.UpdateVectorsOperation):
-                    vector.update(op.update_vectors.points[0].vector)
+                    written = op.update_vectors.points[0].vector   # {name: values}, ours
+                    assert isinstance(written, dict)
+                    vector.update(written)
                 else:
                     _merge_into(payload, op.set_payload.payload, op.set_payload.key)
             points.append(models.PointStruct(
