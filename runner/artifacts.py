@@ -26,6 +26,18 @@ class Artifacts:
     def exists(self, kind: str, sha: str) -> bool:
         return self.path(kind, sha).is_file()
 
+    def intact(self, kind: str, sha: str) -> bool:
+        """The file exists and its bytes still hash to its name (reads it whole)."""
+        path = self.path(kind, sha)
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return False
+        return digest.hexdigest() == sha
+
     def open(self, kind: str) -> ArtifactWriter:
         folder = self.root / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -70,11 +82,9 @@ class ArtifactWriter:
         os.fsync(self.fh.fileno())
         self.fh.close()
         self.sha = self.hash.hexdigest()
-        final = self.folder / f"{self.sha}.jsonl"
-        if final.exists():
-            self.tmp.unlink()
-        else:
-            os.replace(self.tmp, final)
+        # Replace even a file already there: these bytes hash to the name, and one that
+        # was damaged since is healed rather than trusted.
+        os.replace(self.tmp, self.folder / f"{self.sha}.jsonl")
 
     def discard(self) -> None:
         self.fh.close()

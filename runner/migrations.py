@@ -92,10 +92,27 @@ CREATE TABLE IF NOT EXISTS results (
 ) WITHOUT ROWID
 """
 
+# Exactly once across copies of a project and across a batch list that lags behind
+# creation: when a create call began (its outcome is unknown until the batch is seen), and
+# the batches of a shard that another copy (or a lost create) made and that were given up
+# for the one kept — cancelled if still running, never collected.
+_EXACTLY_ONCE = """
+ALTER TABLE batches ADD COLUMN create_at REAL;
+CREATE TABLE IF NOT EXISTS superseded (
+    batch_id TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    shard TEXT NOT NULL,
+    kept TEXT NOT NULL,              -- the batch of the same shard kept instead
+    status TEXT NOT NULL,            -- its status when it was given up
+    at REAL NOT NULL
+) WITHOUT ROWID
+"""
+
 # The ledger as batchrun 0.1 wrote it ("state schema 2" in its meta table). Ledgers of
 # that release hold exactly these tables and count as having applied it.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_ledger", _script(_LEDGER)),
+    Migration("0005_exactly_once", _script(_EXACTLY_ONCE)),
 )
 
 # The `meta.schema` value of ledgers written before migrations were named, and which

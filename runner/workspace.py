@@ -33,7 +33,7 @@ from .project import ProjectContext
 from .reconcile import JobPlan, PassOptions, reconcile
 from .records import TERMINAL
 from .select import Selection, connect
-from .submit import adopt, batch_info, submit_pending
+from .submit import adopt, batch_info, settle_duplicates, submit_pending
 from .vectors import check_vector
 from .writeback import Writer, write_answered
 
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
     from .provider import BatchAPI
+
+
+# Statuses of a batch in flight that another copy of the project may have a say in.
+UNSETTLED_BY_COPIES = ("validating", "cancelling", "cancelled")
 
 
 @dataclass
@@ -260,6 +264,12 @@ class Workspace:
         batches = refresh(self.ledger, self.api)
         if show:
             self.progress.batches(batches)
+        if any(row.status in UNSETTLED_BY_COPIES for row in self.ledger.in_flight()):
+            # A copy of this project elsewhere may have created the same shard: while a
+            # batch validates, cancelling the later one is free; and a batch of ours that
+            # another copy cancelled is followed to the one it kept, not retried.
+            settle_duplicates(self.ledger, self.api, self.targets(self.jobs),
+                              say=self.progress.line)
         collected = collect_finished(self.ledger, self.api, self.prices,
                                      backoff=self.api.poll_interval * 4, say=self.progress.line)
         manifest.write(self.ledger)
