@@ -82,7 +82,7 @@ def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
                 adopted += _adopt_each(ledger, api, job, shard, batches, row, max_attempts,
                                        say)
             continue
-        adopted += _keep(ledger, api, job, shard, decision, row, max_attempts[job], say)
+        adopted += _keep(ledger, api, job, shard, decision, row, max_attempts, say)
     return adopted
 
 
@@ -109,8 +109,8 @@ def _adopt_each(ledger: Ledger, api: BatchAPI, job: str, shard: str, batches: li
 
 
 def _keep(ledger: Ledger, api: BatchAPI, job: str, shard: str,
-          decision: rivals.Settlement[Batch], row: BatchRecord | None, max_attempts: int,
-          say: Say | None) -> int:
+          decision: rivals.Settlement[Batch], row: BatchRecord | None,
+          max_attempts: Mapping[str, int], say: Say | None) -> int:
     """Keep one batch of the shard: cancel the others still running (cancel first, then
     record: a crash in between leaves a cancelled batch the next look gives up again),
     and make the ledger's row (or a new one) follow the kept batch."""
@@ -129,7 +129,7 @@ def _keep(ledger: Ledger, api: BatchAPI, job: str, shard: str,
         for batch in decision.given_up:
             ledger.supersede(batch.id, job=job, shard=shard, kept=kept.id, status=batch.status)
         if row is None:
-            _adopt_unknown(ledger, api, job, shard, kept, max_attempts)
+            _adopt_unknown(ledger, api, job, shard, kept, max_attempts[job])
         elif mine != kept.id:
             _record(ledger, row.seq, kept)
     if mine == kept.id:

@@ -177,8 +177,10 @@ API_KEY = "sk-test-0123456789abcdef-not-a-real-key"
 
 
 def http_project_for(root: Path, emulator: HttpEmulator) -> Project:
+    # The emulator's list shows a batch as soon as it is created (unless a test makes it
+    # lag): a create whose outcome is unknown is looked for 1 s, not the default minute.
     project = Project(root, {"name": "openai", "base_url": emulator.url, "poll_interval": 0.01,
-                             "max_retries": 2})
+                             "max_retries": 2, "list_lag": 1.0})
     project.emulator = emulator
     return project
 
