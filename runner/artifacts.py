@@ -13,6 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from .diagnose import ensure_dir, os_problem
+
+# What each kind of file is, in messages about the folder holding them.
+KINDS = {"shards": "the shard files", "outputs": "the downloaded output and error files"}
 
 class Artifacts:
     """Content-addressed files: `<kind>/<sha256>.jsonl`, complete or absent."""
@@ -39,10 +43,13 @@ class Artifacts:
         return digest.hexdigest() == sha
 
     def open(self, kind: str) -> ArtifactWriter:
-        folder = self.root / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")
-        return ArtifactWriter(os.fdopen(fd, "wb"), Path(tmp), folder)
+        what = KINDS.get(kind, f"the {kind} files")
+        folder = ensure_dir(self.root / kind, what)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")
+        except OSError as exc:
+            raise os_problem(exc, folder, what) from None
+        return ArtifactWriter(os.fdopen(fd, "wb"), Path(tmp), folder, what)
 
     @contextlib.contextmanager
     def writer(self, kind: str) -> Iterator[ArtifactWriter]:
@@ -64,28 +71,37 @@ class Artifacts:
 class ArtifactWriter:
     """Bytes to a temp file, hashed on the way; `commit` renames it to its hash."""
 
-    def __init__(self, fh: IO[bytes], tmp: Path, folder: Path):
-        self.fh, self.tmp, self.folder = fh, tmp, folder
+    def __init__(self, fh: IO[bytes], tmp: Path, folder: Path, what: str = "the files"):
+        self.fh, self.tmp, self.folder, self.what = fh, tmp, folder, what
         self.hash = hashlib.sha256()
         self.size = 0
         self.lines = 0
         self.sha = ""
 
     def write(self, data: bytes) -> None:
-        self.fh.write(data)
+        try:
+            self.fh.write(data)
+        except OSError as exc:   # a full disk, a file-size limit: the user's to fix
+            raise os_problem(exc, self.folder, self.what) from None
         self.hash.update(data)
         self.size += len(data)
         self.lines += data.count(b"\n")
 
     def commit(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+        except OSError as exc:
+            raise os_problem(exc, self.folder, self.what) from None
         self.sha = self.hash.hexdigest()
         # Replace even a file already there: these bytes hash to the name, and one that
         # was damaged since is healed rather than trusted.
         os.replace(self.tmp, self.folder / f"{self.sha}.jsonl")
 
     def discard(self) -> None:
-        self.fh.close()
+        try:
+            self.fh.close()
+        except OSError:
+            pass   # what could not be written (a full disk) is thrown away anyway
         self.tmp.unlink(missing_ok=True)

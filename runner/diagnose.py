@@ -42,15 +42,16 @@ def os_problem(exc: OSError, path: Path, what: str, *, where: Location | None = 
     code = exc.errno
     if code in (errno.ENOTDIR, errno.EEXIST):
         blocker = _file_in_the_way(path) or path
+        inside = f" ({path})" if blocker != path else ""
         return BatchrunError(
-            f"{blocker} is a file, where batchrun keeps {what} ({path})", where=where,
+            f"{blocker} is a file, where batchrun keeps {what}{inside}", where=where,
             hint=f"move the file aside (mv {blocker} {blocker}.bak) and rerun{also}")
     if code == errno.ENOENT:
         missing = _first_missing(path)
         return BatchrunError(
             f"cannot create {what} {path}: {missing} does not exist and cannot be created "
             f"({exc.strerror})", where=where,
-            hint=f"create {missing.parent} first, or check the path for a typo{also}")
+            hint=f"create {missing} first, or check the path for a typo{also}")
     stopped = _why(exc, path)
     if stopped is not None:
         message, hint = stopped
@@ -64,7 +65,11 @@ def _why(exc: OSError, path: Path | None) -> tuple[str, str] | None:
     """(what stopped the write, what to do) for the causes a user meets and can fix."""
     code = exc.errno
     if code == errno.EFBIG:
-        return (f"the file-size limit of this shell stopped it ({_size_limit()})",
+        from .ledgerfile import file_size_limit
+
+        limit = file_size_limit()
+        allows = f"`ulimit -f` allows {limit:,} bytes per file" if limit else "a file-size limit"
+        return (f"the file-size limit of this shell stopped it ({allows})",
                 f"raise it (`ulimit -f unlimited`) or run batchrun where files may grow; "
                 f"{NOTHING_LOST}")
     if code == errno.ENOSPC:
@@ -122,12 +127,3 @@ def _first_missing(path: Path) -> Path:
             break
         missing = parent
     return missing
-
-
-def _size_limit() -> str:
-    import resource
-
-    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    if soft == resource.RLIM_INFINITY:
-        return "the limit is unlimited now"
-    return f"`ulimit -f` allows {soft:,} bytes per file"

@@ -356,10 +356,6 @@ class Ledger:
         self.db.execute("INSERT OR IGNORE INTO superseded VALUES (?, ?, ?, ?, ?, ?)",
                         (batch_id, job, shard, kept, status, time.time()))
 
-    def superseded(self) -> dict[str, str]:
-        """Batch id → the id of the batch kept instead."""
-        return {r[0]: r[1] for r in self.db.execute("SELECT batch_id, kept FROM superseded")}
-
     def output_mean(self, job: str, model: str) -> float | None:
         """Output tokens per billed request in the job's collected batches of `model`."""
         row = self.db.execute(
@@ -384,9 +380,8 @@ class Ledger:
         re-packed if still pending. With `uploaded`, also those whose input file was
         uploaded (only after `adopt` has matched every batch the provider has). Their
         keys go back to what they were. Returns, by shard, what a shard packed again
-        inherits: its upload (`input_file_id`, `upload_at`) and, when a create call for it
-        began and its outcome is unknown, when (`create_at`): the batch may exist without
-        the list showing it yet."""
+        inherits: its upload (`input_file_id`, `upload_at`) and when a create of it began
+        (`create_at`: the batch may exist though no list showed it yet)."""
         sql = ("SELECT seq, shard, input_file_id, upload_at, create_at FROM batches "
                "WHERE job=? AND status=?")
         if not uploaded:

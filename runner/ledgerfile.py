@@ -66,6 +66,25 @@ def damage(path: Path) -> str | None:
     return None
 
 
+def scan(path: Path) -> str | None:
+    """Why SQLite's own check (`PRAGMA quick_check`, which reads every page) finds `path`
+    damaged; None when it passes or the file does not exist. For `repair`: too slow to
+    run on every command."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            verdict = [row[0] for row in db.execute("PRAGMA quick_check")]
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        return f"SQLite cannot read it ({exc})"
+    if verdict != ["ok"]:
+        return f"SQLite's check found damage ({'; '.join(verdict[:3])})"
+    return None
+
+
 def _has_log(path: Path) -> bool:
     wal = path.with_name(path.name + "-wal")
     return wal.is_file() and wal.stat().st_size > 0
@@ -75,20 +94,30 @@ def sqlite_problem(exc: sqlite3.DatabaseError, state_dir: Path) -> BatchrunError
     """A SQLite error met reading or writing the ledger, as the user's problem; None when
     it is not one (a constraint broken, a busy database: batchrun's own doing)."""
     path = state_dir / FILENAME
+    where = Location(str(path))
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB":
         return LedgerDamaged(path, str(exc))
-    if name == "SQLITE_FULL":
-        return BatchrunError(f"cannot write the ledger {path}: the disk is full, or a "
-                             "file-size limit (`ulimit -f`) was reached",
-                             hint="free some space or raise the limit; nothing is lost: rerun "
-                                  "when it is fixed")
+    limit = file_size_limit()
+    if name == "SQLITE_FULL" or (limit and name.startswith("SQLITE_IOERR")):
+        cause = (f"a file-size limit (`ulimit -f` allows {limit:,} bytes per file)" if limit
+                 else "the disk is full")
+        return BatchrunError(f"cannot write the ledger: {exc}; {cause}", where=where,
+                             hint="raise the limit (`ulimit -f unlimited`) or free some space; "
+                                  "nothing is lost: rerun when it is fixed")
     if name.startswith(("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")):
-        return BatchrunError(f"cannot read or write the ledger {path}: {exc}",
-                             where=Location(str(path)),
+        return BatchrunError(f"cannot read or write the ledger: {exc}", where=where,
                              hint="check that the state directory still exists and this user "
                                   "may write it; nothing is lost: rerun when it is fixed")
     return None
+
+
+def file_size_limit() -> int | None:
+    """This process's limit on the size of a file it writes (`ulimit -f`), if any."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def move_aside(path: Path) -> list[Path]:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from .diagnose import ensure_dir
 from .errors import LockHeld
 
 
@@ -24,13 +25,17 @@ class StateLock:
     process dies, so a lock left by a killed run is never mistaken for a live one."""
 
     def __init__(self, state_dir: Path):
-        state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(state_dir, "the state directory",
+                   fix="set state_dir in batchrun.yaml to a folder batchrun may create")
         self.path = state_dir / "lock"
         self.fh: IO[str] | None = None
         self.previous: dict | None = None
+        self.damaged = False   # the file held something else than who holds the lock
 
     def acquire(self, timeout: float = 0.0, command: str = "") -> None:
-        fh = open(self.path, "a+", encoding="utf-8")
+        # errors="replace": the file only says who holds the lock (the flock is the lock),
+        # so damaged bytes are read as unknown, and rewritten once the lock is ours.
+        fh = open(self.path, "a+", encoding="utf-8", errors="replace")
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -49,6 +54,8 @@ class StateLock:
                 time.sleep(0.2)
         self.previous = self._holder(fh) or None  # left by a run that was killed
         fh.seek(0)
+        self.damaged = bool(fh.read().strip()) and self.previous is None
+        fh.seek(0)
         fh.truncate()
         since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -60,7 +67,8 @@ class StateLock:
     def holder_of(state_dir: Path) -> dict:
         """Who holds (or last held) the lock, as it wrote itself down; {} when unknown."""
         try:
-            return json.loads((state_dir / "lock").read_text(encoding="utf-8") or "{}")
+            return _who(json.loads((state_dir / "lock").read_text(encoding="utf-8",
+                                                                  errors="replace") or "{}"))
         except (OSError, json.JSONDecodeError):
             return {}
 
@@ -68,7 +76,7 @@ class StateLock:
     def _holder(fh: IO[str]) -> dict:
         fh.seek(0)
         try:
-            return json.loads(fh.read() or "{}")
+            return _who(json.loads(fh.read() or "{}"))
         except json.JSONDecodeError:
             return {}
 
@@ -80,3 +88,8 @@ class StateLock:
             fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
             self.fh.close()
             self.fh = None
+
+
+def _who(data: object) -> dict:
+    """What a lock file says of its holder, if it says it as batchrun writes it."""
+    return data if isinstance(data, dict) else {}
