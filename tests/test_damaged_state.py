@@ -10,6 +10,7 @@ import os
 import resource
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -82,6 +83,34 @@ def test_a_ledger_cut_in_half_names_the_file_and_repair(project):
     assert errors(project.run("apply", JOB, expect=1)) == [
         f"Error: {ledger}: the ledger is damaged: it is cut short ({whole // 2:,} bytes of the "
         f"{whole:,} its header records)", REPAIR_HINT]
+
+
+def damage_pages(ledger: Path, table: str) -> bytes:
+    """Overwrite the pages of one table of a SQLite file, keeping its header and size
+    right (damage only a full read finds); returns the file's new bytes."""
+    db = sqlite3.connect(ledger)
+    try:
+        pages = [row[0] for row in db.execute("SELECT pageno FROM dbstat WHERE name=?",
+                                              (table,))]
+    except sqlite3.OperationalError:
+        pytest.skip("this SQLite has no dbstat table to find a table's pages with")
+    finally:
+        db.close()
+    data = bytearray(ledger.read_bytes())
+    size = int.from_bytes(data[16:18], "big")
+    for page in pages:
+        data[(page - 1) * size:page * size] = b"\xa5" * size
+    ledger.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_a_ledger_damaged_inside_names_the_file_and_repair_when_a_read_meets_it(project):
+    project.seed(3)
+    project.run("apply", JOB)
+    ledger = project.state / "state.db"
+    damage_pages(ledger, "batches")
+    assert errors(project.run("apply", JOB, expect=1)) == [
+        f"Error: {ledger}: the ledger is damaged: database disk image is malformed", REPAIR_HINT]
 
 
 def test_an_intact_ledger_with_its_write_ahead_log_is_not_called_damaged(project):
