@@ -52,9 +52,10 @@ class StateLock:
                         hint="wait for it to finish, or pass --lock-timeout SECONDS to wait") \
                         from None
                 time.sleep(0.2)
-        self.previous = self._holder(fh) or None  # left by a run that was killed
         fh.seek(0)
-        self.damaged = bool(fh.read().strip()) and self.previous is None
+        left = _read_holder(fh.read())
+        self.damaged = left is None
+        self.previous = left or None   # left by a run that was killed
         fh.seek(0)
         fh.truncate()
         since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -67,18 +68,15 @@ class StateLock:
     def holder_of(state_dir: Path) -> dict:
         """Who holds (or last held) the lock, as it wrote itself down; {} when unknown."""
         try:
-            return _who(json.loads((state_dir / "lock").read_text(encoding="utf-8",
-                                                                  errors="replace") or "{}"))
-        except (OSError, json.JSONDecodeError):
+            text = (state_dir / "lock").read_text(encoding="utf-8", errors="replace")
+        except OSError:
             return {}
+        return _read_holder(text) or {}
 
     @staticmethod
     def _holder(fh: IO[str]) -> dict:
         fh.seek(0)
-        try:
-            return _who(json.loads(fh.read() or "{}"))
-        except json.JSONDecodeError:
-            return {}
+        return _read_holder(fh.read()) or {}
 
     def release(self) -> None:
         if self.fh is not None:
@@ -90,6 +88,13 @@ class StateLock:
             self.fh = None
 
 
-def _who(data: object) -> dict:
-    """What a lock file says of its holder, if it says it as batchrun writes it."""
-    return data if isinstance(data, dict) else {}
+def _read_holder(text: str) -> dict | None:
+    """What a lock file says of its holder ({} when empty: released); None when it holds
+    something batchrun never writes (damaged)."""
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
