@@ -1,15 +1,17 @@
 """copies: two copies of one project apply at once; how many requests run twice?
 
 Issue #11's trial: two folders holding the same project, job and API organisation (two
-CI runners, two laptops) start `batchrun apply --no-wait` within --window-ms of each other
-(uniformly drawn); then each runs `batchrun apply` to collect. The Batch API is
+CI runners, two laptops) start `batchrun apply --no-wait` (or, with --wait, `apply`)
+within --window-ms of each other (uniformly drawn); then each runs `batchrun apply` to
+collect. The Batch API is
 batchrun's emulator, served on 127.0.0.1 from this process, in real time: batches spend
 --validating seconds validating, and its list hides batches younger than --list-lag
 seconds (0: none). It counts every request it executes — what a real API bills. The goal
 is 0 requests executed twice, and every point of both copies written.
 
     python bench/copies.py                      # 20 trials, ≈ 6 min
-    python bench/copies.py --list-lag 5         # a list slower than validation: the limit
+    python bench/copies.py --list-lag 2         # a list that lags: --no-wait's limit
+    python bench/copies.py --list-lag 2 --wait  # copies that wait look again while validating
 
 This is a correctness measurement, not a timing: it prints counts, and the seconds a
 trial took only to say what it costs.
@@ -74,9 +76,10 @@ def trial(folder: Path, args, rng: random.Random) -> dict:
         copies = [copy_of_project(folder / side / "project", server.url, args.points,
                                   args.shard) for side in ("a", "b")]
         started = time.perf_counter()
-        first = batchrun(copies[0], "apply", "--no-wait")
+        mode = () if args.wait else ("--no-wait",)
+        first = batchrun(copies[0], "apply", *mode)
         time.sleep(rng.uniform(0, args.window_ms / 1000))   # the second starts within the window
-        second = batchrun(copies[1], "apply", "--no-wait")
+        second = batchrun(copies[1], "apply", *mode)
         finish(first, "copy a")
         finish(second, "copy b")
         for index, copy in enumerate(copies):
@@ -110,6 +113,8 @@ def main() -> None:
                                      help="seconds a batch validates (default 3)"),
                      list_lag=dict(type=float, default=0.0,
                                    help="seconds the batch list hides new batches (default 0)"),
+                     wait=dict(action="store_true",
+                               help="the copies run `apply` (waiting), not --no-wait"),
                      window_ms=dict(type=float, default=100.0,
                                     help="the second copy starts within this many ms (100)"),
                      seed=dict(type=int, default=11, help="seed of the start offsets"))
@@ -125,7 +130,8 @@ def main() -> None:
                   f"{shards} shards; points written {result['written']}; "
                   f"{result['seconds']:.1f} s", flush=True)
     selected = results[0]["requests"] if results else 0
-    table = Table(f"copies — {args.trials} trials of two copies started within "
+    table = Table(f"copies — {args.trials} trials of two copies (apply"
+                  f"{'' if args.wait else ' --no-wait'}) started within "
                   f"{args.window_ms:g} ms; {args.points} points ({selected} selected), "
                   f"{args.shard} per shard; validating {args.validating:g} s, list lag "
                   f"{args.list_lag:g} s")
