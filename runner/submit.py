@@ -1,14 +1,19 @@
 """Submitting shards exactly once, whatever happens in between.
 
 The ledger records the intent (shard hash, status `submitting`) before any API call.
-The batch is created with `metadata: {batchrun_job, batchrun_shard}`, and its id is
-recorded at once. A run that died anywhere in between is finished by the next one:
-`adopt()` lists recent batches and attaches any it does not know to the matching intent,
-or, for a state directory that never saw them (a fresh CI runner, a deleted .batchrun/,
-a CI cache restored from an older run), adopts them whole by downloading their input
-file. Only then are missing batches created. Creating is never retried blindly: the SDK
-sends no idempotency key, so after a failed create we look for the batch before trying
-again.
+The batch is created with `metadata: {batchrun_job, batchrun_shard, batchrun_target}`,
+and its id is recorded at once. A run that died anywhere in between is finished by the
+next one: `adopt()` lists recent batches and attaches any it does not know to the
+matching intent, or, for a state directory that never saw them (a fresh CI runner, a
+deleted .batchrun/, a CI cache restored from an older run), adopts them whole by
+downloading their input file. Only then are missing batches created.
+
+Creating is never retried blindly: the SDK sends no idempotency key, so the moment a
+create begins is recorded (`create_at`), and a create whose answer nobody saw (a kill, a
+lost response) is looked for over `provider.list_lag` — a list may show a batch only
+some time after it was created — before the shard is created again. Copies of the
+project that share no ledger may still both create a shard's batch; every list settles
+that by one rule (rivals.py), right after creating and while batches validate.
 """
 
 from __future__ import annotations
@@ -142,13 +147,12 @@ def _keep(ledger: Ledger, api: BatchAPI, job: str, shard: str,
     return 1
 
 
-def settle_duplicates(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
-                      say: Say | None = None) -> int:
-    """Settle the shards of open batches that another copy of the project also created:
-    after creating batches, and while any is validating or was cancelled by someone else.
-    One list call, back to the earliest of them. Returns how many rows now follow
-    another batch."""
-    rows = [r for r in ledger.batches(open_only=True) if r.job in targets]
+def settle_duplicates(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
+                      rows: list[BatchRecord], *, say: Say | None = None) -> int:
+    """Settle the shards of `rows` (open batches of these jobs) that another copy of the
+    project may also have created: right after creating them, and while they validate
+    or after someone else cancelled them. One list, back to the earliest of them.
+    Returns how many rows now follow another batch."""
     if not rows:
         return 0
     since = min(min(r.intent_at, r.create_at or r.intent_at) for r in rows) - CLOCK_SKEW
@@ -213,7 +217,7 @@ def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
     if created:
         # Another copy of the project may have created a batch of the same shard meanwhile:
         # of two creates, the later is always followed by this look, which sees both.
-        settle_duplicates(ledger, api, targets, say=say)
+        settle_duplicates(ledger, api, targets, [ledger.batch(seq) for seq in created], say=say)
     return created
 
 

@@ -271,11 +271,13 @@ class Workspace:
         batches = refresh(self.ledger, self.api)
         if show:
             self.progress.batches(batches)
-        if any(row.status in UNSETTLED_BY_COPIES for row in self.ledger.in_flight()):
+        unsettled = [row for row in self.ledger.in_flight()
+                     if row.status in UNSETTLED_BY_COPIES]
+        if unsettled:
             # A copy of this project elsewhere may have created the same shard: while a
             # batch validates, cancelling the later one is free; and a batch of ours that
             # another copy cancelled is followed to the one it kept, not retried.
-            settle_duplicates(self.ledger, self.api, self.targets(self.jobs),
+            settle_duplicates(self.ledger, self.api, self.targets(self.jobs), unsettled,
                               say=self.progress.line)
         collected = collect_finished(self.ledger, self.api, self.prices,
                                      backoff=self.api.poll_interval * 4, say=self.progress.line)
