@@ -16,36 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+from .diagnose import PRIVATE_FILE, ensure_dir, os_problem, tighten
 
-
-def private_dir(path: Path) -> Path:
-    """`path` as a folder only its owner may enter: created with its missing parents (each
-    0700), or tightened when it exists and is ours."""
-    missing = []
-    folder = path
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
-    _tighten(path, PRIVATE_DIR)
-    return path
+# What each kind of file is, in messages about the folder holding them.
+KINDS = {"shards": "the shard files", "outputs": "the downloaded output and error files"}
 
 
 def private_file(path: Path) -> Path:
     """`path` as a file only its owner may read: created empty when missing, tightened
     when it exists and is ours (state written by an older batchrun was 0644)."""
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT, PRIVATE_FILE))
-    _tighten(path, PRIVATE_FILE)
+    tighten(path, PRIVATE_FILE)
     return path
-
-
-def _tighten(path: Path, mode: int) -> None:
-    with contextlib.suppress(FileNotFoundError, PermissionError):
-        info = path.stat()
-        if info.st_mode & 0o777 & ~mode and info.st_uid == os.getuid():
-            path.chmod(mode)
 
 
 class Artifacts:
@@ -60,10 +42,26 @@ class Artifacts:
     def exists(self, kind: str, sha: str) -> bool:
         return self.path(kind, sha).is_file()
 
+    def intact(self, kind: str, sha: str) -> bool:
+        """The file exists and its bytes still hash to its name (reads it whole)."""
+        path = self.path(kind, sha)
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return False
+        return digest.hexdigest() == sha
+
     def open(self, kind: str) -> ArtifactWriter:
-        folder = private_dir(self.root / kind)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")  # 0600
-        return ArtifactWriter(os.fdopen(fd, "wb"), Path(tmp), folder)
+        what = KINDS.get(kind, f"the {kind} files")
+        folder = ensure_dir(self.root / kind, what)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".jsonl")  # 0600
+        except OSError as exc:
+            raise os_problem(exc, folder, what) from None
+        return ArtifactWriter(os.fdopen(fd, "wb"), Path(tmp), folder, what)
 
     @contextlib.contextmanager
     def writer(self, kind: str) -> Iterator[ArtifactWriter]:
@@ -85,30 +83,37 @@ class Artifacts:
 class ArtifactWriter:
     """Bytes to a temp file, hashed on the way; `commit` renames it to its hash."""
 
-    def __init__(self, fh: IO[bytes], tmp: Path, folder: Path):
-        self.fh, self.tmp, self.folder = fh, tmp, folder
+    def __init__(self, fh: IO[bytes], tmp: Path, folder: Path, what: str = "the files"):
+        self.fh, self.tmp, self.folder, self.what = fh, tmp, folder, what
         self.hash = hashlib.sha256()
         self.size = 0
         self.lines = 0
         self.sha = ""
 
     def write(self, data: bytes) -> None:
-        self.fh.write(data)
+        try:
+            self.fh.write(data)
+        except OSError as exc:   # a full disk, a file-size limit: the user's to fix
+            raise os_problem(exc, self.folder, self.what) from None
         self.hash.update(data)
         self.size += len(data)
         self.lines += data.count(b"\n")
 
     def commit(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+        except OSError as exc:
+            raise os_problem(exc, self.folder, self.what) from None
         self.sha = self.hash.hexdigest()
-        final = self.folder / f"{self.sha}.jsonl"
-        if final.exists():
-            self.tmp.unlink()
-        else:
-            os.replace(self.tmp, final)
+        # Replace even a file already there: these bytes hash to the name, and one that
+        # was damaged since is healed rather than trusted.
+        os.replace(self.tmp, self.folder / f"{self.sha}.jsonl")
 
     def discard(self) -> None:
-        self.fh.close()
+        try:
+            self.fh.close()
+        except OSError:
+            pass   # what could not be written (a full disk) is thrown away anyway
         self.tmp.unlink(missing_ok=True)

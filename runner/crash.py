@@ -18,6 +18,7 @@ POINTS = (
     "after-pack",          # shards written and recorded, nothing uploaded
     "upload-unrecorded",   # input file uploaded, its id not recorded
     "after-upload",        # input file id recorded, batch not created
+    "before-create",       # a create is recorded as begun, not sent: its outcome unknown
     "after-create",        # batch created at the provider, id not recorded
     "after-record",        # batch id recorded
     "after-download",      # output files downloaded, results not stored

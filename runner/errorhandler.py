@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from .diagnose import environment
 from .errors import BatchrunError
 
 EXIT_INTERRUPTED = 130
@@ -59,6 +60,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
+            known = environment(exc, _state_dir(state.directory))
+            if known is not None:   # a full disk, a damaged ledger: the user's to fix
+                report(known, as_json=state.json, debug=state.debug)
+                sys.exit(known.exit_code)
             log = write_bug_log(state.directory, exc)
             what = (str(exc).splitlines() or [""])[0]
             report(BatchrunError(

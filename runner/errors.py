@@ -68,4 +68,5 @@ class ProviderError(BatchrunError):
     """The Batch API (or the network to it) failed after the SDK's own retries."""
 
     transient = False                  # it may succeed if tried again
+    rejected = False                   # refused before doing anything (a 429)
     retry_after: float | None = None   # seconds the API asked to wait, if it said

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from . import migrations
-from .artifacts import Artifacts, private_dir, private_file
+from .artifacts import Artifacts, private_file
+from .diagnose import ensure_dir
 from .errors import BatchrunError
 from .keys import KEY_SCHEME
+from .ledgerfile import FILENAME, LedgerDamaged, damage
 from .records import (
     SUBMITTING,
     BatchRecord,
@@ -34,7 +36,7 @@ from .records import (
     utc_now,
 )
 
-FILENAME = "state.db"
+__all__ = ["FILENAME", "Ledger"]
 
 _BATCH_COLUMNS = {f.name for f in fields(BatchRecord)}
 
@@ -45,10 +47,15 @@ class Ledger:
     def __init__(self, state_dir: Path, provider: str):
         self.dir = state_dir
         self.provider = provider
-        private_dir(state_dir)
+        ensure_dir(state_dir, "the state directory",
+                   fix="set state_dir in batchrun.yaml to a folder batchrun may create")
+        path = state_dir / FILENAME
+        problem = damage(path)
+        if problem is not None:   # before SQLite reads it: say which file, and the way out
+            raise LedgerDamaged(path, problem)
         # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
         # database's own mode.
-        path = private_file(state_dir / FILENAME)
+        private_file(path)
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -368,8 +375,17 @@ class Ledger:
             "ORDER BY seq")]
 
     def known_batch_ids(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT batch_id FROM batches "
-                                              "WHERE batch_id IS NOT NULL")}
+        """Every batch this ledger has decided about: its own, and those it gave up for
+        another batch of the same shard (`supersede`)."""
+        return {r[0] for r in self.db.execute("SELECT batch_id FROM batches WHERE batch_id "
+                                              "IS NOT NULL UNION SELECT batch_id FROM superseded")}
+
+    def supersede(self, batch_id: str, *, job: str, shard: str, kept: str,
+                  status: str) -> None:
+        """A batch of `shard` given up for `kept` (a duplicate another copy created, or
+        one a lost create made): never adopted, collected or paid for through this ledger."""
+        self.db.execute("INSERT OR IGNORE INTO superseded VALUES (?, ?, ?, ?, ?, ?)",
+                        (batch_id, job, shard, kept, status, time.time()))
 
     def output_mean(self, job: str, model: str) -> float | None:
         """Output tokens per billed request in the job's collected batches of `model`."""
@@ -395,8 +411,9 @@ class Ledger:
         re-packed if still pending. With `uploaded`, also those whose input file was
         uploaded (only after `adopt` has matched every batch the provider has). Their
         keys go back to what they were. Returns, by shard, what a shard packed again
-        inherits: its upload (`input_file_id`, `upload_at`)."""
-        sql = ("SELECT seq, shard, input_file_id, upload_at FROM batches "
+        inherits: its upload (`input_file_id`, `upload_at`) and when a create of it began
+        (`create_at`: the batch may exist though no list showed it yet)."""
+        sql = ("SELECT seq, shard, input_file_id, upload_at, create_at FROM batches "
                "WHERE job=? AND status=?")
         if not uploaded:
             sql += " AND input_file_id IS NULL"
@@ -410,4 +427,5 @@ class Ledger:
                             (row["seq"],))
             self.db.execute("DELETE FROM batches WHERE seq=?", (row["seq"],))
         return {row["shard"]: {"input_file_id": row["input_file_id"],
-                               "upload_at": row["upload_at"]} for row in dropped}
+                               "upload_at": row["upload_at"], "create_at": row["create_at"]}
+                for row in dropped}

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from .artifacts import private_dir, private_file
+from .artifacts import private_file
+from .diagnose import ensure_dir
 from .errors import LockHeld
 
 
@@ -25,14 +26,18 @@ class StateLock:
     process dies, so a lock left by a killed run is never mistaken for a live one."""
 
     def __init__(self, state_dir: Path):
-        private_dir(state_dir)
+        ensure_dir(state_dir, "the state directory",
+                   fix="set state_dir in batchrun.yaml to a folder batchrun may create")
         self.path = state_dir / "lock"
         self.fh: IO[str] | None = None
         self.previous: dict | None = None
+        self.damaged = False   # the file held something else than who holds the lock
 
     def acquire(self, timeout: float = 0.0, command: str = "") -> None:
         private_file(self.path)   # 0600, like every state file
-        fh = open(self.path, "a+", encoding="utf-8")
+        # errors="replace": the file only says who holds the lock (the flock is the lock),
+        # so damaged bytes are read as unknown, and rewritten once the lock is ours.
+        fh = open(self.path, "a+", encoding="utf-8", errors="replace")
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -49,7 +54,10 @@ class StateLock:
                         hint="wait for it to finish, or pass --lock-timeout SECONDS to wait") \
                         from None
                 time.sleep(0.2)
-        self.previous = self._holder(fh) or None  # left by a run that was killed
+        fh.seek(0)
+        left = _read_holder(fh.read())
+        self.damaged = left is None
+        self.previous = left or None   # left by a run that was killed
         fh.seek(0)
         fh.truncate()
         since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -62,17 +70,15 @@ class StateLock:
     def holder_of(state_dir: Path) -> dict:
         """Who holds (or last held) the lock, as it wrote itself down; {} when unknown."""
         try:
-            return json.loads((state_dir / "lock").read_text(encoding="utf-8") or "{}")
-        except (OSError, json.JSONDecodeError):
+            text = (state_dir / "lock").read_text(encoding="utf-8", errors="replace")
+        except OSError:
             return {}
+        return _read_holder(text) or {}
 
     @staticmethod
     def _holder(fh: IO[str]) -> dict:
         fh.seek(0)
-        try:
-            return json.loads(fh.read() or "{}")
-        except json.JSONDecodeError:
-            return {}
+        return _read_holder(fh.read()) or {}
 
     def release(self) -> None:
         if self.fh is not None:
@@ -82,3 +88,15 @@ class StateLock:
             fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
             self.fh.close()
             self.fh = None
+
+
+def _read_holder(text: str) -> dict | None:
+    """What a lock file says of its holder ({} when empty: released); None when it holds
+    something batchrun never writes (damaged)."""
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None

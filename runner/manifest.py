@@ -90,6 +90,19 @@ def write(ledger: Ledger) -> Path:
     return path
 
 
+def damage(state_dir: Path) -> str | None:
+    """Why the manifest in `state_dir` is not JSON at all (damaged, not merely written by
+    another version); None when it is, or is absent."""
+    path = state_dir / FILENAME
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"{path} was damaged ({exc})"
+    return None if isinstance(data, dict) else f"{path} was damaged (not a JSON object)"
+
+
 class Unreadable(BatchrunError):
     """The manifest is not a manifest this batchrun can read (damaged, or newer)."""
 

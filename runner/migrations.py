@@ -101,6 +101,22 @@ CREATE TABLE IF NOT EXISTS point_failures (   -- points the last packing pass co
 ) WITHOUT ROWID
 """
 
+# Exactly once across copies of a project and across a batch list that lags behind
+# creation: when a create call began (its outcome is unknown until the batch is seen), and
+# the batches of a shard that another copy (or a lost create) made and that were given up
+# for the one kept — cancelled if still running, never collected.
+_EXACTLY_ONCE = """
+ALTER TABLE batches ADD COLUMN create_at REAL;
+CREATE TABLE IF NOT EXISTS superseded (
+    batch_id TEXT PRIMARY KEY,
+    job TEXT NOT NULL,
+    shard TEXT NOT NULL,
+    kept TEXT NOT NULL,              -- the batch of the same shard kept instead
+    status TEXT NOT NULL,            -- its status when it was given up
+    at REAL NOT NULL
+) WITHOUT ROWID
+"""
+
 # The ledger as batchrun 0.1 wrote it ("state schema 2" in its meta table). Ledgers of
 # that release hold exactly these tables and count as having applied it.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -108,6 +124,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Points that cannot be sent (a template failing on their data, text that is not
     # Unicode, a request over the size cap): failed points, listed by `show --failed`.
     Migration("0002_point_failures", _script(_POINT_FAILURES)),
+    Migration("0005_exactly_once", _script(_EXACTLY_ONCE)),
 )
 
 # The `meta.schema` value of ledgers written before migrations were named, and which

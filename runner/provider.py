@@ -35,11 +35,14 @@ class Downloaded:
 
 class BatchAPI:
     def __init__(self, client: openai.OpenAI, label: str, poll_interval: float,
-                 emulator: Any = None):
+                 emulator: Any = None, list_lag: float = 0.0):
         self.client = client
         self.label = label            # shown in errors: which API we were talking to
         self.poll_interval = poll_interval
         self.emulator = emulator      # the in-process emulator, when that is the provider
+        # How long after a create the batch list may still not show it: a create whose
+        # outcome is unknown is looked for this long before it is tried again.
+        self.list_lag = list_lag
 
     # ---- calls -----------------------------------------------------------------------
 
@@ -88,6 +91,7 @@ class BatchAPI:
             cause = exc.__context__
             exc.transient = isinstance(cause, (openai.APIConnectionError, openai.RateLimitError,
                                                openai.InternalServerError))
+            exc.rejected = isinstance(cause, openai.RateLimitError)   # refused: nothing made
             exc.retry_after = _retry_after(cause)
             raise
 
@@ -158,7 +162,7 @@ def open_provider(project: ProjectContext, *, emulator_speed: str | None = None)
             api_key="emulator", base_url=EMULATOR_URL, max_retries=cfg.max_retries,
             http_client=httpx2.Client(transport=httpx2.WSGITransport(app=emulator)))
         poll = min(cfg.poll_interval, 0.05 if speed == "instant" else 1.0)
-        return BatchAPI(client, "the batchrun emulator", poll, emulator)
+        return BatchAPI(client, "the batchrun emulator", poll, emulator, list_lag=cfg.list_lag)
     api_key = os.environ.get(cfg.api_key_env)
     if not api_key:
         raise ProviderError(f"environment variable {cfg.api_key_env} is not set",
@@ -169,4 +173,5 @@ def open_provider(project: ProjectContext, *, emulator_speed: str | None = None)
     if cfg.base_url:
         kwargs["base_url"] = cfg.base_url
     client = openai.OpenAI(**kwargs)
-    return BatchAPI(client, str(client.base_url).rstrip("/"), cfg.poll_interval)
+    return BatchAPI(client, str(client.base_url).rstrip("/"), cfg.poll_interval,
+                    list_lag=cfg.list_lag)

@@ -96,6 +96,7 @@ class BatchRecord:
     cost_usd: str | None
     cost_standard_usd: str | None
     note: str | None
+    create_at: float | None = None   # a create call began then; its outcome may be unknown
 
     @classmethod
     def of(cls, row: sqlite3.Row) -> BatchRecord:

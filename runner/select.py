@@ -33,8 +33,12 @@ class Point:
 
 
 def connect(project: ProjectContext) -> QdrantClient:
-    """The project's Qdrant: a server by URL, or the embedded engine (the default)."""
+    """The project's Qdrant: a server by URL, or the embedded engine (the default). Its
+    failures (a server that does not answer, an embedded folder deleted meanwhile) come
+    out as what happened and what to do (qdrantedge.py)."""
     from qdrant_client import QdrantClient  # the commands that read Qdrant, only
+
+    from .qdrantedge import Diagnosed
 
     cfg = project.config.qdrant
     where = Location(project.file or "batchrun.yaml", 0, "qdrant")
@@ -45,12 +49,13 @@ def connect(project: ProjectContext) -> QdrantClient:
             if not api_key:
                 raise BatchrunError(f"environment variable {cfg.api_key_env} is not set",
                                     where=where, hint="export the Qdrant API key first")
-        return QdrantClient(url=cfg.url, api_key=api_key, timeout=cfg.timeout)
+        client = QdrantClient(url=cfg.url, api_key=api_key, timeout=cfg.timeout)
+        return Diagnosed.of(client, project)
     path = cfg.path or ".qdrant"
     if path == ":memory:":
         return QdrantClient(location=":memory:")
     try:
-        return QdrantClient(path=str(project.root / path))
+        return Diagnosed.of(QdrantClient(path=str(project.root / path)), project)
     except RuntimeError as exc:  # the embedded engine allows one process per folder
         holder = StateLock.holder_of(project.state_dir)
         who = (f" (batchrun {holder.get('command', '')}, pid {holder['pid']} since "

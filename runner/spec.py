@@ -155,6 +155,9 @@ class ProviderConfig(_Strict):
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable with the key.")
     poll_interval: float = Field(30.0, gt=0, description="Seconds between status polls.")
     max_retries: int = Field(5, ge=0, description="SDK retries per API call (429, 5xx, network).")
+    list_lag: float = Field(60.0, ge=0, description="Seconds the provider's batch list may "
+                            "lag behind a create: a create whose answer was lost is looked "
+                            "for this long before it is tried again.")
     emulator_speed: Literal["instant", "demo"] = Field(
         "demo", description="For the emulator: instant, or a few seconds per state.")
 

@@ -1,14 +1,19 @@
 """Submitting shards exactly once, whatever happens in between.
 
 The ledger records the intent (shard hash, status `submitting`) before any API call.
-The batch is created with `metadata: {batchrun_job, batchrun_shard}`, and its id is
-recorded at once. A run that died anywhere in between is finished by the next one:
-`adopt()` lists recent batches and attaches any it does not know to the matching intent,
-or, for a state directory that never saw them (a fresh CI runner, a deleted .batchrun/,
-a CI cache restored from an older run), adopts them whole by downloading their input
-file. Only then are missing batches created. Creating is never retried blindly: the SDK
-sends no idempotency key, so after a failed create we look for the batch before trying
-again.
+The batch is created with `metadata: {batchrun_job, batchrun_shard, batchrun_target}`,
+and its id is recorded at once. A run that died anywhere in between is finished by the
+next one: `adopt()` lists recent batches and attaches any it does not know to the
+matching intent, or, for a state directory that never saw them (a fresh CI runner, a
+deleted .batchrun/, a CI cache restored from an older run), adopts them whole by
+downloading their input file. Only then are missing batches created.
+
+Creating is never retried blindly: the SDK sends no idempotency key, so the moment a
+create begins is recorded (`create_at`), and a create whose answer nobody saw (a kill, a
+lost response) is looked for over `provider.list_lag` — a list may show a batch only
+some time after it was created — before the shard is created again. Copies of the
+project that share no ledger may still both create a shard's batch; every list settles
+that by one rule (rivals.py), right after creating and while batches validate.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import crash
-from .errors import BatchrunError, ProviderError
+from . import crash, rivals
+from .errors import BatchrunError, Location, ProviderError
 from .ledger import Ledger
 from .pack import SHARDS
-from .records import QUEUED
+from .records import QUEUED, SUBMITTING, BatchRecord
 
 if TYPE_CHECKING:
     from openai.types import Batch
@@ -48,33 +54,109 @@ def input_filename(job: str, shard: str) -> str:
 
 def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
           max_attempts: Mapping[str, int], *, lookback: float = ADOPT_LOOKBACK,
-          say: Say | None = None) -> int:
+          since: float | None = None, unknown: bool = True, say: Say | None = None) -> int:
     """Attach batches the provider has and the ledger lacks, for these jobs (name → the
-    target id of their data; name → their batch.max_attempts). Returns how many."""
-    submitting = {(r.job, r.shard): r for r in ledger.batches(open_only=True)
-                  if r.status == "submitting"}
-    since = time.time() - lookback
-    if submitting:
-        since = min(since, min(r.intent_at for r in submitting.values()) - CLOCK_SKEW)
-    known = ledger.known_batch_ids()
-    adopted = 0
+    target id of their data; name → their batch.max_attempts), and settle shards that
+    have more than one batch (rivals.py). With `unknown` false, only shards the ledger
+    holds are looked at (a check in the middle of a run). Returns how many were adopted."""
+    open_rows = ledger.batches(open_only=True)
+    submitting = {(r.job, r.shard): r for r in open_rows if r.status == SUBMITTING}
+    holding = {r.batch_id: r for r in open_rows if r.batch_id}
+    if since is None:
+        since = time.time() - lookback
+        if submitting:
+            since = min(since, min(r.intent_at for r in submitting.values()) - CLOCK_SKEW)
+    settled = ledger.known_batch_ids() - set(holding)   # collected, or given up
+    groups: dict[tuple[str, str], list[Batch]] = {}
     for batch in api.recent_batches(since):
         meta = batch.metadata or {}
         job, shard = meta.get("batchrun_job"), meta.get("batchrun_shard")
         if job is None or job not in targets or meta.get("batchrun_target") != targets[job] \
-                or not shard or batch.id in known:
+                or not shard or batch.id in settled:
             continue
-        intent = submitting.pop((job, shard), None)
+        groups.setdefault((job, shard), []).append(batch)
+    adopted = 0
+    for (job, shard), batches in groups.items():
+        row = next((holding[b.id] for b in batches if b.id in holding),
+                   submitting.get((job, shard)))
+        if (row is None and not unknown) or all(b.id in holding for b in batches):
+            continue
+        decision = rivals.settle(batches)
+        if decision.kept is None:   # none running or completed: no duplicate to settle
+            if unknown:
+                adopted += _adopt_each(ledger, api, job, shard, batches, row, max_attempts,
+                                       say)
+            continue
+        adopted += _keep(ledger, api, job, shard, decision, row, max_attempts, say)
+    return adopted
+
+
+def _adopt_each(ledger: Ledger, api: BatchAPI, job: str, shard: str, batches: list[Batch],
+                row: BatchRecord | None, max_attempts: Mapping[str, int],
+                say: Say | None) -> int:
+    """Batches of one shard, none running: attach the first to the intent, adopt the
+    others whole (an expired batch holds the answers it finished)."""
+    adopted = 0
+    intent = row if row is not None and row.batch_id is None else None
+    for batch in batches:
+        if row is not None and batch.id == row.batch_id:
+            continue
         with ledger.transaction():
             if intent is not None:
                 _record(ledger, intent.seq, batch)
+                intent = None
             else:
                 _adopt_unknown(ledger, api, job, shard, batch, max_attempts[job])
-        known.add(batch.id)
         adopted += 1
         if say:
             say(f"{job}: adopted batch {batch.id} ({batch.status}) created by an earlier run")
     return adopted
+
+
+def _keep(ledger: Ledger, api: BatchAPI, job: str, shard: str,
+          decision: rivals.Settlement[Batch], row: BatchRecord | None,
+          max_attempts: Mapping[str, int], say: Say | None) -> int:
+    """Keep one batch of the shard: cancel the others still running (cancel first, then
+    record: a crash in between leaves a cancelled batch the next look gives up again),
+    and make the ledger's row (or a new one) follow the kept batch."""
+    kept = decision.kept
+    assert kept is not None
+    for batch in decision.cancel:
+        try:
+            api.cancel(batch.id)
+        except ProviderError:
+            pass   # it finished meanwhile: paid, and given up all the same
+        if say:
+            say(f"{job}: cancelled batch {batch.id} ({batch.status}): it duplicates "
+                f"{kept.id} for the same shard, created first by another copy of this project")
+    mine = row.batch_id if row is not None else None
+    with ledger.transaction():
+        for batch in decision.given_up:
+            ledger.supersede(batch.id, job=job, shard=shard, kept=kept.id, status=batch.status)
+        if row is None:
+            _adopt_unknown(ledger, api, job, shard, kept, max_attempts[job])
+        elif mine != kept.id:
+            _record(ledger, row.seq, kept)
+    if mine == kept.id:
+        return 0
+    if say:
+        said = (f"gave up its batch {mine}: {kept.id} was created first for the same shard "
+                "by another copy of this project; following it") if mine else \
+            f"adopted batch {kept.id} ({kept.status}) created by an earlier run"
+        say(f"{job}: {said}")
+    return 1
+
+
+def settle_duplicates(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
+                      rows: list[BatchRecord], *, say: Say | None = None) -> int:
+    """Settle the shards of `rows` (open batches of these jobs) that another copy of the
+    project may also have created: right after creating them, and while they validate
+    or after someone else cancelled them. One list, back to the earliest of them.
+    Returns how many rows now follow another batch."""
+    if not rows:
+        return 0
+    since = min(min(r.intent_at, r.create_at or r.intent_at) for r in rows) - CLOCK_SKEW
+    return adopt(ledger, api, targets, {}, since=since, unknown=False, say=say)
 
 
 def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: Batch,
@@ -125,17 +207,21 @@ def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
     `adopt` first."""
     created = []
     for row in ledger.batches(open_only=True):
-        if row.status != "submitting" or row.job not in targets:
+        if row.status != SUBMITTING or row.job not in targets:
             continue
         batch = _submit_one(ledger, api, row, targets[row.job])
         created.append(row.seq)
         if say:
             say(f"{row.job}: submitted batch {batch.id} "
                    f"({row.requests:,} requests, {row.bytes:,} bytes)")
+    if created:
+        # Another copy of the project may have created a batch of the same shard meanwhile:
+        # of two creates, the later is always followed by this look, which sees both.
+        settle_duplicates(ledger, api, targets, [ledger.batch(seq) for seq in created], say=say)
     return created
 
 
-def _submit_one(ledger: Ledger, api: BatchAPI, row, target: str) -> Batch:
+def _submit_one(ledger: Ledger, api: BatchAPI, row: BatchRecord, target: str) -> Batch:
     seq, job, shard = row.seq, row.job, row.shard
     file_id = row.input_file_id
     if not file_id:
@@ -145,11 +231,8 @@ def _submit_one(ledger: Ledger, api: BatchAPI, row, target: str) -> Batch:
         found = api.find_file(name, row.bytes) if row.upload_at else None
         if found is None:
             path = ledger.artifacts.path(SHARDS, shard)
-            if not path.is_file():
-                raise BatchrunError(f"the shard {shard[:12]} of {job} is missing from "
-                                    f"{path.parent}; it was never uploaded",
-                                    hint="run `batchrun apply` (or `batchrun prepare`) to "
-                                         "pack its requests again")
+            if not ledger.artifacts.intact(SHARDS, shard):
+                raise _unusable_shard(job, shard, path)
             with ledger.transaction():
                 ledger.update_batch(seq, upload_at=time.time())
         file_id = found.id if found else api.upload(path, name).id
@@ -157,20 +240,64 @@ def _submit_one(ledger: Ledger, api: BatchAPI, row, target: str) -> Batch:
         with ledger.transaction():
             ledger.update_batch(seq, input_file_id=file_id)
         crash.point("after-upload")
-    batch = _create_exactly_once(api, file_id, row.endpoint, metadata(job, shard, target),
-                                 since=row.intent_at - CLOCK_SKEW, known=ledger.known_batch_ids())
-    crash.point("after-create")
+    meta = metadata(job, shard, target)
+    known = ledger.known_batch_ids()
+    since = min(row.intent_at, row.create_at or row.intent_at) - CLOCK_SKEW
+    batch = None
+    if row.create_at is not None:
+        # A create of this shard began before and nobody saw its answer (a kill, a lost
+        # response): the batch may exist, and a list lagging behind creation may not show
+        # it yet. Look for it until the lag is over before paying for it again.
+        batch = find_created(api, meta, since=since, known=known,
+                             until=row.create_at + api.list_lag)
+    if batch is None:
+        with ledger.transaction():
+            ledger.update_batch(seq, create_at=time.time())
+        crash.point("before-create")
+        batch = _create_exactly_once(api, file_id, row.endpoint, meta, since=since,
+                                     known=known)
+        crash.point("after-create")
     with ledger.transaction():
         _record(ledger, seq, batch)
     crash.point("after-record")
     return batch
 
 
+def _unusable_shard(job: str, shard: str, path: Path) -> BatchrunError:
+    """A shard to upload that is missing or damaged (its bytes do not hash to its name).
+    A damaged one is moved aside, never sent: the next pass packs it again."""
+    again = "run `batchrun apply` (or `batchrun prepare`) to pack its requests again"
+    if not path.is_file():
+        return BatchrunError(f"the shard {shard[:12]} of {job} is missing from "
+                             f"{path.parent}; it was never uploaded", hint=again)
+    aside = path.with_name(f"{path.name}.damaged")
+    path.replace(aside)
+    return BatchrunError(f"the shard {shard[:12]} of {job} is damaged: its bytes do not hash "
+                         f"to its name; moved it aside to {aside.name}, nothing was sent",
+                         where=Location(str(path)), hint=again)
+
+
+def find_created(api: BatchAPI, meta: dict[str, str], *, since: float, known: set[str],
+                 until: float) -> Batch | None:
+    """A batch with this metadata that the ledger does not know, looked for until `until`
+    (epoch seconds): a list may show a batch only some time after it was created."""
+    while True:
+        for batch in api.recent_batches(since):
+            if batch.id not in known and (batch.metadata or {}) == meta:
+                return batch
+        left = until - time.time()
+        if left <= 0:
+            return None
+        time.sleep(min(left, api.poll_interval, 5.0))
+
+
 def _create_exactly_once(api: BatchAPI, file_id: str, endpoint: str, meta: dict[str, str],
                          *, since: float, known: set[str]) -> Batch:
-    """Create the batch; after a transient failure, look for it before trying again."""
+    """Create the batch; after a failure that may have created it after all, look for it
+    (over the time the list may lag) before trying again."""
     delay = 1.0
     for attempt in range(1, CREATE_ATTEMPTS + 1):
+        began = time.time()
         try:
             return api.create_once(file_id, endpoint, meta)
         except ProviderError as exc:
@@ -178,7 +305,10 @@ def _create_exactly_once(api: BatchAPI, file_id: str, endpoint: str, meta: dict[
                 raise
             time.sleep(exc.retry_after or delay)
             delay = min(delay * 2, 30.0)
-            for batch in api.recent_batches(since):   # did the failed call create it after all?
-                if batch.id not in known and (batch.metadata or {}) == meta:
-                    return batch
+            # Refused for its rate (429), the create did nothing; a server error or a
+            # dropped connection may have created the batch.
+            until = began if exc.rejected else began + api.list_lag
+            found = find_created(api, meta, since=since, known=known, until=until)
+            if found is not None:
+                return found
     raise AssertionError("unreachable")

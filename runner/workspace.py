@@ -33,7 +33,7 @@ from .project import ProjectContext
 from .reconcile import JobPlan, PassOptions, reconcile
 from .records import TERMINAL
 from .select import Selection, connect
-from .submit import adopt, batch_info, submit_pending
+from .submit import ADOPT_LOOKBACK, adopt, batch_info, settle_duplicates, submit_pending
 from .vectors import check_vector
 from .writeback import Writer, write_answered
 
@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
     from .provider import BatchAPI
+
+
+# Statuses of a batch in flight that another copy of the project may have a say in.
+UNSETTLED_BY_COPIES = ("validating", "cancelling", "cancelled")
 
 
 @dataclass
@@ -81,6 +85,10 @@ class Workspace:
     def ledger(self) -> Ledger:
         if self._ledger is None:
             self._ledger = Ledger(self.project.state_dir, self.project.provider_id)
+            problem = manifest.damage(self._ledger.dir)
+            if problem:   # a view of the ledger: rebuilt, never a reason to stop
+                manifest.write(self._ledger)
+                self.progress.line(f"warning: {problem}; rebuilt it from the ledger")
         return self._ledger
 
     @property
@@ -120,6 +128,9 @@ class Workspace:
     def locked(self, command: str) -> Iterator[None]:
         lock = StateLock(self.project.state_dir)
         lock.acquire(self.options.lock_timeout, command)
+        if lock.damaged:
+            self.progress.line(f"warning: {lock.path} was damaged; rewrote it (it only says "
+                               "which run holds the lock)")
         try:
             if lock.previous and lock.previous.get("pid"):
                 self.progress.line(f"note: the previous run (pid {lock.previous['pid']}, "
@@ -233,11 +244,11 @@ class Workspace:
             manifest.write(self.ledger)
         return len(created)
 
-    def adopt(self) -> int:
+    def adopt(self, *, lookback: float = ADOPT_LOOKBACK) -> int:
         self._open_at_start = {row.seq for row in self.ledger.batches(open_only=True)}
         count = adopt(self.ledger, self.api, self.targets(self.jobs),
                       {j.name: j.spec.batch.max_attempts for j in self.jobs},
-                      say=self.progress.line)
+                      lookback=lookback, say=self.progress.line)
         self._adopted = True
         if count:
             manifest.write(self.ledger)
@@ -262,6 +273,14 @@ class Workspace:
         batches = refresh(self.ledger, self.api)
         if show:
             self.progress.batches(batches)
+        unsettled = [row for row in self.ledger.in_flight()
+                     if row.status in UNSETTLED_BY_COPIES]
+        if unsettled:
+            # A copy of this project elsewhere may have created the same shard: while a
+            # batch validates, cancelling the later one is free; and a batch of ours that
+            # another copy cancelled is followed to the one it kept, not retried.
+            settle_duplicates(self.ledger, self.api, self.targets(self.jobs), unsettled,
+                              say=self.progress.line)
         collected = collect_finished(self.ledger, self.api, self.prices,
                                      backoff=self.api.poll_interval * 4, say=self.progress.line,
                                      root=self.project.root)

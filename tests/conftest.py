@@ -179,8 +179,11 @@ API_KEY = "sk-test-0123456789abcdef-not-a-real-key"
 
 def http_project_for(root: Path, emulator: HttpEmulator, poll_interval: float = 0.01
                      ) -> Project:
+    # The emulator's list shows a batch as soon as it is created (unless a test makes it
+    # lag): a create whose outcome is unknown is looked for 1 s, not the default minute.
     project = Project(root, {"name": "openai", "base_url": emulator.url,
-                             "poll_interval": poll_interval, "max_retries": 2})
+                             "poll_interval": poll_interval, "max_retries": 2,
+                             "list_lag": 1.0})
     project.emulator = emulator
     return project
 

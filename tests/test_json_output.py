@@ -43,6 +43,7 @@ def test_every_command_prints_json_that_matches_its_schema(http_project):
     check("show", run("show", "tags", "--limit", "2", "--json").stdout)
     check("show", run("show", "tags", "--failed", "--json").stdout)
     check("cancel", run("cancel", JOB, "--json").stdout)
+    check("repair", run("repair", JOB, "--json").stdout)
 
 
 def test_errors_in_json_name_the_file_line_and_key_with_exit_code_1(project):
