@@ -7,7 +7,8 @@ import os
 import sqlite3
 import stat
 
-from runner.artifacts import Artifacts, private_dir, private_file
+from runner.artifacts import Artifacts, private_file
+from runner.diagnose import ensure_dir
 from runner.ledger import Ledger
 from runner.lock import StateLock
 
@@ -18,10 +19,10 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_a_private_dir_is_created_0700_with_its_missing_parents(tmp_path):
+def test_a_state_dir_is_created_0700_with_its_missing_parents(tmp_path):
     old = os.umask(0)   # the most permissive umask: modes come from batchrun alone
     try:
-        private_dir(tmp_path / "a" / "b")
+        ensure_dir(tmp_path / "a" / "b", "the state directory")
         private_file(tmp_path / "a" / "b" / "f")
     finally:
         os.umask(old)
