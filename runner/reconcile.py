@@ -23,12 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .decide import Rules, Verdict, Why, decide, unchanged
+from .decide import Rules, Verdict, Why, changed_fields, decide, unchanged
 from .errors import BatchrunError, SpecError
 from .estimate import Estimate
 from .jobs import Job
+from .keys import KeySetDigest, canonical_json
 from .ledger import Ledger
 from .pack import Packer, Shard
+from .pointchanges import PointChanges
 from .render import RenderError, render_parts, request_frame
 from .select import Point, Selection, has
 from .tokens import max_output_tokens, prompt_tokens
@@ -74,8 +76,11 @@ class JobPlan:
     estimate: Estimate = field(default_factory=Estimate)     # the requests counted above
     held_back: Estimate = field(default_factory=Estimate)    # pending beyond the queue limit
     shards: list[Shard] = field(default_factory=list)
+    points: PointChanges = field(default_factory=PointChanges)   # which are new or changed
+    keys: KeySetDigest = field(default_factory=KeySetDigest)     # the distinct requests
 
-    def count_pending(self, why: Why | None, stamp: dict | None) -> None:
+    def count_pending(self, why: Why | None, stamp: dict | None, point_id: Any = None,
+                      fields: dict[str, str] | None = None) -> None:
         self.pending += 1
         if why is Why.RETRY:
             self.retry_points += 1
@@ -86,8 +91,10 @@ class JobPlan:
             self.other_provider[who] = self.other_provider.get(who, 0) + 1
         elif why is Why.CHANGED:
             self.changed_points += 1
+            self.points.add_changed(point_id, changed_fields(stamp, fields or {}))
         else:
             self.new_points += 1
+            self.points.add_new(point_id)
 
     @property
     def render_failed(self) -> int:
@@ -125,6 +132,28 @@ def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
     except ValueError:   # a value marshal cannot write; JSON can, more slowly
         data = json.dumps([fingerprint, point_id, payload], default=str).encode()
     return INPUTS_SCHEME + hashlib.sha256(data).hexdigest()[:32]
+
+
+def field_digests(payload: dict, names: frozenset[str] | None) -> dict[str, str]:
+    """A short digest of each field of `payload` the templates read (`names`; None: all,
+    for a template that reads the whole `payload`), for the stamp: a later plan compares
+    them to name the fields that changed. Computed only for points that are rendered, so
+    a no-op apply never pays for it; a collision only hides a field's name."""
+    out = {}
+    for name, value in payload.items():
+        if names is None or name in names:
+            try:
+                data = canonical_json(value)
+            except ValueError:   # NaN and the like: JSON with them, written as Python does
+                data = json.dumps(value, default=str).encode()
+            out[name] = hashlib.sha256(data).hexdigest()[:12]
+    return out
+
+
+def read_names(job: Job) -> frozenset[str] | None:
+    """The payload fields a job's templates read; None when one reads `payload` whole."""
+    names = set(job.user.reads) | set(job.system.reads if job.system else ())
+    return None if "payload" in names else frozenset(names - {"id"})
 
 
 class _PlanDedupe:
@@ -180,6 +209,8 @@ class PassOptions:
     uploaded: dict[str, dict[str, Any]] = field(default_factory=dict)
     # output keys of the jobs this one `needs`: a point lacking one is not ready yet.
     needed: tuple[str, ...] = ()
+    # keep every new and changed point's id, not only the first few (`plan --points`)
+    every_point: bool = False
 
 
 def reconcile(job: Job, selection: Selection, ledger: Ledger, options: PassOptions,
@@ -216,13 +247,14 @@ class _Waiting:
 
     def __init__(self, ledger: Ledger, job: str):
         self.ledger, self.job = ledger, job
-        self.rows: list[tuple[str, str, str, str]] = []
+        self.rows: list[tuple[str, str, str, str, str | None]] = []
         ledger.forget_points(job)
 
-    def add(self, point_id: Any, key: str, inputs: str) -> None:
+    def add(self, point_id: Any, key: str, inputs: str, fields: dict[str, str]) -> None:
         # ids are integers or UUID strings; stored as their JSON text
         self.rows.append((self.job, str(point_id) if isinstance(point_id, int)
-                          else json.dumps(point_id), key, inputs))
+                          else json.dumps(point_id), key, inputs,
+                          json.dumps(fields, sort_keys=True, separators=(",", ":"))))
         if len(self.rows) >= 1000:
             self.flush()
 
@@ -236,7 +268,8 @@ class _Pass:
 
     def __init__(self, job: Job, ledger: Ledger, options: PassOptions, writer: Writer | None):
         self.job, self.ledger, self.options, self.writer = job, ledger, options, writer
-        self.plan = JobPlan(job.name)
+        self.plan = JobPlan(job.name, points=PointChanges(every=options.every_point))
+        self.read_names = read_names(job)
         self.now = time.time()
         self.rules = Rules(ledger.provider, options.force, options.fresh_batches, job.writes)
         spec = job.spec
@@ -277,6 +310,7 @@ class _Pass:
             return
         body = self.frame.serialise(parts)
         key = self.frame.key(body)
+        fields = field_digests(point.payload, self.read_names)
         cached = ledger.result(key)
         decision = decide(point.stamp, key, cached, ledger.request(key), self.now, self.rules)
         verdict = decision.verdict
@@ -284,19 +318,19 @@ class _Pass:
             plan.up_to_date += 1
             plan.restamped += 1
             if self.writer is not None and point.stamp is not None:
-                self.writer.restamp(point.id, point.stamp, inputs)
+                self.writer.restamp(point.id, point.stamp, inputs, fields)
             return
         if verdict is Verdict.CACHED:
             plan.cached += 1
             if self.writer is not None and cached is not None:
-                self.writer.result(point.id, cached, inputs, ledger.provider)
+                self.writer.result(point.id, cached, inputs, ledger.provider, fields)
             return
         if cached is not None and self.packer is not None:
             # Forced: the old answer goes, so a point held back for a later wave waits
             # for the new one instead of taking the old one back.
             ledger.forget_result(key)
         if self.waiting is not None:   # whatever happens below, this point waits for `key`
-            self.waiting.add(point.id, key, inputs)
+            self.waiting.add(point.id, key, inputs, fields)
         if verdict is Verdict.IN_FLIGHT:
             plan.in_flight += 1
         elif verdict is Verdict.FAILED:
@@ -304,7 +338,7 @@ class _Pass:
         elif verdict is Verdict.WAITING:
             plan.waiting += 1
         else:
-            plan.count_pending(decision.why, point.stamp)
+            plan.count_pending(decision.why, point.stamp, point.id, fields)
             if self.dedupe is not None and not self.dedupe.first(key):
                 return  # the same request as another pending point: counted once, sent once
             self._request(key, body, parts)
@@ -312,6 +346,7 @@ class _Pass:
     def _request(self, key: str, body: bytes, parts: Any) -> None:
         """A pending request: estimated, then packed — or held back for a later wave."""
         job, plan = self.job, self.plan
+        plan.keys.add(key)
         tokens = prompt_tokens(job.spec.endpoint, self.frame.body(parts)) if self.estimate \
             else None
         cap = max_output_tokens(job.spec.endpoint, self.frame.constant) if tokens else None

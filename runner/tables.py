@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .artifacts import Artifacts
     from .batchfile import FileCheck
     from .collect import Collected
+    from .datacheck import DataWarning
     from .jobs import Job
     from .reconcile import JobPlan
     from .records import BatchRecord
@@ -70,17 +71,25 @@ def collect_lines(plans: dict[str, JobPlan]) -> list[str]:
             for name, plan in plans.items()]
 
 
-def validate_json(jobs: list[Job], checks: dict[str, FileCheck]) -> dict[str, Any]:
-    checked: list[dict[str, Any]] = [{"file": job.file, "job": job.name, "ok": True}
-                                     for job in jobs]
+def validate_json(jobs: list[Job], checks: dict[str, FileCheck],
+                  warnings: list[DataWarning] | None = None) -> dict[str, Any]:
+    flagged = {w.job for w in warnings or ()}
+    checked: list[dict[str, Any]] = [{"file": job.file, "job": job.name,
+                                      "ok": job.name not in flagged} for job in jobs]
     checked += [{"file": path, "kind": c.summary.kind, "lines": c.summary.lines, "ok": c.ok,
                  "problems": c.problem_count} for path, c in checks.items()]
     return {"checked": checked,
-            "problems": [str(p) for c in checks.values() for p in c.problems]}
+            "problems": [str(p) for c in checks.values() for p in c.problems],
+            "warnings": [w.to_json() for w in warnings or ()]}
 
 
-def validate_lines(jobs: list[Job], checks: dict[str, FileCheck]) -> list[str]:
-    lines = [f"ok: {job.file} (job {job.name})" for job in jobs]
+def validate_lines(jobs: list[Job], checks: dict[str, FileCheck],
+                   warnings: list[DataWarning] | None = None) -> list[str]:
+    lines = []
+    for job in jobs:
+        found = [w for w in warnings or () if w.job == job.name]
+        lines.append(f"{'FAILED' if found else 'ok'}: {job.file} (job {job.name})")
+        lines.extend(f"  warning: {w.text()}" for w in found)
     for path, check in checks.items():
         count = check.summary.lines
         lines.append(f"{'ok' if check.ok else 'FAILED'}: {path} ({check.summary.kind} file, "

@@ -60,10 +60,12 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
     with open_workspace(state, paths, options, no_progress=no_progress) as ws:
         with ws.locked("apply"):
             outcome = run_apply(ws)
+        warnings = ws.empty_warnings({name: run.last.matched
+                                      for name, run in outcome.runs.items()})
         if as_json:
-            emit_json(views.apply_json(ws, outcome))
+            emit_json(views.apply_json(ws, outcome, warnings))
         else:
-            echo_lines(views.apply_lines(ws, outcome))
+            echo_lines(views.apply_lines(ws, outcome, warnings))
     if outcome.stalled:
         if not as_json:
             report(BatchrunError(

@@ -23,28 +23,36 @@ from . import (
 @paths_argument
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when nothing is to do, 2 when work is pending, 1 on error.")
+@click.option("--points", "every_point", is_flag=True,
+              help="List every new and changed point's id (default: the first few).")
 @progress_option
 @json_option
 @click.pass_obj
 @handle_errors
-def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, no_progress: bool,
-         as_json: bool) -> None:
+def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, every_point: bool,
+         no_progress: bool, as_json: bool) -> None:
     """Show what apply would do, and what it would cost. Spends nothing.
+
+    Says why work is pending: what changed in the spec, which points are new or
+    changed (their ids) and which fields changed on them. A job that selects no point
+    gets a warning saying why, as far as a sample of its collection can tell.
 
     \b
     Examples:
       batchrun plan
       batchrun plan jobs/tags.yaml --detailed-exitcode   # for CI: 2 means work pending
+      batchrun plan --points --json | jq '.jobs.tags.points.changed.ids'
     """
     from .. import views
 
     with open_workspace(state, paths, no_progress=no_progress) as ws:
-        plans = ws.plan()
+        plans = ws.plan(every_point=every_point)
+        warnings = ws.empty_warnings({name: p.matched for name, p in plans.items()})
         failing = [job for job in ws.jobs if plans[job.name].render_errors]
         if as_json and not failing:
-            emit_json(views.plan_json(ws, plans))
+            emit_json(views.plan_json(ws, plans, warnings))
         elif not as_json:
-            echo_lines(views.plan_lines(ws, plans))
+            echo_lines(views.plan_lines(ws, plans, warnings))
         for job in failing:   # points that cannot be rendered are an error, as in apply
             plans[job.name].raise_render_errors(job)
     if detailed_exitcode and any(not p.done for p in plans.values()):
