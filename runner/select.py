@@ -118,6 +118,37 @@ class Selection:
             if offset is None:
                 return
 
+    def ids(self) -> Iterator[Any]:
+        """The selected points' ids, page by page, without payloads (for sampling)."""
+        remaining, offset = self.job.spec.source.limit, None
+        while True:
+            size = self.page if remaining is None else min(self.page, remaining)
+            records, offset = self.client.scroll(
+                self.collection, scroll_filter=self.filter, limit=size, offset=offset,
+                with_payload=False, with_vectors=False)
+            for record in records:
+                yield record.id
+            if remaining is not None:
+                remaining -= len(records)
+                if remaining <= 0:
+                    return
+            if offset is None:
+                return
+
+    def points_with_ids(self, ids: list[Any]) -> list[Point]:
+        """Those of `ids` that are selected (the job's filter holds for them), as points;
+        ids not selected, or not in the collection, are left out."""
+        from qdrant_client import models
+
+        by_id = models.HasIdCondition(has_id=ids)
+        scope = models.Filter(must=[by_id, self.filter] if self.filter else [by_id])
+        fields = self.job.spec.source.fields
+        records, _ = self.client.scroll(
+            self.collection, scroll_filter=scope, limit=len(ids) or 1,
+            with_payload=[*fields, self.stamp_key] if fields is not None else True,
+            with_vectors=False)
+        return [self._point(record.id, record.payload or {}) for record in records]
+
     def peek(self, limit: int) -> Iterator[tuple[Any, dict, Any]]:
         """Up to `limit` selected points as (id, inputs, written result) for a person; the
         result of a vector job is its vector."""
