@@ -22,6 +22,7 @@ from .commands.plan import plan
 from .commands.project import demo, init
 from .commands.render import render
 from .commands.stages import cancel, collect, prepare, status, submit
+from .commands.tryout import try_command
 from .emulator.command import emulator_command
 
 
@@ -42,14 +43,15 @@ def cli(ctx: click.Context, directory: str, debug: bool) -> None:
     Quick start:
       batchrun demo                 try it on bundled videos, for free
       batchrun render tags          the exact request apply would send for a point
+      batchrun try tags             answers for 5 points now (synchronous API)
       batchrun plan                 what apply would send, and its cost
       batchrun apply                do it
     """
     ctx.obj = State(Path(directory).resolve(), debug)
 
 
-for command in (apply, plan, render, prepare, submit, status, collect, cancel, validate, show,
-                costs, demo, init):
+for command in (apply, plan, render, try_command, prepare, submit, status, collect, cancel,
+                validate, show, costs, demo, init):
     cli.add_command(command)
 
 

@@ -217,4 +217,28 @@ def cost_lines(report: dict[str, Any], by: str) -> list[str]:
     if unpriced:
         lines.append(f"{unpriced} batch(es) used a model with no known price: their tokens are "
                      "counted, their cost is not (add prices: in batchrun.yaml).")
+    return lines + _sync_cost_lines(report["synchronous"], by)
+
+
+def _sync_cost_lines(sync: dict[str, Any], by: str) -> list[str]:
+    """`batchrun try`'s calls, at standard prices, in a table of their own."""
+    if not sync["total"]["calls"]:
+        return []
+    header = (by.upper(), "CALLS", "BILLED", "INPUT", "CACHED", "OUTPUT", "REASONING", "COST")
+    table = [header]
+    for name, row in [*sync["groups"].items(), ("total", sync["total"])]:
+        tokens = row["tokens"]
+        table.append((name, f"{row['calls']:,}", f"{row['billed_calls']:,}",
+                      f"{tokens['input']:,}", f"{tokens['cached_input']:,}",
+                      f"{tokens['output']:,}", f"{tokens['reasoning']:,}",
+                      money(row["cost_usd"])))
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = ["", "Synchronous calls (`batchrun try`), at standard prices — not in the batch "
+                 "figures above:"]
+    lines += ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                        for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
+              for line in table]
+    if sync["total"]["unpriced_calls"]:
+        lines.append(f"{sync['total']['unpriced_calls']} call(s) used a model with no known "
+                     "price: their cost is not counted.")
     return lines

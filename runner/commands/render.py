@@ -24,8 +24,8 @@ def one_job(state: State, name: str) -> tuple[ProjectContext, Job]:
 
     project = load_project(state.directory)
     if name.endswith((".yaml", ".yml")):
-        jobs = load_jobs([name], project, state.directory)
-        return project, next(j for j in jobs if (state.directory / j.file).resolve()
+        named = load_jobs([name], project, state.directory)
+        return project, next(j for j in named if (state.directory / j.file).resolve()
                              == (state.directory / name).resolve())
     jobs = {j.name: j for j in load_jobs([], project, state.directory)}
     if name not in jobs:
