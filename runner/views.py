@@ -154,7 +154,8 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan],
                warnings: list[DataWarning] | None = None) -> list[str]:
     recorded = ws.ledger.jobs()
     lines, total_requests, low, high, up_to_date = [], 0, Decimal(0), Decimal(0), 0
-    empty = 0
+    empty = sum(plans[job.name].matched == 0 for job in ws.jobs)
+    cached = sum(plan.cached for plan in plans.values())
     unknown = unbounded = False
     for job in ws.jobs:
         plan = plans[job.name]
@@ -163,7 +164,6 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan],
         if plan.matched == 0:
             lines.append(empty_line(job))
             lines.extend(f"    warning: {w.text()}" for w in warnings or () if w.job == job.name)
-            empty += 1
             continue
         if plan.done and not plan.failed and not plan.render_errors and not plan.unready:
             lines.append(head + ", all up to date")
@@ -208,6 +208,8 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan],
     if total_requests:
         summary += (", cost unknown" if unknown else
                     f", ~{money(low)}–{'unbounded' if unbounded else money(high)} (estimate)")
+    if cached:
+        summary += f", {plural(cached, 'point')} to write from the result cache (free)"
     tail = [f"{plural(up_to_date, 'job')} up to date"] if up_to_date else []
     if empty:
         tail.append(f"{plural(empty, 'job selects', 'jobs select')} no point")
@@ -303,8 +305,8 @@ def apply_lines(ws: Workspace, out: ApplyResult,
             continue
         parts = [f"{run.last.matched:,} matched"]
         if run.sent:
-            parts.append(f"{run.sent:,} requests sent in {run.shards} "
-                         f"batch{'es' * (run.shards != 1)}")
+            parts.append(f"{plural(run.sent, 'request')} sent in "
+                         f"{plural(run.shards, 'batch', 'batches')}")
         if run.written:
             cached = run.written_from_cache
             free = f" ({cached:,} from the result cache, nothing sent)" if cached else ""
