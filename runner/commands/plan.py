@@ -25,12 +25,15 @@ from . import (
               help="Exit 0 when nothing is to do, 2 when work is pending, 1 on error.")
 @click.option("--points", "every_point", is_flag=True,
               help="List every new and changed point's id (default: the first few).")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also save the plan to FILE, for review: `batchrun apply FILE` applies "
+                   "exactly it, or refuses if the specs or the data changed since.")
 @progress_option
 @json_option
 @click.pass_obj
 @handle_errors
 def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, every_point: bool,
-         no_progress: bool, as_json: bool) -> None:
+         out: str | None, no_progress: bool, as_json: bool) -> None:
     """Show what apply would do, and what it would cost. Spends nothing.
 
     Says why work is pending: what changed in the spec, which points are new or
@@ -42,6 +45,7 @@ def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, every_po
       batchrun plan
       batchrun plan jobs/tags.yaml --detailed-exitcode   # for CI: 2 means work pending
       batchrun plan --points --json | jq '.jobs.tags.points.changed.ids'
+      batchrun plan -o plan.json && batchrun apply plan.json   # apply what was reviewed
     """
     from .. import views
 
@@ -55,5 +59,13 @@ def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, every_po
             echo_lines(views.plan_lines(ws, plans, warnings))
         for job in failing:   # points that cannot be rendered are an error, as in apply
             plans[job.name].raise_render_errors(job)
+        if out:
+            from ..savedplan import save
+
+            save(state.directory / out, ws, plans, [str(state.directory / p) for p in paths],
+                 views.plan_json(ws, plans, warnings))
+            if not as_json:
+                click.echo(f"Saved this plan to {out}: `batchrun apply {out}` applies exactly "
+                           "it, or refuses if the specs or the data change before.")
     if detailed_exitcode and any(not p.done for p in plans.values()):
         sys.exit(EXIT_PENDING)
