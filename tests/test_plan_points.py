@@ -89,3 +89,16 @@ def test_field_digests_cover_only_what_the_templates_read_unless_they_read_paylo
     assert set(field_digests(payload, None)) == {"title", "views", "tags"}
     assert field_digests({"n": float("nan")}, None)["n"]   # not JSON, still a digest
     assert field_digests({"t": [1, 2]}, None) != field_digests({"t": [2, 1]}, None)
+
+
+def test_the_low_end_of_the_estimate_says_it_learns_from_past_answers(project):
+    project.seed(10)
+    first = project.run_json("plan", JOB)["jobs"]["tags"]["estimate"]
+    assert first["output_tokens_mean"] is None
+    assert "the low end assumes" not in project.run("plan", JOB).stdout
+    project.run("apply", JOB)
+    edit_points(project, {2: {"title": "two"}})
+    mean = project.run_json("plan", JOB)["jobs"]["tags"]["estimate"]["output_tokens_mean"]
+    assert mean > 0
+    assert f"    (the low end assumes {mean:,.0f} output tokens a request: the average of " \
+           "this job's answers so far)" in project.run("plan", JOB).stdout.splitlines()
