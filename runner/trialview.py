@@ -38,7 +38,7 @@ def try_lines(trial: Trial) -> list[str]:
         lines.append(f"point {entry.point.id}{key}")
         lines.extend(f"  {name}: {_short(value)}" for name, value in entry.point.payload.items())
         mark = "→" if entry.status in (OK, CACHED) else "✗"
-        lines.append(f"  {mark} {trial.job.output_key}: {_answer_text(entry)}")
+        lines.append(f"  {mark} {trial.job.writes}: {_answer_text(entry)}")
     return lines + summary_lines(trial)
 
 
@@ -51,7 +51,7 @@ def try_table(trial: Trial) -> Table:
                   show_lines=True, expand=True)
     table.add_column("point", no_wrap=True)
     table.add_column("inputs", ratio=3)
-    table.add_column(trial.job.output_key, ratio=2)
+    table.add_column(trial.job.writes, ratio=2)
     for entry in trial.points:
         inputs = "\n".join(f"{name}: {_short(value)}"
                            for name, value in entry.point.payload.items())
