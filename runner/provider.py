@@ -51,10 +51,7 @@ class BatchAPI:
         try:
             return fn()
         except openai.AuthenticationError as exc:
-            raise ProviderError(f"{what}: the API key was rejected by {self.label} "
-                                f"({_message(exc)})",
-                                hint="check the key in the environment variable your "
-                                "provider uses (OPENAI_API_KEY by default)") from None
+            raise self._rejected_key(what, exc) from None
         except openai.APIStatusError as exc:
             raise ProviderError(f"{what}: {self.label} answered HTTP {exc.status_code}: "
                                 f"{_message(exc)}",
@@ -63,6 +60,12 @@ class BatchAPI:
         except openai.APIConnectionError as exc:
             raise ProviderError(f"{what}: could not reach {self.label} ({exc.__cause__ or exc})",
                                 hint="nothing was lost; rerun when the network is back") from None
+
+    def _rejected_key(self, what: str, exc: openai.AuthenticationError) -> ProviderError:
+        return ProviderError(f"{what}: the API key was rejected by {self.label} "
+                             f"({_message(exc)})",
+                             hint="check the key in the environment variable your provider "
+                                  "uses (OPENAI_API_KEY by default)")
 
     def upload(self, path: Path, filename: str) -> FileObject:
         with path.open("rb") as fh:
@@ -131,10 +134,7 @@ class BatchAPI:
             answer = self.client.post(SYNC_PATHS[endpoint], body=body, cast_to=object)
             line["response"] = {"status_code": 200, "body": answer}
         except openai.AuthenticationError as exc:
-            raise ProviderError(f"answering a request: the API key was rejected by "
-                                f"{self.label} ({_message(exc)})",
-                                hint="check the key in the environment variable your "
-                                "provider uses (OPENAI_API_KEY by default)") from None
+            raise self._rejected_key("answering a request", exc) from None
         except openai.APIStatusError as exc:
             line["response"] = {"status_code": exc.status_code, "body": _error_body(exc)}
         except openai.APIConnectionError as exc:

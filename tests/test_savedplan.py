@@ -8,24 +8,10 @@ import json
 from pathlib import Path
 
 import jsonschema
+from test_guidance import SUMMARY
 
 JOB = "jobs/tags.yaml"
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "saved-plan.schema.json"
-SUMMARY = """\
-name: summary
-needs: [tags]
-source:
-  collection: videos
-  fields: [title, llm_tags]
-prompt:
-  user: "Summarise {{ title }} ({{ llm_tags.category }})"
-model: gpt-4o-mini
-params: {max_tokens: 40}
-output:
-  key: llm_summary
-  fields:
-    line: {type: string}
-"""
 
 
 def saved(project) -> dict:

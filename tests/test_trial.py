@@ -8,6 +8,7 @@ import io
 import json
 
 from rich.console import Console
+from test_endpoints import RESPONSES_JOB
 
 from runner.emulator import Faults, HttpFault
 from runner.jobs import load_jobs
@@ -141,17 +142,7 @@ endpoint: /v1/embeddings
 params: {dimensions: 64}
 output: {key: title_vector}
 """)
-    http_project.write("jobs/mood.yaml", """
-name: mood
-source: {collection: videos, fields: [title]}
-prompt: {system: Classify the mood of a video., user: "{{ title }}"}
-model: gpt-4.1-mini
-endpoint: /v1/responses
-params: {max_output_tokens: 100}
-output:
-  fields:
-    mood: {type: string, enum: [happy, sad, neutral]}
-""")
+    http_project.write("jobs/mood.yaml", RESPONSES_JOB)
     vectors = http_project.run_json("try", "embed", "--sample", "2")
     assert all(len(p["answer"]) == 64 for p in vectors["points"])
     moods = http_project.run_json("try", "mood", "--sample", "2")
