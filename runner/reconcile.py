@@ -27,7 +27,7 @@ from .decide import Rules, Verdict, Why, changed_fields, decide, unchanged
 from .errors import BatchrunError, SpecError
 from .estimate import Estimate
 from .jobs import Job
-from .keys import KeySetDigest, canonical_json
+from .keys import KeySetDigest
 from .ledger import Ledger
 from .pack import Packer, Shard
 from .pointchanges import PointChanges
@@ -37,6 +37,7 @@ from .tokens import max_output_tokens, prompt_tokens
 from .writeback import Writer
 
 Progress = Callable[[str, int], None]
+_blake2b = hashlib.blake2b
 INPUTS_SCHEME = "m2:"   # how `inputs_digest` hashes; a new scheme re-renders once, sends nothing
 
 
@@ -138,15 +139,17 @@ def field_digests(payload: dict, names: frozenset[str] | None) -> dict[str, str]
     """A short digest of each field of `payload` the templates read (`names`; None: all,
     for a template that reads the whole `payload`), for the stamp: a later plan compares
     them to name the fields that changed. Computed only for points that are rendered, so
-    a no-op apply never pays for it; a collision only hides a field's name."""
+    a no-op apply never pays for it; hashed like `inputs_digest` (marshal, not canonical,
+    a few µs a point), so a spurious difference, or a collision, only misnames a field."""
     out = {}
     for name, value in payload.items():
-        if names is None or name in names:
-            try:
-                data = canonical_json(value)
-            except ValueError:   # NaN and the like: JSON with them, written as Python does
-                data = json.dumps(value, default=str).encode()
-            out[name] = hashlib.sha256(data).hexdigest()[:12]
+        if names is not None and name not in names:
+            continue
+        try:
+            data = marshal.dumps(value, 2)
+        except ValueError:   # a value marshal cannot write; JSON can, more slowly
+            data = json.dumps(value, default=str).encode()
+        out[name] = _blake2b(data, digest_size=6).hexdigest()
     return out
 
 
