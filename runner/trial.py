@@ -121,7 +121,10 @@ def _rendered(job: Job, points: list[Point]) -> list[TrialPoint]:
         try:
             out.append(TrialPoint(point, render_point(job, frame, point)))
         except RenderError as exc:
-            out.append(TrialPoint(point, None, ERROR, problem=f"{exc.where}: {exc.problem}"))
+            needs = job.spec.needs   # the likely cause: a job it reads has not answered yet
+            hint = f" (it needs {', '.join(needs)}: apply that first)" if needs else ""
+            out.append(TrialPoint(point, None, ERROR,
+                                  problem=f"{exc.where}: {exc.problem}{hint}"))
     return out
 
 

@@ -9,6 +9,7 @@ import json
 
 from rich.console import Console
 from test_endpoints import RESPONSES_JOB
+from test_guidance import SUMMARY
 
 from runner.emulator import Faults, HttpFault
 from runner.jobs import load_jobs
@@ -187,3 +188,13 @@ def test_the_key_of_a_tried_request_is_the_key_apply_packs(http_project):
     rendered = http_project.run_json("render", "tags", "--id", "1")["requests"][0]
     assert tried["points"][0]["custom_id"] == rendered["custom_id"] == request_key(
         rendered["endpoint"], rendered["body"])
+
+
+def test_a_point_its_template_fails_on_is_shown_with_where_and_why(project):
+    project.seed(3)
+    project.write("jobs/summary.yaml", SUMMARY)
+    data = project.run_json("try", "summary", "--id", "2", expect=3)
+    (point,) = data["points"]
+    assert point["status"] == "error" and point["custom_id"] is None
+    assert point["reason"] == ("jobs/summary.yaml:7: prompt.user: payload field 'llm_tags' is "
+                               "missing (it needs tags: apply that first)")
