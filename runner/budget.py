@@ -81,12 +81,21 @@ class Budget:
                where) -> None:
         if high <= remaining:
             return
-        per_request = high / pending.requests
-        fit = max(0, int(remaining / per_request)) if per_request > 0 else pending.requests
-        raise BudgetExceeded(
-            f"{job.name}: {pending.requests:,} requests are estimated at up to ${high:.4f}, "
-            f"${high - remaining:.4f} over what is left of {what}, ${max(remaining, 0):.4f}; "
-            f"about {fit:,} requests would fit",
-            where=where,
-            hint="raise the budget (budget.max_cost_usd or --max-cost), or narrow "
-                 "source.filter / source.limit")
+        from .views import money
+
+        requests = (f"{pending.requests:,} request is" if pending.requests == 1
+                    else f"{pending.requests:,} requests are")
+        if remaining <= 0:
+            # Spent by earlier passes or jobs of this run (or a limit of 0): a "$0.0000
+            # left" would read like a rounding error.
+            message = (f"{job.name}: {requests} estimated at up to {money(high)}, and "
+                       f"nothing is left of {what}")
+        else:
+            per_request = high / pending.requests
+            fit = int(remaining / per_request) if per_request > 0 else pending.requests
+            message = (f"{job.name}: {requests} estimated at up to {money(high)}, "
+                       f"{money(high - remaining)} over what is left of {what}, "
+                       f"{money(remaining)}; about {fit:,} requests would fit")
+        raise BudgetExceeded(message, where=where,
+                             hint="raise the budget (budget.max_cost_usd or --max-cost), or "
+                                  "narrow source.filter / source.limit")

@@ -20,8 +20,10 @@ from .commands.apply import apply
 from .commands.inspect import costs, show, validate
 from .commands.plan import plan
 from .commands.project import demo, init
+from .commands.render import render
 from .commands.repair import repair
 from .commands.stages import cancel, collect, prepare, status, submit
+from .commands.tryout import try_command
 from .emulator.command import emulator_command
 
 
@@ -41,14 +43,16 @@ def cli(ctx: click.Context, directory: str, debug: bool) -> None:
     \b
     Quick start:
       batchrun demo                 try it on bundled videos, for free
+      batchrun render tags          the exact request apply would send for a point
+      batchrun try tags             answers for 5 points now (synchronous API)
       batchrun plan                 what apply would send, and its cost
       batchrun apply                do it
     """
     ctx.obj = State(Path(directory).resolve(), debug)
 
 
-for command in (apply, plan, prepare, submit, status, collect, cancel, validate, show, costs,
-                repair, demo, init):
+for command in (apply, plan, render, try_command, prepare, submit, status, collect, cancel,
+                validate, show, costs, repair, demo, init):
     cli.add_command(command)
 
 

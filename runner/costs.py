@@ -3,7 +3,8 @@
 Only figures the manifest holds are summed: each batch's tokens come from the `usage` of
 its collected lines, its cost from the price table at the time it was collected. A batch
 whose price was unknown counts its tokens but leaves its cost out, and the report says so
-rather than printing a number it did not compute.
+rather than printing a number it did not compute. Synchronous calls (`batchrun try`) are
+reported apart, at the standard prices they were paid at.
 """
 
 from __future__ import annotations
@@ -63,7 +64,36 @@ def cost_report(path: Path, by: str) -> dict[str, Any]:
     total = _empty()
     for group in groups.values():
         _merge(total, group)
-    return {"by": by, "groups": rows, "total": _finish(total)}
+    return {"by": by, "groups": rows, "total": _finish(total),
+            "synchronous": _synchronous(data, by)}
+
+
+def _synchronous(data: dict, by: str) -> dict[str, Any]:
+    """What `batchrun try` paid at standard prices, grouped the same way, kept apart from
+    the batches (there is no saving to show: this is the price the batches halve)."""
+    groups: dict[str, dict[str, Any]] = defaultdict(_empty_sync)
+    total = _empty_sync()
+    for job, entry in sorted(data.get("jobs", {}).items()):
+        for row in entry.get("synchronous", []):
+            name = {"job": job, "model": row["model"], "day": row["day"]}.get(by, "synchronous")
+            for group in (groups[name], total):
+                for key in ("calls", "billed_calls", "unpriced_calls"):
+                    group[key] += row[key]
+                group["cost_usd"] += Decimal(str(row["cost_usd"]))
+                for kind in TOKEN_KINDS:
+                    group["tokens"][kind] += row["tokens"][kind]
+    return {"price": "standard",
+            "groups": {name: _finish_sync(g) for name, g in sorted(groups.items())},
+            "total": _finish_sync(total)}
+
+
+def _empty_sync() -> dict[str, Any]:
+    return {"calls": 0, "billed_calls": 0, "tokens": dict.fromkeys(TOKEN_KINDS, 0),
+            "cost_usd": Decimal(0), "unpriced_calls": 0}
+
+
+def _finish_sync(group: dict[str, Any]) -> dict[str, Any]:
+    return {**group, "cost_usd": float(round(group["cost_usd"], 8))}
 
 
 def _group(by: str, job: str, batch: dict) -> str:

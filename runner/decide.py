@@ -103,3 +103,12 @@ def _why(stamp: dict | None, request: RequestState | None, rules: Rules) -> Why:
     if stamp is not None:
         return Why.CHANGED
     return Why.NEW
+
+
+def changed_fields(stamp: dict | None, fields: dict[str, str]) -> list[str] | None:
+    """The fields whose digest differs from the one the stamp recorded, sorted; None when
+    the stamp recorded none (written before stamps had field digests): it cannot say."""
+    old = (stamp or {}).get("fields")
+    if not isinstance(old, dict):
+        return None
+    return sorted(name for name in set(old) | set(fields) if old.get(name) != fields.get(name))

@@ -82,3 +82,24 @@ class BodyFrame:
     def line(self, key: str, body: bytes) -> bytes:
         """The batch input line for this request, custom_id = key."""
         return b'{"custom_id":"' + key.encode("ascii") + self._line_head + body + b"}\n"
+
+
+KEY_SET_SCHEME = "sum256/v1"
+
+
+class KeySetDigest:
+    """A digest of a set of request keys that does not depend on their order: the sum of
+    the keys (sha256 values) modulo 2**256, hashed once more. Two passes that would send
+    the same requests, in whatever order they meet the points, have the same digest; a
+    saved plan (`plan -o`) compares it with what apply would send now."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._sum = 0
+
+    def add(self, key: str) -> None:
+        self.count += 1
+        self._sum = (self._sum + int(key, 16)) % (1 << 256)
+
+    def hexdigest(self) -> str:
+        return sha256_hex(self._sum.to_bytes(32, "big"))

@@ -273,22 +273,26 @@ class Ledger:
                               (job,)).fetchone()
         return int(row[0])
 
-    def put_results(self, rows: list[tuple[str, str, bytes, str | None, str | None]]) -> None:
-        """Cache answers: (key, kind, value, model, batch id) rows; their requests are done."""
+    def put_results(self, rows: list[tuple[str, str, bytes, str | None, str | None]], *,
+                    via: str = "batch") -> None:
+        """Cache answers: (key, kind, value, model, batch id) rows; their requests are done.
+        `via`: how they were answered, `batch` or `sync` (`batchrun try`)."""
         now = utc_now()
-        self.db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?)",
-                            [(*row, now) for row in rows])
+        self.db.executemany("INSERT OR REPLACE INTO results (key, kind, value, model, "
+                            "batch_id, at, via) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [(*row, now, via) for row in rows])
         self.db.executemany("DELETE FROM requests WHERE key=?", [(row[0],) for row in rows])
 
     def forget_result(self, key: str) -> None:
         self.db.execute("DELETE FROM results WHERE key=?", (key,))
 
     def result(self, key: str) -> Result | None:
-        row = self.db.execute("SELECT key, kind, value, model, batch_id, at FROM results "
+        row = self.db.execute("SELECT key, kind, value, model, batch_id, at, via FROM results "
                               "WHERE key=?", (key,)).fetchone()
         if row is None:
             return None
-        return Result(row[0], row[1], decode_value(row[1], row[2]), row[3], row[4], row[5])
+        return Result(row[0], row[1], decode_value(row[1], row[2]), row[3], row[4], row[5],
+                      row[6])
 
     # ---- points waiting for results --------------------------------------------------
     # A pass records every point whose request is not answered yet; when a batch is
@@ -298,21 +302,23 @@ class Ledger:
     def forget_points(self, job: str) -> None:
         self.db.execute("DELETE FROM points WHERE job=?", (job,))
 
-    def expect_points(self, rows: list[tuple[str, str, str, str]]) -> None:
-        """(job, point id as JSON, key, inputs digest) rows."""
-        self.db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)", rows)
+    def expect_points(self, rows: list[tuple[str, str, str, str, str | None]]) -> None:
+        """(job, point id as JSON, key, inputs digest, field digests as JSON) rows."""
+        self.db.executemany("INSERT OR REPLACE INTO points (job, point, key, inputs, fields) "
+                            "VALUES (?, ?, ?, ?, ?)", rows)
 
-    def answered_points(self, job: str) -> Iterator[tuple[Any, str, Result]]:
-        """(point id, inputs digest, result) for waiting points whose key has a result."""
+    def answered_points(self, job: str) -> Iterator[tuple[Any, str, dict | None, Result]]:
+        """(point id, inputs digest, field digests, result) for waiting points whose key
+        has a result."""
         cursor = self.db.execute(
-            "SELECT p.point, p.key, p.inputs, r.kind, r.value, r.model, r.batch_id, r.at "
-            "FROM points p JOIN results r ON r.key = p.key WHERE p.job=? ORDER BY p.point",
-            (job,))
+            "SELECT p.point, p.key, p.inputs, r.kind, r.value, r.model, r.batch_id, r.at, "
+            "r.via, p.fields FROM points p JOIN results r ON r.key = p.key WHERE p.job=? "
+            "ORDER BY p.point", (job,))
         while rows := cursor.fetchmany(1000):
             for row in rows:
                 result = Result(row[1], row[3], decode_value(row[3], row[4]), row[5], row[6],
-                                row[7])
-                yield json.loads(row[0]), row[2], result
+                                row[7], row[8])
+                yield json.loads(row[0]), row[2], json.loads(row[9]) if row[9] else None, result
 
     def forget_answered(self, job: str) -> None:
         self.db.execute("DELETE FROM points WHERE job=? AND key IN (SELECT key FROM results)",

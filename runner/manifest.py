@@ -4,7 +4,8 @@ and what it cost.
 It is a deterministic view of the ledger (ledger.py), rewritten atomically whenever a
 batch changes: per job its fingerprint, per batch its id, shard, requests, status,
 timestamps, request counts (the API's and the ones seen in the files), tokens and cost at
-batch prices. No secrets and no record contents: keys are hashes. `batchrun costs`
+batch prices; and, apart, what synchronous calls (`batchrun try`) cost at standard prices,
+by day and model. No secrets and no record contents: keys are hashes. `batchrun costs`
 reads this file, so a manifest committed or cached on its own can still be reported on.
 """
 
@@ -17,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from . import synclog
 from .errors import BatchrunError, Location
 from .keys import KEY_SCHEME
 from .ledger import Ledger
@@ -37,6 +39,9 @@ def build(ledger: Ledger) -> dict:
             continue  # a shard being packed right now; not a batch yet
         job = jobs.setdefault(row.job, {"batches": []})
         job["batches"].append(_batch(row))
+    # Answers `batchrun try` paid for at standard prices, apart from the batches.
+    for name, rows in synclog.spend(ledger).items():
+        jobs.setdefault(name, {"batches": []})["synchronous"] = rows
     return {"format": FORMAT, "key_scheme": KEY_SCHEME, "jobs": jobs}
 
 

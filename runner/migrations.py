@@ -117,6 +117,30 @@ CREATE TABLE IF NOT EXISTS superseded (
 ) WITHOUT ROWID
 """
 
+# Answers given at once by the synchronous API (`batchrun try`) join the result cache
+# beside batch answers, saying so (`via`) — the stamp written from them says it too, and at
+# what price; each call's tokens and cost at standard prices are kept apart from the
+# batches'. A point waiting for an answer keeps the digest of each field it was rendered
+# from, for its stamp, so a later plan can name the fields that changed.
+_SYNC_ANSWERS = """
+ALTER TABLE results ADD COLUMN via TEXT NOT NULL DEFAULT 'batch';   -- batch | sync
+ALTER TABLE points ADD COLUMN fields TEXT;   -- {field: digest} of its inputs (JSON), or NULL
+CREATE TABLE IF NOT EXISTS sync_calls (    -- one synchronous call: what it cost
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job TEXT NOT NULL,
+    key TEXT NOT NULL,               -- the request key (as in a batch line's custom_id)
+    at REAL NOT NULL,                -- when the answer arrived (epoch seconds)
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,             -- as the answer reports it (dated), else as sent
+    ok INTEGER NOT NULL,             -- a usable, valid answer
+    billed INTEGER NOT NULL,         -- the API charged for it
+    input_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL,
+    cost_usd TEXT                    -- at standard prices (Decimal as text); NULL: unknown
+);
+CREATE INDEX IF NOT EXISTS sync_calls_job ON sync_calls(job)
+"""
+
 # The ledger as batchrun 0.1 wrote it ("state schema 2" in its meta table). Ledgers of
 # that release hold exactly these tables and count as having applied it.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -124,6 +148,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Points that cannot be sent (a template failing on their data, text that is not
     # Unicode, a request over the size cap): failed points, listed by `show --failed`.
     Migration("0002_point_failures", _script(_POINT_FAILURES)),
+    Migration("0003_sync_answers", _script(_SYNC_ANSWERS)),
     Migration("0005_exactly_once", _script(_EXACTLY_ONCE)),
 )
 

@@ -21,9 +21,13 @@ from openai.types import Batch, FileObject
 from .artifacts import Artifacts
 from .errors import Location, ProviderError
 from .project import ProjectContext
+from .results import AnswerCheck, Expect, Outcome, parse_line
 
 T = TypeVar("T")
 EMULATOR_URL = "http://emulator.batchrun.invalid/v1"
+# The synchronous endpoint of each batch endpoint, under the client's base URL.
+SYNC_PATHS = {"/v1/chat/completions": "/chat/completions", "/v1/responses": "/responses",
+              "/v1/embeddings": "/embeddings"}
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,7 @@ class BatchAPI:
         try:
             return fn()
         except openai.AuthenticationError as exc:
-            raise ProviderError(f"{what}: the API key was rejected by {self.label} "
-                                f"({_message(exc)})",
-                                hint="check the key in the environment variable your "
-                                "provider uses (OPENAI_API_KEY by default)") from None
+            raise self._rejected_key(what, exc) from None
         except openai.APIStatusError as exc:
             raise ProviderError(f"{what}: {self.label} answered HTTP {exc.status_code}: "
                                 f"{_message(exc)}",
@@ -62,6 +63,12 @@ class BatchAPI:
         except openai.APIConnectionError as exc:
             raise ProviderError(f"{what}: could not reach {self.label} ({exc.__cause__ or exc})",
                                 hint="nothing was lost; rerun when the network is back") from None
+
+    def _rejected_key(self, what: str, exc: openai.AuthenticationError) -> ProviderError:
+        return ProviderError(f"{what}: the API key was rejected by {self.label} "
+                             f"({_message(exc)})",
+                             hint="check the key in the environment variable your provider "
+                                  "uses (OPENAI_API_KEY by default)")
 
     def upload(self, path: Path, filename: str) -> FileObject:
         with path.open("rb") as fh:
@@ -115,6 +122,31 @@ class BatchAPI:
                 return
             page = self._call("listing batches", page.get_next_page)
 
+    def answer_now(self, endpoint: str, body: dict, *, custom_id: str, expect: Expect,
+                   validator: AnswerCheck | None = None) -> Outcome:
+        """One rendered request answered at once by the provider's synchronous endpoint,
+        with the SDK's retries (429, 5xx, network), as the same `Outcome` a batch output
+        line for it would give: the answer is wrapped as that line and parsed by
+        results.py. An HTTP error is a failed outcome, like a batch error line; a rejected
+        API key raises ProviderError (no other call could succeed either).
+
+        The body goes out exactly as rendered and keyed — the SDK's generic `post`, which
+        its resources call too, rather than `embeddings.create`, which would add
+        `encoding_format` and send another request than the one keyed."""
+        line: dict[str, Any] = {"custom_id": custom_id, "error": None}
+        try:
+            answer = self.client.post(SYNC_PATHS[endpoint], body=body, cast_to=object)
+            line["response"] = {"status_code": 200, "body": answer}
+        except openai.AuthenticationError as exc:
+            raise self._rejected_key("answering a request", exc) from None
+        except openai.APIStatusError as exc:
+            line["response"] = {"status_code": exc.status_code, "body": _error_body(exc)}
+        except openai.APIConnectionError as exc:
+            line.update(response=None, error={
+                "code": "connection_error",
+                "message": f"could not reach {self.label} ({exc.__cause__ or exc})"})
+        return parse_line(line, expect=expect, validator=validator)
+
     def download(self, file_id: str, artifacts: Artifacts, kind: str) -> Downloaded:
         """Stream a file's content into the content-addressed artifacts."""
         def fetch() -> str:
@@ -124,6 +156,14 @@ class BatchAPI:
         sha = self._call(f"downloading file {file_id}", fetch)
         path = artifacts.path(kind, sha)
         return Downloaded(sha, path, path.stat().st_size)
+
+
+def _error_body(exc: openai.APIStatusError) -> Any:
+    """An error response's JSON body, as a batch error line carries it."""
+    try:
+        return exc.response.json()
+    except ValueError:
+        return {"error": {"message": exc.response.text[:500] or str(exc)}}
 
 
 def _retry_after(exc: BaseException | None) -> float | None:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .decide import Rules, Verdict, Why, decide, unchanged
+from .decide import Rules, Verdict, Why, changed_fields, decide, unchanged
 from .errors import BatchrunError
 from .estimate import Estimate
 from .failedpoints import (
@@ -40,14 +40,17 @@ from .failedpoints import (
     too_big,
 )
 from .jobs import Job
+from .keys import KeySetDigest
 from .ledger import Ledger
 from .pack import Packer, Shard
+from .pointchanges import PointChanges
 from .render import RenderError, render_parts, request_frame
 from .select import Point, Selection, has
 from .tokens import max_output_tokens, prompt_tokens
 from .writeback import Writer
 
 Progress = Callable[[str, int], None]
+_blake2b = hashlib.blake2b
 INPUTS_SCHEME = "m2:"   # how `inputs_digest` hashes; a new scheme re-renders once, sends nothing
 
 
@@ -74,8 +77,11 @@ class JobPlan:
     estimate: Estimate = field(default_factory=Estimate)     # the requests counted above
     held_back: Estimate = field(default_factory=Estimate)    # pending beyond the queue limit
     shards: list[Shard] = field(default_factory=list)
+    points: PointChanges = field(default_factory=PointChanges)   # which are new or changed
+    keys: KeySetDigest = field(default_factory=KeySetDigest)     # the distinct requests
 
-    def count_pending(self, why: Why | None, stamp: dict | None) -> None:
+    def count_pending(self, why: Why | None, stamp: dict | None, point_id: Any = None,
+                      fields: dict[str, str] | None = None) -> None:
         self.pending += 1
         if why is Why.RETRY:
             self.retry_points += 1
@@ -86,8 +92,10 @@ class JobPlan:
             self.other_provider[who] = self.other_provider.get(who, 0) + 1
         elif why is Why.CHANGED:
             self.changed_points += 1
+            self.points.add_changed(point_id, changed_fields(stamp, fields or {}))
         else:
             self.new_points += 1
+            self.points.add_new(point_id)
 
     @property
     def point_failed(self) -> int:
@@ -118,6 +126,30 @@ def inputs_digest(fingerprint: str, point_id: Any, payload: dict) -> str:
     except ValueError:   # a value marshal cannot write; JSON can, more slowly
         data = json.dumps([fingerprint, point_id, payload], default=str).encode()
     return INPUTS_SCHEME + hashlib.sha256(data).hexdigest()[:32]
+
+
+def field_digests(payload: dict, names: frozenset[str] | None) -> dict[str, str]:
+    """A short digest of each field of `payload` the templates read (`names`; None: all,
+    for a template that reads the whole `payload`), for the stamp: a later plan compares
+    them to name the fields that changed. Computed only for points that are rendered, so
+    a no-op apply never pays for it; hashed like `inputs_digest` (marshal, not canonical,
+    a few µs a point), so a spurious difference, or a collision, only misnames a field."""
+    out = {}
+    for name, value in payload.items():
+        if names is not None and name not in names:
+            continue
+        try:
+            data = marshal.dumps(value, 2)
+        except ValueError:   # a value marshal cannot write; JSON can, more slowly
+            data = json.dumps(value, default=str).encode()
+        out[name] = _blake2b(data, digest_size=6).hexdigest()
+    return out
+
+
+def read_names(job: Job) -> frozenset[str] | None:
+    """The payload fields a job's templates read; None when one reads `payload` whole."""
+    names = set(job.user.reads) | set(job.system.reads if job.system else ())
+    return None if "payload" in names else frozenset(names - {"id"})
 
 
 class _PlanDedupe:
@@ -173,6 +205,8 @@ class PassOptions:
     uploaded: dict[str, dict[str, Any]] = field(default_factory=dict)
     # output keys of the jobs this one `needs`: a point lacking one is not ready yet.
     needed: tuple[str, ...] = ()
+    # keep every new and changed point's id, not only the first few (`plan --points`)
+    every_point: bool = False
 
 
 def reconcile(job: Job, selection: Selection, ledger: Ledger, options: PassOptions,
@@ -209,13 +243,14 @@ class _Waiting:
 
     def __init__(self, ledger: Ledger, job: str):
         self.ledger, self.job = ledger, job
-        self.rows: list[tuple[str, str, str, str]] = []
+        self.rows: list[tuple[str, str, str, str, str | None]] = []
         ledger.forget_points(job)
 
-    def add(self, point_id: Any, key: str, inputs: str) -> None:
+    def add(self, point_id: Any, key: str, inputs: str, fields: dict[str, str]) -> None:
         # ids are integers or UUID strings; stored as their JSON text
         self.rows.append((self.job, str(point_id) if isinstance(point_id, int)
-                          else json.dumps(point_id), key, inputs))
+                          else json.dumps(point_id), key, inputs,
+                          json.dumps(fields, sort_keys=True, separators=(",", ":"))))
         if len(self.rows) >= 1000:
             self.flush()
 
@@ -229,7 +264,8 @@ class _Pass:
 
     def __init__(self, job: Job, ledger: Ledger, options: PassOptions, writer: Writer | None):
         self.job, self.ledger, self.options, self.writer = job, ledger, options, writer
-        self.plan = JobPlan(job.name)
+        self.plan = JobPlan(job.name, points=PointChanges(every=options.every_point))
+        self.read_names = read_names(job)
         self.now = time.time()
         self.rules = Rules(ledger.provider, options.force, options.fresh_batches, job.writes)
         spec = job.spec
@@ -285,6 +321,7 @@ class _Pass:
             self.fail(point, not_unicode(point.payload, exc))
             return
         key = self.frame.key(body)
+        fields = field_digests(point.payload, self.read_names)
         cached = ledger.result(key)
         decision = decide(point.stamp, key, cached, ledger.request(key), self.now, self.rules)
         verdict = decision.verdict
@@ -292,12 +329,12 @@ class _Pass:
             plan.up_to_date += 1
             plan.restamped += 1
             if self.writer is not None and point.stamp is not None:
-                self.writer.restamp(point.id, point.stamp, inputs)
+                self.writer.restamp(point.id, point.stamp, inputs, fields)
             return
         if verdict is Verdict.CACHED:
             plan.cached += 1
             if self.writer is not None and cached is not None:
-                self.writer.result(point.id, cached, inputs, ledger.provider)
+                self.writer.result(point.id, cached, inputs, ledger.provider, fields)
             return
         line = self.frame.line(key, body) if verdict is Verdict.PENDING else b""
         if len(line) > self.max_line:    # never sent, so it waits for nothing
@@ -308,7 +345,7 @@ class _Pass:
             # for the new one instead of taking the old one back.
             ledger.forget_result(key)
         if self.waiting is not None:   # whatever happens below, this point waits for `key`
-            self.waiting.add(point.id, key, inputs)
+            self.waiting.add(point.id, key, inputs, fields)
         if verdict is Verdict.IN_FLIGHT:
             plan.in_flight += 1
         elif verdict is Verdict.FAILED:
@@ -316,7 +353,7 @@ class _Pass:
         elif verdict is Verdict.WAITING:
             plan.waiting += 1
         else:
-            plan.count_pending(decision.why, point.stamp)
+            plan.count_pending(decision.why, point.stamp, point.id, fields)
             if self.dedupe is not None and not self.dedupe.first(key):
                 return  # the same request as another pending point: counted once, sent once
             self._request(key, line, parts)
@@ -324,6 +361,7 @@ class _Pass:
     def _request(self, key: str, line: bytes, parts: Any) -> None:
         """A pending request: estimated, then packed — or held back for a later wave."""
         job, plan = self.job, self.plan
+        plan.keys.add(key)
         tokens = prompt_tokens(job.spec.endpoint, self.frame.body(parts)) if self.estimate \
             else None
         cap = max_output_tokens(job.spec.endpoint, self.frame.constant) if tokens else None

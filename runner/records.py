@@ -42,6 +42,9 @@ class RequestState:
     last_error: str | None
 
 
+BATCH, SYNC = "batch", "sync"   # how an answer came: in a batch, or at once (`try`)
+
+
 @dataclass(frozen=True)
 class Result:
     key: str
@@ -50,6 +53,12 @@ class Result:
     model: str | None
     batch_id: str | None
     at: str | None
+    via: str = BATCH
+
+    @property
+    def price(self) -> str:
+        """The price column the answer was paid at."""
+        return "standard" if self.via == SYNC else "batch"
 
 
 @dataclass(frozen=True)

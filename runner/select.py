@@ -101,27 +101,50 @@ class Selection:
         `vector`, that named vector too, in `Point.vector`)."""
         fields = self.job.spec.source.fields
         with_payload: Any = [*fields, *extra, self.stamp_key] if fields is not None else True
+        for record in self._records(limit, with_payload,
+                                    [vector] if vector is not None else False):
+            point = self._point(record.id, record.payload or {}, keep=extra)
+            if vector is not None:
+                vectors = record.vector if isinstance(record.vector, dict) else \
+                    {"": record.vector}
+                point = Point(point.id, point.payload, point.stamp, vectors.get(vector))
+            yield point
+
+    def ids(self) -> Iterator[Any]:
+        """The selected points' ids, page by page, without payloads (for sampling)."""
+        for record in self._records(None, False, False):
+            yield record.id
+
+    def _records(self, limit: int | None, with_payload: Any, with_vectors: Any) -> Iterator[Any]:
+        """The selected records, page by page, at most `limit` (and source.limit)."""
         remaining = min(filter(None, (self.job.spec.source.limit, limit)), default=None)
         offset = None
         while True:
             size = self.page if remaining is None else min(self.page, remaining)
             records, offset = self.client.scroll(
                 self.collection, scroll_filter=self.filter, limit=size, offset=offset,
-                with_payload=with_payload,
-                with_vectors=[vector] if vector is not None else False)
-            for record in records:
-                point = self._point(record.id, record.payload or {}, keep=extra)
-                if vector is not None:
-                    vectors = record.vector if isinstance(record.vector, dict) else \
-                        {"": record.vector}
-                    point = Point(point.id, point.payload, point.stamp, vectors.get(vector))
-                yield point
+                with_payload=with_payload, with_vectors=with_vectors)
+            yield from records
             if remaining is not None:
                 remaining -= len(records)
                 if remaining <= 0:
                     return
             if offset is None:
                 return
+
+    def points_with_ids(self, ids: list[Any]) -> list[Point]:
+        """Those of `ids` that are selected (the job's filter holds for them), as points;
+        ids not selected, or not in the collection, are left out."""
+        from qdrant_client import models
+
+        by_id = models.HasIdCondition(has_id=ids)
+        scope = models.Filter(must=[by_id, self.filter] if self.filter else [by_id])
+        fields = self.job.spec.source.fields
+        records, _ = self.client.scroll(
+            self.collection, scroll_filter=scope, limit=len(ids) or 1,
+            with_payload=[*fields, self.stamp_key] if fields is not None else True,
+            with_vectors=False)
+        return [self._point(record.id, record.payload or {}) for record in records]
 
     def peek(self, limit: int) -> Iterator[tuple[Any, dict, Any]]:
         """Up to `limit` selected points as (id, inputs, written result) for a person; the

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .artifacts import Artifacts
     from .batchfile import FileCheck
     from .collect import Collected
+    from .datacheck import DataWarning
     from .jobs import Job
     from .reconcile import JobPlan
     from .records import BatchRecord
@@ -75,17 +76,25 @@ def collect_lines(plans: dict[str, JobPlan]) -> list[str]:
             for name, plan in plans.items()]
 
 
-def validate_json(jobs: list[Job], checks: dict[str, FileCheck]) -> dict[str, Any]:
-    checked: list[dict[str, Any]] = [{"file": job.file, "job": job.name, "ok": True}
-                                     for job in jobs]
+def validate_json(jobs: list[Job], checks: dict[str, FileCheck],
+                  warnings: list[DataWarning] | None = None) -> dict[str, Any]:
+    flagged = {w.job for w in warnings or ()}
+    checked: list[dict[str, Any]] = [{"file": job.file, "job": job.name,
+                                      "ok": job.name not in flagged} for job in jobs]
     checked += [{"file": path, "kind": c.summary.kind, "lines": c.summary.lines, "ok": c.ok,
                  "problems": c.problem_count} for path, c in checks.items()]
     return {"checked": checked,
-            "problems": [str(p) for c in checks.values() for p in c.problems]}
+            "problems": [str(p) for c in checks.values() for p in c.problems],
+            "warnings": [w.to_json() for w in warnings or ()]}
 
 
-def validate_lines(jobs: list[Job], checks: dict[str, FileCheck]) -> list[str]:
-    lines = [f"ok: {job.file} (job {job.name})" for job in jobs]
+def validate_lines(jobs: list[Job], checks: dict[str, FileCheck],
+                   warnings: list[DataWarning] | None = None) -> list[str]:
+    lines = []
+    for job in jobs:
+        found = [w for w in warnings or () if w.job == job.name]
+        lines.append(f"{'FAILED' if found else 'ok'}: {job.file} (job {job.name})")
+        lines.extend(f"  warning: {w.text()}" for w in found)
     for path, check in checks.items():
         count = check.summary.lines
         lines.append(f"{'ok' if check.ok else 'FAILED'}: {path} ({check.summary.kind} file, "
@@ -233,4 +242,28 @@ def cost_lines(report: dict[str, Any], by: str) -> list[str]:
     if unpriced:
         lines.append(f"{unpriced} batch(es) used a model with no known price: their tokens are "
                      "counted, their cost is not (add prices: in batchrun.yaml).")
+    return lines + _sync_cost_lines(report["synchronous"], by)
+
+
+def _sync_cost_lines(sync: dict[str, Any], by: str) -> list[str]:
+    """`batchrun try`'s calls, at standard prices, in a table of their own."""
+    if not sync["total"]["calls"]:
+        return []
+    header = (by.upper(), "CALLS", "BILLED", "INPUT", "CACHED", "OUTPUT", "REASONING", "COST")
+    table = [header]
+    for name, row in [*sync["groups"].items(), ("total", sync["total"])]:
+        tokens = row["tokens"]
+        table.append((name, f"{row['calls']:,}", f"{row['billed_calls']:,}",
+                      f"{tokens['input']:,}", f"{tokens['cached_input']:,}",
+                      f"{tokens['output']:,}", f"{tokens['reasoning']:,}",
+                      money(row["cost_usd"])))
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = ["", "Synchronous calls (`batchrun try`), at standard prices — not in the batch "
+                 "figures above:"]
+    lines += ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                        for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
+              for line in table]
+    if sync["total"]["unpriced_calls"]:
+        lines.append(f"{sync['total']['unpriced_calls']} call(s) used a model with no known "
+                     "price: their cost is not counted.")
     return lines

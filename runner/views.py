@@ -7,6 +7,7 @@ text and the JSON can never disagree. The other commands' output is tables.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -16,16 +17,31 @@ MAX_LISTED_POINTS = 1000   # failed points listed by apply --json (show --failed
 
 if TYPE_CHECKING:
     from .apply import ApplyResult
+    from .datacheck import DataWarning
     from .estimate import CostRange
     from .jobs import Job
     from .reconcile import JobPlan
     from .workspace import Workspace
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """"1 point", "2 points" (or `many`)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
+def id_list(ids: Iterable[Any], count: int) -> str:
+    """The ids shown, then "… N more" for the rest."""
+    shown = list(ids)
+    text = ", ".join(str(i) for i in shown)
+    return text + (f" … {count - len(shown):,} more" if count > len(shown) else "")
+
+
 def money(amount: Decimal | float | None) -> str:
     if amount is None:
         return "unknown"
     amount = Decimal(str(amount))
+    if 0 < abs(amount) < Decimal("0.0001"):   # two significant digits, never "$0.0000"
+        return f"${amount:.{1 - amount.adjusted()}f}"
     return f"${amount:.4f}" if amount < 1 else f"${amount:,.2f}"
 
 
@@ -45,8 +61,14 @@ def plan_symbol(plan: JobPlan, recorded: bool) -> str:
 
 
 def plan_reasons(plan: JobPlan, job: Job, recorded: Any) -> list[str]:
-    """Why work is pending: what changed in the spec since the last apply, then points."""
+    """Why work is pending: what changed in the spec since the last apply, then which
+    points (their first ids), then which fields changed on them."""
+    return _why(plan, job, recorded) + field_reasons(plan, job, recorded)
+
+
+def _why(plan: JobPlan, job: Job, recorded: Any) -> list[str]:
     reasons = []
+    points = plan.points
     if recorded is None:
         reasons.append("new job (never applied)")
     elif recorded.fingerprint != job.fingerprint:
@@ -55,18 +77,62 @@ def plan_reasons(plan: JobPlan, job: Job, recorded: Any) -> list[str]:
                      if not line.startswith("    ")]
         reasons.extend(described or ["spec changed"])
     if plan.new_points:
-        reasons.append(f"{plan.new_points:,} new points")
-    spec_changed = recorded is not None and recorded.fingerprint != job.fingerprint
-    if plan.changed_points and not spec_changed:
-        reasons.append(f"{plan.changed_points:,} points changed")
+        # Every point of a job never applied is new: its ids would say nothing.
+        ids = "" if recorded is None or points.complete else \
+            ": " + id_list(points.ids("new"), points.new.count)
+        reasons.append(plural(plan.new_points, "new point") + ids)
+    if plan.changed_points and not _spec_changed(job, recorded):
+        ids = "" if points.complete else ": " + id_list(points.ids("changed"),
+                                                        points.changed.count)
+        reasons.append(f"{plural(plan.changed_points, 'point')} changed{ids}")
     if plan.retry_points:
-        reasons.append(f"{plan.retry_points:,} failed attempts to retry")
+        reasons.append(f"{plural(plan.retry_points, 'failed attempt')} to retry")
     if plan.rerun_points:
         reasons.append(f"{plan.rerun_points:,} never ran (their batch expired, was cancelled "
                        "or found the queue full)")
     for provider, count in sorted(plan.other_provider.items()):
-        reasons.append(f"{count:,} points were answered by another provider ({provider})")
+        reasons.append(f"{plural(count, 'point was', 'points were')} answered by another "
+                       f"provider ({provider})")
     return reasons
+
+
+def _spec_changed(job: Job, recorded: Any) -> bool:
+    return recorded is not None and recorded.fingerprint != job.fingerprint
+
+
+def field_reasons(plan: JobPlan, job: Job, recorded: Any) -> list[str]:
+    """"title changed on 2 points: 20, 103", per field, most points first; and how many
+    changed points have a stamp too old to say which field changed."""
+    points = plan.points
+    if not points.changed.count or _spec_changed(job, recorded):
+        return []
+    lines = []
+    for name, sample in sorted(points.fields.items(), key=lambda item: (-item[1].count,
+                                                                         item[0])):
+        ids = id_list(points.ids("changed", name), sample.count)
+        lines.append(f"{name} changed on {plural(sample.count, 'point')}: {ids}")
+    if points.unnamed and points.fields:
+        lines.append(f"{plural(points.unnamed, 'other point')}: no field it reads changed "
+                     "since its stamp, or the stamp is too old to say which")
+    elif points.unnamed:
+        lines.append("which fields changed is unknown: their stamps were written before "
+                     "batchrun recorded a digest per field (the next plan can say)")
+    return lines
+
+
+def point_lists(plan: JobPlan) -> list[str]:
+    """Every new and changed point's id (`plan --points`), one line per list."""
+    points = plan.points
+    if not points.complete:
+        return []
+    lines = []
+    if points.new.count:
+        lines.append(f"new points ({points.new.count:,}): "
+                     + ", ".join(map(str, points.ids("new"))))
+    if points.changed.count:
+        lines.append(f"changed points ({points.changed.count:,}): "
+                     + ", ".join(map(str, points.ids("changed"))))
+    return lines
 
 
 def spec_diff(job: Job, recorded: Any) -> list[str]:
@@ -77,30 +143,42 @@ def spec_diff(job: Job, recorded: Any) -> list[str]:
     return [line for line in lines if line.startswith("    ")]
 
 
-def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
+def empty_line(job: Job) -> str:
+    """A job that selects no point: not "up to date", and where to look."""
+    source = job.spec.source
+    if source.filter:
+        return (f"! {job.name} ({job.file}): 0 matched — source.filter selects no point of "
+                f"{source.collection!r} ({job.at('source', 'filter')})")
+    return f"! {job.name} ({job.file}): 0 matched — collection {source.collection!r} is empty"
+
+
+def plan_lines(ws: Workspace, plans: dict[str, JobPlan],
+               warnings: list[DataWarning] | None = None) -> list[str]:
     recorded = ws.ledger.jobs()
     lines, total_requests, low, high, up_to_date = [], 0, Decimal(0), Decimal(0), 0
+    empty = sum(plans[job.name].matched == 0 for job in ws.jobs)
+    cached = sum(plan.cached for plan in plans.values())
     unknown = unbounded = False
     for job in ws.jobs:
         plan = plans[job.name]
         symbol = plan_symbol(plan, job.name in recorded)
         head = f"{symbol} {job.name} ({job.file}): {plan.matched:,} matched"
         if plan.matched == 0:
-            source = job.spec.source
-            lines.append(head + f" — no point of {source.collection!r} is selected" + (
-                f"; check source.filter ({job.at('source', 'filter')})" if source.filter
-                else ""))
-            up_to_date += 1
+            lines.append(empty_line(job))
+            lines.extend(f"    warning: {w.text()}" for w in warnings or () if w.job == job.name)
             continue
         if plan.done and not plan.failed and not plan.point_failures and not plan.unready:
             lines.append(head + ", all up to date")
             up_to_date += 1
             continue
         lines.append(head + " — " + ", ".join(_counts(plan, job)))
-        reasons = plan_reasons(plan, job, recorded.get(job.name))
-        if reasons and (plan.pending or plan.cached):
-            lines.append("    why: " + "; ".join(reasons))
+        why = _why(plan, job, recorded.get(job.name))
+        if why and (plan.pending or plan.cached):
+            lines.append("    why: " + "; ".join(why))
             lines.extend("    " + line for line in spec_diff(job, recorded.get(job.name)))
+            lines.extend("    " + line for line in point_lists(plan))
+            lines.extend("    " + line for line in field_reasons(plan, job,
+                                                                  recorded.get(job.name)))
         if plan.requests:
             est = plan.estimate
             cost = ws.cost_range(job, est)
@@ -109,6 +187,9 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
             exact = "exact" if est.input_exact else "approximate"
             lines.append(f"    estimate: {est.input_tokens:,} input tokens ({exact}), {cap}; "
                          + cost_text(cost, ws.prices.close_to(job.spec.model)))
+            if cost.known and cost.output_mean is not None:
+                lines.append(f"    (the low end assumes {cost.output_mean:,.0f} output tokens a "
+                             "request: the average of this job's answers so far)")
             if _over_budget(job, cost):
                 lines.append(f"    over budget: up to {money(cost.high)} against "
                              f"budget.max_cost_usd {money(job.spec.budget.max_cost_usd)} "
@@ -123,15 +204,20 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
                          f"point{'s' * (failures.count != 1)} "
                          f"(ids {', '.join(map(str, failures.sample))}"
                          f"{', …' if failures.count > len(failures.sample) else ''})")
-    pending_jobs = len(ws.jobs) - up_to_date
-    summary = (f"Plan: {pending_jobs} job{'s' * (pending_jobs != 1)}, {total_requests:,} "
-               f"request{'s' * (total_requests != 1)}")
+    pending_jobs = len(ws.jobs) - up_to_date - empty
+    if pending_jobs:
+        summary = f"Plan: {plural(pending_jobs, 'job')}, {plural(total_requests, 'request')}"
+    else:
+        summary = "Plan: nothing to do"
     if total_requests:
         summary += (", cost unknown" if unknown else
                     f", ~{money(low)}–{'unbounded' if unbounded else money(high)} (estimate)")
-    if up_to_date:
-        summary += f"; {up_to_date} job{'s' * (up_to_date != 1)} up to date"
-    lines.append(summary + ".")
+    if cached:
+        summary += f", {plural(cached, 'point')} to write from the result cache (free)"
+    tail = [f"{plural(up_to_date, 'job')} up to date"] if up_to_date else []
+    if empty:
+        tail.append(f"{plural(empty, 'job selects', 'jobs select')} no point")
+    lines.append(summary + "".join("; " + part for part in tail) + ".")
     return lines
 
 
@@ -160,24 +246,39 @@ def _counts(plan: JobPlan, job: Job) -> list[str]:
     return parts
 
 
-def plan_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:
+def plan_json(ws: Workspace, plans: dict[str, JobPlan],
+              warnings: list[DataWarning] | None = None) -> dict[str, Any]:
     recorded = ws.ledger.jobs()
     jobs = {}
     for job in ws.jobs:
         plan = plans[job.name]
         entry = job_counts(plan)
-        entry["status"] = {"+": "new", "~": "changed", "=": "up_to_date"}[
-            plan_symbol(plan, job.name in recorded)]
+        entry["status"] = "empty" if plan.matched == 0 else \
+            {"+": "new", "~": "changed", "=": "up_to_date"}[plan_symbol(plan, job.name in recorded)]
         entry["reasons"] = plan_reasons(plan, job, recorded.get(job.name))
+        entry["points"] = points_json(plan)
         cost = ws.cost_range(job, plan.estimate)
         entry["estimate"] = {
             "requests": plan.estimate.requests, "input_tokens": plan.estimate.input_tokens,
             "input_tokens_exact": plan.estimate.input_exact,
             "output_tokens_max": plan.estimate.output_cap,
+            "output_tokens_mean": cost.output_mean,
             "cost_usd_low": _num(cost.low), "cost_usd_high": _num(cost.high),
             "is_estimate": True, "over_budget": _over_budget(job, cost)}
         jobs[job.name] = entry
-    return {"jobs": jobs, "pending": any(not p.done for p in plans.values())}
+    return {"jobs": jobs, "pending": any(not p.done for p in plans.values()),
+            "warnings": [w.to_json() for w in warnings or ()]}
+
+
+def points_json(plan: JobPlan) -> dict[str, Any]:
+    """Which points are new or changed, and the fields changed on them: the first few
+    ids of each, or all of them (`complete`, with `plan --points`)."""
+    points = plan.points
+    return {"new": {"count": points.new.count, "ids": list(points.ids("new"))},
+            "changed": {"count": points.changed.count, "ids": list(points.ids("changed"))},
+            "fields": {name: {"count": sample.count, "ids": list(points.ids("changed", name))}
+                       for name, sample in sorted(points.fields.items())},
+            "fields_unknown": points.unnamed, "complete": points.complete}
 
 
 def job_counts(plan: JobPlan) -> dict[str, Any]:
@@ -194,7 +295,8 @@ def _num(value: Decimal | None) -> float | None:
     return None if value is None else float(round(value, 8))
 
 
-def apply_lines(ws: Workspace, out: ApplyResult) -> list[str]:
+def apply_lines(ws: Workspace, out: ApplyResult,
+                warnings: list[DataWarning] | None = None) -> list[str]:
     lines = []
     for job in ws.jobs:
         run = out.runs.get(job.name)
@@ -204,10 +306,14 @@ def apply_lines(ws: Workspace, out: ApplyResult) -> list[str]:
         if run is None:
             lines.append(f"{job.name}: not run ({out.blocked.get(job.name, 'blocked')})")
             continue
+        if run.last.matched == 0:
+            lines.append(empty_line(job)[2:])
+            lines.extend(f"    warning: {w.text()}" for w in warnings or () if w.job == job.name)
+            continue
         parts = [f"{run.last.matched:,} matched"]
         if run.sent:
-            parts.append(f"{run.sent:,} requests sent in {run.shards} "
-                         f"batch{'es' * (run.shards != 1)}")
+            parts.append(f"{plural(run.sent, 'request')} sent in "
+                         f"{plural(run.shards, 'batch', 'batches')}")
         if run.written:
             cached = run.written_from_cache
             free = f" ({cached:,} from the result cache, nothing sent)" if cached else ""
@@ -259,7 +365,8 @@ def totals_line(ws: Workspace, batch_ids: list[str], out: ApplyResult) -> str:
     return text + "."
 
 
-def apply_json(ws: Workspace, out: ApplyResult) -> dict[str, Any]:
+def apply_json(ws: Workspace, out: ApplyResult,
+               warnings: list[DataWarning] | None = None) -> dict[str, Any]:
     jobs = {}
     for job in ws.jobs:
         run = out.runs.get(job.name)
@@ -288,4 +395,5 @@ def apply_json(ws: Workspace, out: ApplyResult) -> dict[str, Any]:
                           for c in out.collected],
             "failed": out.failed, "failed_points": out.failed_points,
             "in_flight": out.in_flight,
-            "refused": sorted(out.refused), "stalled": out.stalled}
+            "refused": sorted(out.refused), "stalled": out.stalled,
+            "warnings": [w.to_json() for w in warnings or ()]}

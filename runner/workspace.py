@@ -40,6 +40,7 @@ from .writeback import Writer, write_answered
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
+    from .datacheck import DataWarning
     from .provider import BatchAPI
 
 
@@ -142,10 +143,20 @@ class Workspace:
 
     # ---- the stages ------------------------------------------------------------------
 
-    def plan(self) -> dict[str, JobPlan]:
-        """What apply would do, per job. Reads Qdrant and the ledger; spends nothing."""
-        return {job.name: self._pass(job, PassOptions(estimate=True, needed=self.needed(job)))
+    def plan(self, *, every_point: bool = False) -> dict[str, JobPlan]:
+        """What apply would do, per job. Reads Qdrant and the ledger; spends nothing.
+        `every_point`: keep every new and changed point's id, not only the first few."""
+        return {job.name: self._pass(job, PassOptions(estimate=True, needed=self.needed(job),
+                                                      every_point=every_point))
                 for job in self.jobs}
+
+    def empty_warnings(self, matched: dict[str, int]) -> list[DataWarning]:
+        """Why the jobs that selected no point (`matched` 0) did, as far as a sample of
+        their collection can tell: a filter key no point has, a value of the wrong type."""
+        from .datacheck import empty_selection
+
+        return [warning for job in self.jobs if matched.get(job.name) == 0
+                for warning in empty_selection(self.qdrant, job)]
 
     def needed(self, job: Job) -> tuple[str, ...]:
         """The payload keys of the jobs `job` needs (those loaded with it) that write one;

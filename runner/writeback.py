@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import crash
 from .ledger import Ledger
-from .records import Result
+from .records import BATCH, Result
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -40,13 +40,22 @@ def stamp_key(job_name: str) -> str:
     return STAMP_PREFIX + job_name
 
 
-def stamp(inputs: str, result: Result, provider: str, to: str) -> dict:
+def stamp(inputs: str, result: Result, provider: str, to: str,
+          fields: dict[str, str] | None = None) -> dict:
     """What a point carries beside its result: the request key that produced it, the
-    digest of the inputs it was rendered from, who answered (a provider's base URL, or
-    `emulator`), the model, the batch, when the answer arrived, and where it was written
-    (`to`: the output key, or `vector NAME`)."""
-    return {"key": result.key, "inputs": inputs, "provider": provider, "model": result.model,
-            "batch": result.batch_id, "at": result.at, "to": to}
+    digest of the inputs it was rendered from (and of each field it read, so a later plan
+    can name what changed), who answered (a provider's base URL, or `emulator`), the
+    model, the batch, when the answer arrived, and where it was written (`to`: the output
+    key, or `vector NAME`). An answer from the synchronous API (`batchrun try`) has no
+    batch, and says how it came and at what price."""
+    out: dict[str, Any] = {"key": result.key, "inputs": inputs, "provider": provider,
+                           "model": result.model, "batch": result.batch_id, "at": result.at,
+                           "to": to}
+    if fields is not None:
+        out["fields"] = fields
+    if result.via != BATCH:
+        out.update(via=result.via, price=result.price)
+    return out
 
 
 class Writer:
@@ -70,11 +79,12 @@ class Writer:
         # into one upsert per point on the embedded engine (see the module docstring).
         self.whole_points = whole_points and (self.vector is not None or self.parent is not None)
 
-    def result(self, point_id: Any, result: Result, inputs: str, provider: str) -> None:
+    def result(self, point_id: Any, result: Result, inputs: str, provider: str,
+               fields: dict[str, str] | None = None) -> None:
         """A result and its stamp."""
         from qdrant_client import models
 
-        stamped = {self.stamp_key: stamp(inputs, result, provider, self.job.writes)}
+        stamped = {self.stamp_key: stamp(inputs, result, provider, self.job.writes, fields)}
         if self.vector is not None:
             ops = [models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(
                 points=[models.PointVectors(id=point_id, vector={self.vector: result.value})])),
@@ -86,10 +96,15 @@ class Writer:
             ops = [_set(point_id, {self.leaf: result.value, **stamped})]
         self._add(point_id, ops)
 
-    def restamp(self, point_id: Any, old_stamp: dict, inputs: str) -> None:
+    def restamp(self, point_id: Any, old_stamp: dict, inputs: str,
+                fields: dict[str, str] | None = None) -> None:
         """The same result, rendered from inputs that hash differently (a new digest
-        scheme, a field order Qdrant changed): only the stamp's `inputs` is renewed."""
-        self._add(point_id, [_set(point_id, {self.stamp_key: {**old_stamp, "inputs": inputs}})])
+        scheme, a field order Qdrant changed, a field the template does not read): only
+        the stamp's digests are renewed."""
+        renewed = {**old_stamp, "inputs": inputs}
+        if fields is not None:
+            renewed["fields"] = fields
+        self._add(point_id, [_set(point_id, {self.stamp_key: renewed})])
 
     def _add(self, point_id: Any, ops: list[Any]) -> None:
         self._writes.append((point_id, ops))
@@ -179,8 +194,8 @@ def write_answered(ledger: Ledger, writer: Writer) -> int:
     how many points were written."""
     job = writer.job.name
     written = 0
-    for point_id, inputs, result in ledger.answered_points(job):
-        writer.result(point_id, result, inputs, ledger.provider)
+    for point_id, inputs, fields, result in ledger.answered_points(job):
+        writer.result(point_id, result, inputs, ledger.provider, fields)
         written += 1
     if written:
         writer.flush()

@@ -60,7 +60,10 @@ def test_changed_points_are_the_only_ones_resent(http_project):
             client.set_payload("videos", {"title": f"A new title for {point_id}"}, [point_id])
     plan = http_project.run_json("plan", JOB)
     assert plan["jobs"]["tags"]["to_submit"] == 3
-    assert "3 points changed" in plan["jobs"]["tags"]["reasons"]
+    assert f"3 points changed: {', '.join(map(str, sorted(changed)))}" in \
+        plan["jobs"]["tags"]["reasons"]
+    assert plan["jobs"]["tags"]["points"]["fields"] == {
+        "title": {"count": 3, "ids": sorted(changed)}}
     sent_before = len(http_project.emulator.sent_keys())
     http_project.run("apply", JOB)
     assert len(http_project.emulator.sent_keys()) - sent_before == 3

@@ -5,6 +5,7 @@ budget below the estimate stops everything before a byte is uploaded."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -172,3 +173,20 @@ def test_a_manifest_of_another_format_is_not_misread(project, tmp_path):
     (project.state / "state.db").rename(tmp_path / "state.db")   # only the manifest is left
     error = project.run("costs", expect=1).stderr
     assert "manifest format 99, expected 1" in error
+
+
+def test_a_max_cost_with_nothing_left_says_so_and_tiny_amounts_keep_their_digits(project):
+    project.seed(10)
+    result = project.run("apply", JOB, "--max-cost", "0", expect=1)
+    assert re.search(r"10 requests are estimated at up to \$0\.\d{4}, and nothing is left of "
+                     r"this run's --max-cost\n", result.stderr)
+    assert "$0.0000" not in result.stderr
+    result = project.run("apply", JOB, "--max-cost", "0.00001", expect=1)
+    assert "over what is left of this run's --max-cost, $0.000010; about 0 requests would " \
+           "fit" in result.stderr
+
+
+def test_money_shows_two_significant_digits_below_a_hundredth_of_a_cent():
+    from runner.views import money
+    assert [money(Decimal(v)) for v in ("0", "0.0000018", "0.00001", "0.0123", "12.5")] == [
+        "$0.0000", "$0.0000018", "$0.000010", "$0.0123", "$12.50"]

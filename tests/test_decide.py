@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.decide import Decision, Rules, Verdict, Why, decide, unchanged
+from runner.decide import Decision, Rules, Verdict, Why, changed_fields, decide, unchanged
 from runner.records import FAILED, QUEUED, RETRY, RequestState, Result
 
 PROVIDER = "https://api.openai.com/v1"
@@ -83,3 +83,20 @@ def test_forced_a_stamp_or_answer_counts_only_from_the_batches_this_run_sent():
         Decision(Verdict.PENDING, Why.NEW)
     assert decide(None, "k2", cached("k2", batch="batch_new"), None, NOW, forced) == \
         Decision(Verdict.CACHED)
+
+
+@pytest.mark.parametrize("point_stamp, fields_now, expected", [
+    pytest.param({**stamp(), "fields": {"title": "a", "tags": "b"}}, {"title": "x", "tags": "b"},
+                 ["title"], id="one field's digest differs: that field"),
+    pytest.param({**stamp(), "fields": {"title": "a"}}, {"title": "a", "tags": "b"},
+                 ["tags"], id="a field the point lacked before: named"),
+    pytest.param({**stamp(), "fields": {"title": "a", "tags": "b"}}, {"title": "a"},
+                 ["tags"], id="a field the point no longer has: named"),
+    pytest.param({**stamp(), "fields": {"title": "a"}}, {"title": "a"}, [],
+                 id="no field changed (the spec did): none named"),
+    pytest.param(stamp(), {"title": "a"}, None,
+                 id="a stamp written before field digests: cannot say"),
+])
+def test_the_fields_that_changed_are_named_from_the_stamps_digests(point_stamp, fields_now,
+                                                                   expected):
+    assert changed_fields(point_stamp, fields_now) == expected

@@ -46,8 +46,9 @@ def test_a_filter_that_selects_nothing_says_where_to_look(project):
     project.seed(6)
     project.edit(JOB, "[US, GB, CA]", "[us]")
     plan = project.run("plan", JOB).stdout
-    assert "0 matched — no point of 'videos' is selected; check source.filter " \
+    assert "! tags (jobs/tags.yaml): 0 matched — source.filter selects no point of 'videos' " \
            "(jobs/tags.yaml:" in plan
+    assert "up to date" not in plan
 
 
 def test_a_misspelt_model_gets_a_suggestion_not_a_request_for_its_price(project):

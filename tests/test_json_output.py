@@ -46,6 +46,30 @@ def test_every_command_prints_json_that_matches_its_schema(http_project):
     check("repair", run("repair", JOB, "--json").stdout)
 
 
+def test_try_render_and_the_new_plan_fields_print_json_that_matches_their_schemas(
+        http_project):
+    http_project.seed(12)
+    run = http_project.run
+    check("render", run("render", "tags", "--sample", "2", "--json").stdout)
+    tried = check("try", run("try", "tags", "--json").stdout)
+    assert tried["kept"] == 5
+    http_project.emulator.emulator.faults = Faults(invalid_json_rate=1.0)
+    failing = check("try", run("try", "tags", "--sample", "7", "--json", expect=3).stdout)
+    assert {p["status"] for p in failing["points"]} == {"cached", "invalid"}
+    http_project.emulator.emulator.faults = Faults()
+    plan = check("plan", run("plan", JOB, "--points", "--json").stdout)
+    assert plan["jobs"]["tags"]["cached"] == 5 and plan["jobs"]["tags"]["points"]["complete"]
+    run("apply", JOB)
+    costs = check("costs", run("costs", "--json").stdout)
+    assert costs["synchronous"]["total"]["calls"] == 7
+    for by in ("batch", "model", "day"):
+        check("costs", run("costs", "--by", by, "--json").stdout)
+    http_project.edit(JOB, "key: region", "key: regoin")
+    assert check("plan", run("plan", JOB, "--json").stdout)["warnings"]
+    assert check("apply", run("apply", JOB, "--json").stdout)["warnings"]
+    assert check("validate", run("validate", "--qdrant", "--json", expect=1).stdout)["warnings"]
+
+
 def test_errors_in_json_name_the_file_line_and_key_with_exit_code_1(project):
     project.edit(JOB, "max_attempts: 3", "max_attempts: many")
     for command in ("validate", "plan", "apply"):

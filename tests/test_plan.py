@@ -32,7 +32,7 @@ def test_an_up_to_date_job_is_marked_equal(project):
     project.run("apply", JOB)
     out = project.run("plan", JOB).stdout.splitlines()
     assert out == ["= tags (jobs/tags.yaml): 20 matched, all up to date",
-                   "Plan: 0 jobs, 0 requests; 1 job up to date."]
+                   "Plan: nothing to do; 1 job up to date."]
 
 
 def test_the_reasons_name_what_changed_in_the_spec_with_a_template_diff(project):
@@ -58,7 +58,8 @@ def test_changed_and_new_points_are_counted_separately(project):
         client.set_payload("videos", {"title": "changed"}, [3, 4])
     project.seed(2, start=20)
     reasons = project.run_json("plan", JOB)["jobs"]["tags"]["reasons"]
-    assert reasons == ["2 new points", "2 points changed"]
+    assert reasons == ["2 new points: 21, 22", "2 points changed: 3, 4",
+                       "title changed on 2 points: 3, 4"]
 
 
 def test_failed_attempts_waiting_for_a_retry_are_a_reason(http_project):

@@ -29,7 +29,8 @@ def spec_project(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["validate"], ["plan", "--help"],
-                                  ["init", "new"]], ids=" ".join)
+                                  ["init", "new"], ["try", "--help"], ["render", "--help"]],
+                         ids=" ".join)
 def test_commands_that_need_neither_load_neither(spec_project: Path, args: list[str]):
     loaded = modules_loaded(args, spec_project)
     assert "runner" in loaded
@@ -38,4 +39,9 @@ def test_commands_that_need_neither_load_neither(spec_project: Path, args: list[
 
 def test_plan_reads_qdrant_but_never_loads_the_sdk(spec_project: Path):
     loaded = modules_loaded(["plan"], spec_project)   # fails: no collection; after Qdrant
+    assert "qdrant_client" in loaded and "openai" not in loaded
+
+
+def test_render_reads_qdrant_but_never_loads_the_sdk(spec_project: Path):
+    loaded = modules_loaded(["render", "tags"], spec_project)   # fails: no collection
     assert "qdrant_client" in loaded and "openai" not in loaded

@@ -17,13 +17,12 @@ from . import (
     json_option,
     lock_option,
     open_workspace,
-    paths_argument,
     progress_option,
 )
 
 
 @click.command()
-@paths_argument
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATHS | PLAN.json]")
 @click.option("--no-wait", is_flag=True, help="Return once batches are submitted; a later "
               "apply collects them (for CI).")
 @click.option("--max-cost", type=float, metavar="USD", help="Refuse to submit when the "
@@ -46,6 +45,10 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
           no_progress: bool, as_json: bool) -> None:
     """Bring the collection up to date: send what changed, write the results.
 
+    Given a plan saved by `plan -o FILE`, applies exactly that plan: before anything
+    is sent or written, it checks that the specs and the data would still make the
+    same requests, and refuses, saying what changed, when they would not.
+
     \b
     Examples:
       batchrun apply                      every job in jobs/
@@ -53,20 +56,33 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
       batchrun apply --no-wait            submit and return (CI); rerun to collect
       batchrun apply --max-cost 5         refuse if the estimate exceeds $5
       batchrun apply --create-vectors     add the named vectors embedding jobs write
+      batchrun apply plan.json            what `batchrun plan -o plan.json` showed
     """
     from .. import views
     from ..apply import apply as run_apply
     from ..workspace import Options
 
+    saved = _saved_plan(state, paths, force=force, retry_failed=retry_failed)
+    if saved is not None:
+        from ..project import load_project
+        from ..savedplan import job_paths
+
+        paths = tuple(job_paths(saved[1], load_project(state.directory).root))
     options = Options(wait=not no_wait, max_cost=max_cost, retry_failed=retry_failed,
                       force=force, create_vectors=create_vectors, strict=strict)
     with open_workspace(state, paths, options, no_progress=no_progress) as ws:
         with ws.locked("apply"):
+            if saved is not None:
+                from ..savedplan import verify
+
+                verify(ws, saved[1], saved[0])
             outcome = run_apply(ws)
+        warnings = ws.empty_warnings({name: run.last.matched
+                                      for name, run in outcome.runs.items()})
         if as_json:
-            emit_json(views.apply_json(ws, outcome))
+            emit_json(views.apply_json(ws, outcome, warnings))
         else:
-            echo_lines(views.apply_lines(ws, outcome))
+            echo_lines(views.apply_lines(ws, outcome, warnings))
     if outcome.stalled:
         if not as_json:
             report(BatchrunError(
@@ -82,3 +98,22 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
         sys.exit(1)
     if outcome.failed or outcome.failed_points:
         sys.exit(EXIT_FAILED_RECORDS)
+
+
+def _saved_plan(state: State, paths: tuple[str, ...], *, force: bool,
+                retry_failed: bool) -> tuple[str, dict] | None:
+    """The saved plan named instead of job specs, if one is: (its name, its data)."""
+    plans = [p for p in paths if p.endswith(".json")]
+    if not plans:
+        return None
+    if len(paths) != 1:
+        raise BatchrunError("a saved plan is applied alone: it names its own jobs",
+                            hint=f"batchrun apply {plans[0]}")
+    if force or retry_failed:
+        raise BatchrunError("a saved plan is applied as it was reviewed; --force and "
+                            "--retry-failed would send other requests than it shows",
+                            hint="apply the plan without the flag, or the job specs with "
+                                 "it (batchrun apply --force)")
+    from ..savedplan import load
+
+    return plans[0], load(state.directory / plans[0], plans[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -20,16 +21,25 @@ from . import (
 
 @click.command()
 @paths_argument
+@click.option("--qdrant", "with_data", is_flag=True,
+              help="Also read a sample of each job's collection: do the keys its filter and "
+                   "source.fields name appear there, with values of the type compared?")
 @json_option
 @click.pass_obj
 @handle_errors
-def validate(state: State, paths: tuple[str, ...], as_json: bool) -> None:
+def validate(state: State, paths: tuple[str, ...], with_data: bool, as_json: bool) -> None:
     """Check specs, templates, filters, schemas and batch JSONL files. No API, no Qdrant.
+
+    With --qdrant, also checks each job against a sample of its collection (the first
+    500 points): a filter key or a source.fields name that no sampled point has, with
+    the likely word, and a filter value of another type than the field holds
+    (year: "2026" on integers). Exits 1 when it finds any.
 
     \b
     Examples:
       batchrun validate                     every spec in jobs/
       batchrun validate jobs/tags.yaml
+      batchrun validate --qdrant            against the data too
       batchrun validate batch_output.jsonl  a batch input or output file
     """
     from .. import tables
@@ -42,12 +52,33 @@ def validate(state: State, paths: tuple[str, ...], as_json: bool) -> None:
     specs = [p for p in paths if not p.endswith(".jsonl")]
     jobs = load_jobs(specs, project, state.directory) if specs or not files else []
     checks = {path: check_file(state.directory / path, display=path) for path in files}
+    warnings = _data_warnings(project, jobs) if with_data else []
     if as_json:
-        emit_json(tables.validate_json(jobs, checks))
+        emit_json(tables.validate_json(jobs, checks, warnings))
     else:
-        echo_lines(tables.validate_lines(jobs, checks))
-    if any(not check.ok for check in checks.values()):
+        echo_lines(tables.validate_lines(jobs, checks, warnings))
+    if any(not check.ok for check in checks.values()) or warnings:
         sys.exit(1)
+
+
+def _data_warnings(project: Any, jobs: list[Any]) -> list[Any]:
+    """Each job checked against a sample of its collection (validate --qdrant)."""
+    from ..datacheck import check_job, sample
+    from ..select import Selection, connect
+
+    client = connect(project)
+    try:
+        samples: dict[str, Any] = {}
+        warnings = []
+        for job in jobs:
+            Selection(client, job, page=1)    # the collection exists, or where to look
+            collection = job.spec.source.collection
+            if collection not in samples:
+                samples[collection] = sample(client, collection)
+            warnings.extend(check_job(job, samples[collection]))
+        return warnings
+    finally:
+        client.close()
 
 
 @click.command()

@@ -3,6 +3,8 @@ project on bundled videos, for free)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..errors import BatchrunError
@@ -63,22 +65,99 @@ def demo(state: State, speed: str, examples: int, no_progress: bool) -> None:
 
 @click.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option("--collection", metavar="NAME",
+              help="Write a job that fits this collection, from a sample of its payloads.")
+@click.option("--qdrant", "qdrant_location", metavar="PATH|URL",
+              help="With --collection: where the collection is — an embedded Qdrant folder "
+                   "or a server URL (default: the project's, else DIRECTORY/.qdrant).")
+@click.option("--job", "job_name", default="summary", show_default=True, metavar="NAME",
+              help="With --collection: the job's name.")
 @click.pass_obj
 @handle_errors
-def init(state: State, directory: str) -> None:
+def init(state: State, directory: str, collection: str | None, qdrant_location: str | None,
+         job_name: str) -> None:
     """Create batchrun.yaml, jobs/, prompts/ and schemas/ with a commented example.
 
     Refuses to overwrite any file. The example job tags videos; `batchrun demo` runs it.
+    batchrun.yaml says how to load your own data (a payload-only collection works:
+    vectors are not needed).
+
+    With --collection NAME, reads a sample of that collection instead and writes a job
+    that works on it as written: its fields are the collection's payload keys, its
+    prompt shows each of them, and it asks for one output field, to edit. In a folder
+    that has a batchrun.yaml already, only the job and its prompts are written.
 
     \b
     Examples:
       batchrun init my-project && cd my-project
       batchrun init .                  in the current folder
+      batchrun init . --collection articles
+      batchrun init my-project --collection articles --qdrant http://localhost:6333
     """
     from ..starter import init as init_project
 
     target = (state.directory / directory).resolve()
-    target.mkdir(parents=True, exist_ok=True)
-    for rel in init_project(target):
+    if collection is None:
+        if qdrant_location:
+            raise BatchrunError("--qdrant says where --collection is; give --collection too")
+        target.mkdir(parents=True, exist_ok=True)
+        for rel in init_project(target):
+            click.echo(f"created {rel}")
+        click.echo("Next: the example job reads a collection 'videos' — `batchrun demo` loads "
+                   "sample videos here. For your own data (a payload-only collection works), "
+                   "see the top of batchrun.yaml, then `batchrun init --collection NAME .`; "
+                   "then `batchrun validate` and `batchrun plan`.")
+        return
+    written, job = _init_for_collection(state, target, collection, qdrant_location, job_name)
+    for rel in written:
         click.echo(f"created {rel}")
-    click.echo("Next: edit jobs/tags.yaml, then `batchrun validate` and `batchrun plan`.")
+    click.echo(f"Next: `batchrun render {job}` shows the request a point makes, `batchrun "
+               f"try {job}` answers 5 points now, then `batchrun plan` and `batchrun apply`.")
+
+
+def _init_for_collection(state: State, target: Any, collection: str, location: str | None,
+                         job: str) -> tuple[list[str], str]:
+    """Sample the collection where it is, and write a job that fits it."""
+    import os
+    from dataclasses import replace
+
+    from ..datacheck import sample
+    from ..project import ProjectContext, load_project
+    from ..select import connect
+    from ..spec import JOB_NAME, PROJECT_FILE, Project, QdrantConfig
+    from ..starter import init_for_collection
+
+    if not JOB_NAME.match(job):
+        raise BatchrunError(f"job name {job!r} may only use letters, digits, '_', '.' and "
+                            "'-', at most 64, starting with a letter or digit")
+    # The folder's own batchrun.yaml, or the defaults (never a parent folder's project).
+    project = load_project(target) if (target / PROJECT_FILE).is_file() else \
+        ProjectContext(target, Project(), None)
+    qdrant = None
+    if location:
+        url = location.startswith(("http://", "https://"))
+        folder = str((state.directory / location).resolve())
+        # batchrun.yaml names the folder relative to the project, so the two move together
+        qdrant = {"url": location} if url else {"path": os.path.relpath(folder, target)}
+        config = QdrantConfig(url=location) if url else QdrantConfig(path=folder)
+        project = replace(project, config=project.config.model_copy(update={"qdrant": config}))
+    client = connect(project)
+    try:
+        if not client.collection_exists(collection):
+            names = sorted(c.name for c in client.get_collections().collections)
+            where_text = location or project.config.qdrant.url or str(
+                target / (project.config.qdrant.path or ".qdrant"))
+            raise BatchrunError(
+                f"collection {collection!r} not found in the Qdrant at {where_text} ("
+                + (f"collections: {', '.join(names)}" if names else "it has no collections")
+                + ")", hint="name a collection it has, or say where yours is with --qdrant "
+                            "PATH|URL")
+        data = sample(client, collection, limit=200)
+    finally:
+        client.close()
+    if not data.payloads:
+        raise BatchrunError(f"collection {collection!r} is empty: there is nothing to fit a "
+                            "job to", hint="load points first (payloads are enough; vectors "
+                                           "are not needed), then run init again")
+    target.mkdir(parents=True, exist_ok=True)
+    return init_for_collection(target, collection, job, data, qdrant), job
