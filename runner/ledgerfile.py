@@ -153,11 +153,15 @@ def salvage_results(damaged: Path, ledger: Ledger) -> int:
         if meta.get("provider") != ledger.provider or \
                 meta.get("key_scheme", KEY_SCHEME) != KEY_SCHEME:
             return 0
-        cursor = old.execute("SELECT key, kind, value, model, batch_id, at FROM results")
+        columns = ["key", "kind", "value", "model", "batch_id", "at"]
+        if "via" in {row[1] for row in old.execute("PRAGMA table_info(results)")}:
+            columns.append("via")   # answered by a batch or by `batchrun try`
+        names = ", ".join(columns)
+        cursor = old.execute(f"SELECT {names} FROM results")
         while rows := cursor.fetchmany(1000):
             good = [row for row in rows if _readable(row)]
-            ledger.db.executemany("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?)",
-                                  good)
+            ledger.db.executemany(f"INSERT OR IGNORE INTO results ({names}) VALUES "
+                                  f"({', '.join('?' * len(columns))})", good)
             copied += len(good)
     except sqlite3.Error:
         pass   # the rest is on damaged pages
