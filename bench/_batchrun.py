@@ -157,7 +157,7 @@ def mark_current(client: QdrantClient, root: Path) -> None:
     project = load_project(root)
     [job] = load_jobs([], project, root)
     writer = Writer(client, job, write_batch=WRITE_BATCH)
-    for point in Selection(client, job, page=PAGE).points():
+    for point in Selection(client, job, page=PAGE, embedded=True).points():
         inputs = runner.reconcile.inputs_digest(job.fingerprint, point.id, point.payload)
         key = hashlib.sha256(inputs.encode()).hexdigest()
         result = Result(key, "json", _common.FAKE_RESULT, job.spec.model, "bench", "bench")

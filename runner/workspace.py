@@ -101,7 +101,9 @@ class Workspace:
         return self._qdrant
 
     def selection(self, job: Job) -> Selection:
-        return Selection(self.qdrant, job, page=self.project.config.qdrant.scroll_page)
+        cfg = self.project.config.qdrant
+        return Selection(self.qdrant, job, page=cfg.scroll_page, embedded=cfg.url is None,
+                         partition=self.project.partition)
 
     def writer(self, job: Job) -> Writer:
         cfg = self.project.config.qdrant
