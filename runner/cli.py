@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .commands import State
 from .commands.apply import apply
+from .commands.gc import gc
 from .commands.inspect import costs, show, validate
 from .commands.plan import plan
 from .commands.project import demo, init
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, directory: str, debug: bool) -> None:
 
 
 for command in (apply, plan, prepare, submit, status, collect, cancel, validate, show, costs,
-                demo, init):
+                gc, demo, init):
     cli.add_command(command)
 
 

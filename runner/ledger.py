@@ -34,6 +34,7 @@ from .records import (
 )
 
 FILENAME = "state.db"
+WAL_LIMIT = 64 << 20       # bytes the WAL file keeps between transactions
 
 _BATCH_COLUMNS = {f.name for f in fields(BatchRecord)}
 
@@ -51,6 +52,9 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process loses nothing
         self.db.execute("PRAGMA busy_timeout=30000")
+        # One collect writes a batch's answers in one transaction; afterwards the WAL file
+        # is cut back to this size instead of staying as large as the largest transaction.
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         self._depth = 0
         self._upgrade()
         self._check_owner()

@@ -92,10 +92,21 @@ CREATE TABLE IF NOT EXISTS results (
 ) WITHOUT ROWID
 """
 
+def _incremental_vacuum(db: sqlite3.Connection) -> None:
+    # Rows come and go by the hundred thousand (requests queued then answered, points
+    # waiting then written): let the file give their pages back. The mode takes effect
+    # with a VACUUM, which cannot run in a transaction: `migrate` runs it after the commit
+    # (`finish_incremental_vacuum`), and again on a later open if it was interrupted.
+    db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+
+
+INCREMENTAL = 2   # PRAGMA auto_vacuum's value for INCREMENTAL
+
 # The ledger as batchrun 0.1 wrote it ("state schema 2" in its meta table). Ledgers of
 # that release hold exactly these tables and count as having applied it.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_ledger", _script(_LEDGER)),
+    Migration("0004_incremental_vacuum", _incremental_vacuum),
 )
 
 # The `meta.schema` value of ledgers written before migrations were named, and which
@@ -135,7 +146,28 @@ def migrate(db: sqlite3.Connection) -> list[str]:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+    finish_incremental_vacuum(db)
     return applied
+
+
+def finish_incremental_vacuum(db: sqlite3.Connection) -> bool:
+    """Put a ledger that has applied 0004_incremental_vacuum in that mode (a VACUUM,
+    once: seconds for a ledger of a million requests). Skipped, for a later open, while
+    another process writes to it (a reader must not wait on a writer). True when done."""
+    if "0004_incremental_vacuum" not in applied_names(db):
+        return False
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
+        return True
+    timeout = db.execute("PRAGMA busy_timeout").fetchone()[0]
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("VACUUM")
+    except sqlite3.OperationalError:   # busy: another process is writing
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+    return True
 
 
 def applied_names(db: sqlite3.Connection) -> set[str]:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import changes, crash, manifest
+from . import changes, crash, manifest, retention
 from .budget import Budget
 from .collect import Collected, collect_finished, refresh
 from .errors import ProviderError
@@ -118,7 +118,9 @@ class Workspace:
             self._ledger.close()
 
     @contextmanager
-    def locked(self, command: str) -> Iterator[None]:
+    def locked(self, command: str, *, tidy: bool = True) -> Iterator[None]:
+        """Hold the state lock; on the way out (unless `tidy` is off, or the command
+        failed) remove what nothing needs any more by the automatic policy (retention.py)."""
         lock = StateLock(self.project.state_dir)
         lock.acquire(self.options.lock_timeout, command)
         try:
@@ -127,8 +129,33 @@ class Workspace:
                                  f"{lock.previous.get('command', '')}) ended without finishing; "
                                  "resuming where it stopped")
             yield
+            if tidy and self._ledger is not None:
+                try:
+                    self.tidy(keep=retention.AUTOMATIC_KEEP, ask_provider=self._api is not None)
+                except ProviderError:
+                    pass   # housekeeping: the emulator's copies wait for the next command
         finally:
             lock.release()
+
+    # ---- what the state directory no longer needs (retention.py) ---------------------
+
+    def garbage(self, keep: float, *, ask_provider: bool = True) -> retention.Garbage:
+        """What a gc keeping `keep` seconds of collected batches would remove. The
+        provider's copies count only for the emulator, whose storage is this disk (a real
+        provider's files expire there on their own, and another runner adopting a batch
+        may still need them)."""
+        stored = None
+        if ask_provider and self.project.config.provider.name == "emulator":
+            stored = self.api.stored_files()
+        return retention.find_garbage(self.ledger, keep=keep, provider_files=stored)
+
+    def tidy(self, keep: float, *, ask_provider: bool = True) -> tuple[retention.Garbage,
+                                                                      list[str]]:
+        """Remove what nothing needs (under the state lock); what was removed, and the
+        problems met (a provider file that could not be deleted)."""
+        garbage = self.garbage(keep, ask_provider=ask_provider)
+        return garbage, retention.remove(garbage, self.ledger,
+                                         self.api if garbage.provider_files else None)
 
     # ---- the stages ------------------------------------------------------------------
 

@@ -138,10 +138,12 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
     with open_workspace(state, paths, no_progress=True) as ws:
         while True:
             rows = tables.status_rows(ws.open_batches(), time.time())
+            garbage = ws.garbage(keep=0)
             if as_json:
-                emit_json({"batches": rows, "failures": tables.failure_rows(ws)})
+                emit_json({"batches": rows, "failures": tables.failure_rows(ws),
+                           "gc": garbage.as_json()})
             else:
-                echo_lines(tables.status_lines(rows, ws))
+                echo_lines([*tables.status_lines(rows, ws), tables.gc_status_line(garbage)])
             if not watch or all(row["status"] in TERMINAL for row in rows):
                 return   # nothing left that could change
             time.sleep(ws.api.poll_interval)
