@@ -7,7 +7,16 @@ from typing import Any
 
 import click
 
-from . import State, echo_lines, emit_json, handle_errors, json_option, lock_option, open_workspace
+from . import (
+    State,
+    echo_lines,
+    emit_json,
+    handle_errors,
+    json_option,
+    lock_option,
+    open_workspace,
+    partition_option,
+)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -34,6 +43,7 @@ class Duration(click.ParamType):
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
 @json_option
 @lock_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def gc(state: State, keep: float, dry_run: bool, as_json: bool) -> None:

@@ -14,6 +14,7 @@ from . import (
     handle_errors,
     json_option,
     open_workspace,
+    partition_option,
     paths_argument,
     progress_option,
 )
@@ -25,6 +26,7 @@ from . import (
               help="Exit 0 when nothing is to do, 2 when work is pending, 1 on error.")
 @progress_option
 @json_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, no_progress: bool,

@@ -16,6 +16,7 @@ from . import (
     json_option,
     lock_option,
     open_workspace,
+    partition_option,
     paths_argument,
     progress_option,
 )
@@ -26,6 +27,7 @@ from . import (
 @progress_option
 @json_option
 @lock_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bool) -> None:
@@ -57,6 +59,7 @@ def prepare(state: State, paths: tuple[str, ...], no_progress: bool, as_json: bo
 @paths_argument
 @json_option
 @lock_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
@@ -87,6 +90,7 @@ def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
 @progress_option
 @json_option
 @lock_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def collect(state: State, paths: tuple[str, ...], wait: bool, no_progress: bool,
@@ -119,6 +123,7 @@ def collect(state: State, paths: tuple[str, ...], wait: bool, no_progress: bool,
 @paths_argument
 @click.option("--watch", is_flag=True, help="Refresh every poll interval until all finish.")
 @json_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> None:
@@ -153,6 +158,7 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
 @paths_argument
 @json_option
 @lock_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def cancel(state: State, paths: tuple[str, ...], as_json: bool) -> None:
