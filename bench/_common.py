@@ -220,9 +220,26 @@ def side(name: str, env: dict[str, str] | None = None, **spec: Any) -> dict:
     return json.loads(lines[-1][len(RESULT_MARK):])
 
 
+class Served:
+    """An emulator serving from its own process: its base URL and its memory."""
+
+    def __init__(self, url: str, pid: int):
+        self.url, self.pid = url, pid
+
+    def peak_rss_mb(self) -> float | None:
+        """The process's peak RSS so far (Linux: VmHWM), in MB."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return None
+        kb = next((int(line.split()[1]) for line in status.splitlines()
+                   if line.startswith("VmHWM:")), None)
+        return None if kb is None else kb / 1024
+
+
 @contextmanager
-def served_emulator(state_dir: Path) -> Iterator[str]:
-    """`batchrun emulator` at instant speed in its own process; yields its base URL."""
+def served_emulator(state_dir: Path) -> Iterator[Served]:
+    """`batchrun emulator` at instant speed in its own process."""
     proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "emulator", "--port", "0",
                              "--speed", "instant", "--state-dir", str(state_dir)],
                             stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -230,7 +247,7 @@ def served_emulator(state_dir: Path) -> Iterator[str]:
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("export OPENAI_BASE_URL="):
-                yield line.split("=", 1)[1].strip()
+                yield Served(line.split("=", 1)[1].strip(), proc.pid)
                 break
         else:
             raise SystemExit(f"the emulator exited ({proc.wait()}) before saying its URL")
