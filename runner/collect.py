@@ -121,9 +121,10 @@ def collect_batch(ledger: Ledger, api: BatchAPI, row: BatchRecord, prices: Price
                 outcome = parse_line(line, expect=expect, validator=validator)
                 _settle(ledger, row, batch, outcome, result, answers)
                 if len(answers) >= 1000:
-                    ledger.put_results(answers)
+                    ledger.stage_results(answers)
                     answers.clear()
-        ledger.put_results(answers)
+        ledger.stage_results(answers)
+        ledger.put_staged_results()   # in key order, once per batch
         for key in ledger.unqueued_keys(row.seq):   # in no file: never ran
             _record(ledger, row, key, result, settle_never_ran(batch.id, batch.status))
         usd, standard, model = _costs(prices, result.usage, row, batch, result)

@@ -35,6 +35,7 @@ from .records import (
 
 FILENAME = "state.db"
 WAL_LIMIT = 64 << 20       # bytes the WAL file keeps between transactions
+CACHE_KB = 32 << 10        # SQLite page cache
 
 _BATCH_COLUMNS = {f.name for f in fields(BatchRecord)}
 
@@ -52,12 +53,14 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process loses nothing
         self.db.execute("PRAGMA busy_timeout=30000")
-        # One collect writes a batch's answers in one transaction; afterwards the WAL file
-        # is cut back to this size instead of staying as large as the largest transaction.
-        self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")  # not the largest collect's
+        # Keys are hashes, each new one on a random page: 32 MB (default 2) keep them at hand
+        self.db.execute(f"PRAGMA cache_size=-{CACHE_KB}")
         self._depth = 0
         self._upgrade()
         self._check_owner()
+        self.db.execute("CREATE TEMP TABLE staged_results (key TEXT, kind TEXT, value BLOB, "
+                        "model TEXT, batch_id TEXT)")   # stage_results(); this connection's
         self.artifacts = Artifacts(state_dir / "artifacts")
 
     def _upgrade(self) -> None:
@@ -247,6 +250,19 @@ class Ledger:
                             [(*row, now) for row in rows])
         self.db.executemany("DELETE FROM requests WHERE key=?", [(row[0],) for row in rows])
 
+    def stage_results(self, rows: list[tuple[str, str, bytes, str | None, str | None]]) -> None:
+        """A collected batch's answers, in a temporary table until `put_staged_results`
+        caches them in key order (each page of the cache touched once, not per answer)."""
+        self.db.executemany("INSERT INTO temp.staged_results VALUES (?, ?, ?, ?, ?)", rows)
+
+    def put_staged_results(self) -> None:
+        """Cache the staged answers (a key answered twice keeps its last line, as
+        put_results would); their requests are done."""
+        self.db.execute("INSERT OR REPLACE INTO results SELECT key, kind, value, model, "
+                        "batch_id, ? FROM staged_results ORDER BY key, rowid", (utc_now(),))
+        self.db.execute("DELETE FROM requests WHERE key IN (SELECT key FROM staged_results)")
+        self.db.execute("DELETE FROM staged_results")
+
     def forget_result(self, key: str) -> None:
         self.db.execute("DELETE FROM results WHERE key=?", (key,))
 
@@ -270,10 +286,11 @@ class Ledger:
         self.db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)", rows)
 
     def answered_points(self, job: str) -> Iterator[tuple[Any, str, Result]]:
-        """(point id, inputs digest, result) for waiting points whose key has a result."""
+        """(point id, inputs digest, result) for waiting points whose key has a result, in
+        key order (both tables read in order; point order would read the cache at random)."""
         cursor = self.db.execute(
             "SELECT p.point, p.key, p.inputs, r.kind, r.value, r.model, r.batch_id, r.at "
-            "FROM points p JOIN results r ON r.key = p.key WHERE p.job=? ORDER BY p.point",
+            "FROM points p JOIN results r ON r.key = p.key WHERE p.job=? ORDER BY p.key",
             (job,))
         while rows := cursor.fetchmany(1000):
             for row in rows:
