@@ -65,22 +65,28 @@ WRITE_BATCH = QdrantConfig().write_batch
 
 class Stages:
     """Exclusive seconds per stage, by wrapping functions from the outside: time spent in
-    a nested wrapped call counts for the inner stage only."""
+    a nested wrapped call counts for the inner stage only. Wall-clock seconds, and CPU
+    seconds of this process (`cpu`: what a shared, loaded machine does not inflate)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
-        self._stack: list[float] = []
+        self.cpu: dict[str, float] = defaultdict(float)
+        self._stack: list[tuple[float, float]] = []
 
     def call(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        self._stack.append(0.0)
-        started = time.perf_counter()
+        self._stack.append((0.0, 0.0))
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             return fn(*args, **kwargs)
         finally:
             elapsed = time.perf_counter() - started
-            self.seconds[stage] += elapsed - self._stack.pop()
+            cpu = time.process_time() - cpu_started
+            inner, inner_cpu = self._stack.pop()
+            self.seconds[stage] += elapsed - inner
+            self.cpu[stage] += cpu - inner_cpu
             if self._stack:
-                self._stack[-1] += elapsed
+                outer, outer_cpu = self._stack[-1]
+                self._stack[-1] = (outer + elapsed, outer_cpu + cpu)
 
     def wrap(self, owner: Any, name: str, stage: str) -> None:
         original = getattr(owner, name)
@@ -220,6 +226,7 @@ def batchrun(spec: dict, command: Callable[[Workspace], dict]) -> dict:
     runs = []
     for _ in range(spec.get("repeat", 1)):
         stages.seconds.clear()
+        stages.cpu.clear()
         runs.append(timed(spec, client, stages, command))
         # A CLI run ends its process; here the next run must not find this one's workspace
         # alive (Workspace.qdrant gc.freeze()s everything, itself included).
@@ -238,7 +245,7 @@ def timed(spec: dict, client: QdrantClient, stages: Stages,
         gc.collect()
         tracemalloc.start(30)
         before = tracemalloc.take_snapshot()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if profile:
         profile.enable()
     ws, counting = workspace(Path(spec["root"]), client, stages)
@@ -248,6 +255,7 @@ def timed(spec: dict, client: QdrantClient, stages: Stages,
         profile.disable()
         profile.dump_stats(spec["profile"])
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     traced = retained(before) if spec.get("trace") else None
     if counting:
         counting.app.close()
@@ -256,6 +264,7 @@ def timed(spec: dict, client: QdrantClient, stages: Stages,
             "own_seconds": seconds - emulator_s, "scroll_calls": calls.per_pass(),
             "posts": counting.posts() if counting else None,
             "calls": dict(counting.calls) if counting else {}, "stages": dict(stages.seconds),
+            "own_cpu": cpu - stages.cpu.get("emulator", 0.0), "stages_cpu": dict(stages.cpu),
             "traced": traced, "floor_seconds": full_pass(client) if spec.get("floor") else None,
             "state_bytes": folder_bytes(Path(spec["root"]) / ".batchrun")}
 
@@ -300,9 +309,9 @@ def full_pass(client: QdrantClient) -> float:
     flt = _common.qdrant_filter()
     runs = []
     for _ in range(3):
-        started = time.perf_counter()
+        started = time.process_time()
         client.count(_common.COLLECTION, count_filter=flt, exact=True)
-        runs.append(time.perf_counter() - started)
+        runs.append(time.process_time() - started)
     return min(runs)
 
 

@@ -84,11 +84,15 @@ def gc(root: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def per_point(run: dict) -> dict[str, float]:
-    """µs per selected point, by stage; batchrun's own total and the provider's apart."""
+def per_point(run: dict, clock: str) -> dict[str, float]:
+    """µs per selected point, by stage, by `clock` (cpu: this process's CPU time, which
+    other work on a shared machine does not inflate; wall); batchrun's own total, and the
+    provider's wall time apart."""
     matched = max(run["matched"], 1)
-    stages = {k: v for k, v in run.get("stages", {}).items() if k != "emulator"}
-    own = run.get("own_seconds", run["seconds"])
+    cpu = clock == "cpu"
+    stages = {k: v for k, v in run.get("stages_cpu" if cpu else "stages", {}).items()
+              if k != "emulator"}
+    own = run["own_cpu"] if cpu else run.get("own_seconds", run["seconds"])
     stages["other"] = max(0.0, own - sum(stages.values()))
     out = {k: 1e6 * v / matched for k, v in stages.items()}
     out["own total"] = 1e6 * own / matched
@@ -97,20 +101,21 @@ def per_point(run: dict) -> dict[str, float]:
     return out
 
 
-def scenario_table(scenario: str, sizes: list[int], results: dict[int, dict]) -> list[str]:
+def scenario_table(scenario: str, sizes: list[int], results: dict[int, dict],
+                   clock: str) -> list[tuple]:
     """One scenario: µs per selected point per stage, raw and batchrun at every size, the
     ratio of the largest to the smallest, and the stage targets. Returns failed reasons."""
     raw_key = "raw cold" if scenario == "cold" else "raw read"
     small, big = sizes[0], sizes[-1]
-    raw = {n: per_point(results[n][raw_key]) for n in sizes}
-    ours = {n: per_point(results[n][scenario]) for n in sizes}
+    raw = {n: per_point(results[n][raw_key], clock) for n in sizes}
+    ours = {n: per_point(results[n][scenario], clock) for n in sizes}
     head = "  ".join(f"{f'{n:,} raw':>11} {f'{n:,} batchrun':>15}" for n in sizes)
     selected = ", ".join(f"{results[n][scenario]['matched']:,}" for n in sizes)
-    print(f"\n{TITLES[scenario]} — µs per selected point ({selected} selected)")
+    print(f"\n{TITLES[scenario]} — µs per selected point, {clock} time ({selected} selected)")
     print(f"  {'stage':<44} {head}  {'batchrun ' + f'{big // 1000:,}k/{small // 1000:,}k':>16}")
     labels = {**STAGES, "gc": "gc (automatic policy, on the way out)",
-              "own total": "batchrun's own total (wall − provider)",
-              "provider (emulator)": "provider: waiting on the emulator (not ours)"}
+              "own total": "batchrun's own total",
+              "provider (emulator)": "provider: waiting on the emulator (wall)"}
     names = [k for k in [*STAGES, "gc", "own total", "provider (emulator)"]
              if k != "emulator" and any(k in ours[n] or k in raw[n] for n in sizes)]
     misses = []
@@ -140,7 +145,7 @@ def floor_line(sizes: list[int], results: dict[int, dict]) -> dict[int, float]:
     """The embedded engine's floor: one filtered pass, µs per point of the collection."""
     floors = {n: 1e6 * results[n]["raw read"]["floor_seconds"] / n for n in sizes}
     print("\nfloor of the embedded engine: one filtered pass over the collection (count with "
-          "the job's filter), made by every scroll call")
+          "the job's filter, CPU time), made by every scroll call")
     print("  " + "  ".join(f"{n:,}: {floors[n]:.1f} µs per point of the collection" for n in sizes))
     return floors
 
@@ -162,22 +167,30 @@ def print_misses(misses: list, sizes: list[int], results: dict[int, dict],
 
 
 def trace_lines(points: list[int], tmp: Path) -> None:
-    """What a cold run leaves allocated, by owner (tracemalloc; slow, so small sizes)."""
-    print("\nretained after a cold run (tracemalloc), bytes per written point, by owner:")
+    """What a cold run leaves allocated, by owner (tracemalloc; slow, so small sizes), and
+    what each further written point adds: what grows with the requests, and whose it is."""
+    print("\nleft allocated after a cold run (tracemalloc), MB, by owner:")
+    owners = ("collection", "batchrun", "other")
+    runs = {}
     for n in points:
         with served_emulator(tmp / f"trace-emulator-{n}") as served:
             root = tmp / f"trace-{n}"
             write_project(root, MEMORY, provider={"name": "openai", "base_url": served.url,
                                                   "poll_interval": 0.01})
-            run = side("batchrun.apply", env=KEY, root=str(root), qdrant=MEMORY, points=n,
-                       trace=True)
-        traced, written = run["traced"], max(run["written"], 1)
-        print(f"  {n:,} points ({written:,} written): "
-              + ", ".join(f"{owner} {traced.get(owner, 0) / written:,.0f}"
-                          for owner in ("collection", "batchrun", "other"))
+            runs[n] = side("batchrun.apply", env=KEY, root=str(root), qdrant=MEMORY, points=n,
+                           trace=True)
+        traced = runs[n]["traced"]
+        print(f"  {n:,} points ({runs[n]['written']:,} written): "
+              + ", ".join(f"{owner} {traced.get(owner, 0) / 1e6:.1f}" for owner in owners)
               + f"; traced peak {traced['peak'] / 1e6:.0f} MB")
-    print("  (collection: what was written into the embedded engine, held by it; batchrun: "
-          "allocated in runner/ and still alive)")
+    if len(points) > 1:
+        small, big = runs[points[0]], runs[points[-1]]
+        added = max(big["written"] - small["written"], 1)
+        print("  each further written point adds: " + ", ".join(
+            f"{owner} {(big['traced'].get(owner, 0) - small['traced'].get(owner, 0)) / added:,.0f} B"
+            for owner in owners))
+    print("  (collection: allocated inside qdrant_client — what was written into the embedded "
+          "engine, which holds it; batchrun: allocated in runner/ and still alive)")
 
 
 def write_floor(points: int, tmp: Path) -> None:
@@ -198,7 +211,10 @@ def main() -> None:
         percent=dict(type=float, default=1.0, help="share of selected points changed, in %%"),
         trace_points=dict(default="10000,30000",
                           help="sizes of the tracemalloc run (comma-separated; '' skips it)"),
-        disk_points=dict(type=int, default=2000, help="points of the write-floor run (0 skips)"))
+        disk_points=dict(type=int, default=2000, help="points of the write-floor run (0 skips)"),
+        clock=dict(choices=("cpu", "wall"), default="cpu", help="time the stages by this "
+                   "process's CPU time (default: a shared machine does not inflate it) or "
+                   "by the wall clock"))
     sizes = sorted({int(s) for s in args.sizes.split(",") if s})
     with scratch(args.keep) as tmp:
         results = {}
@@ -207,7 +223,7 @@ def main() -> None:
             results[n] = measure_size(tmp, n, args.percent)
         misses = []
         for scenario in SCENARIOS:
-            misses += scenario_table(scenario, sizes, results)
+            misses += scenario_table(scenario, sizes, results, args.clock)
         floors = floor_line(sizes, results)
         big = sizes[-1]
         table = Table(f"targets ({', '.join(f'{n:,}' for n in sizes)} points)")
