@@ -117,8 +117,8 @@ def cold(spec: dict) -> dict:
         # much as apply leaves in it (scale.py compares peak RSS)
         client.batch_update_points(COLLECTION, [
             models.SetPayloadOperation(set_payload=models.SetPayload(
-                payload={OUTPUT_KEY: FAKE_RESULT, **({_common.STAMP_KEY: _common.lookalike_stamp(i)}
-                                                     if spec.get("stamp") else {})},
+                payload={OUTPUT_KEY: FAKE_RESULT, **({_common.STAMP_KEY: _common.lookalike_stamp(
+                    i, spec.get("provider", "emulator"))} if spec.get("stamp") else {})},
                 points=[i]))
             for i in ids[start:start + WRITE_BATCH]], wait=True)
     lap("write")

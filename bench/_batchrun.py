@@ -189,7 +189,8 @@ def mark_current(client: QdrantClient, root: Path) -> None:
     for point in Selection(client, job, page=PAGE, embedded=True).points():
         inputs = runner.reconcile.inputs_digest(job.fingerprint, point.id, point.payload)
         key = hashlib.sha256(inputs.encode()).hexdigest()
-        result = Result(key, "json", _common.FAKE_RESULT, job.spec.model, "bench", "bench")
+        result = Result(key, "json", _common.FAKE_RESULT, _common.STAMP_MODEL,
+                        _common.STAMP_BATCH, _common.STAMP_AT)
         writer.result(point.id, result, inputs, project.provider_id)
     writer.flush()
 

@@ -59,7 +59,8 @@ def measure_size(tmp: Path, n: int, percent: float) -> dict:
             write_project(tmp / f"{scenario}-{n}", MEMORY, provider=provider)
         cold_root = tmp / f"cold-{n}"
         [job] = load_jobs([], load_project(cold_root), cold_root)
-        base = {"qdrant": MEMORY, "points": n, "page": page}
+        # `provider`: the baselines' look-alike stamps name who batchrun's name
+        base = {"qdrant": MEMORY, "points": n, "page": page, "provider": served.url.rstrip("/")}
         out["raw cold"] = side("baseline.cold", root=str(cold_root), stamp=True,
                                schema=json.dumps(job.output_schema), **base)
         out["raw read"] = side("baseline.scroll", root=str(cold_root), current=True,

@@ -286,11 +286,10 @@ class Ledger:
         self.db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)", rows)
 
     def answered_points(self, job: str) -> Iterator[tuple[Any, str, Result]]:
-        """(point id, inputs digest, result) for waiting points whose key has a result, in
-        key order (both tables read in order; point order would read the cache at random)."""
+        """(point id, inputs digest, result) for waiting points whose key has a result."""
         cursor = self.db.execute(
             "SELECT p.point, p.key, p.inputs, r.kind, r.value, r.model, r.batch_id, r.at "
-            "FROM points p JOIN results r ON r.key = p.key WHERE p.job=? ORDER BY p.key",
+            "FROM points p JOIN results r ON r.key = p.key WHERE p.job=? ORDER BY p.point",
             (job,))
         while rows := cursor.fetchmany(1000):
             for row in rows:
