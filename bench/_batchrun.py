@@ -5,7 +5,9 @@ emulator from its own process). Run in a child process by
 `_common.side("batchrun.<name>", spec)`; spec has `root`, `qdrant` (".qdrant" on disk, or
 ":memory:": the child builds the collection itself, `current` to mark it up to date),
 `points`, and optionally `setup` (the run only prepares the next ones), `repeat`,
-`stages`, `profile`.
+`stages`, `profile`, `change` (k: after marking the collection current, edit the title of
+k selected points before the run), `trace` (tracemalloc: what the run leaves allocated,
+by owner) and `floor` (time one filtered pass of the engine after the run).
 
 Only the command is timed, from loading the project and its jobs to the end of
 `apply`/`plan`, as the CLI runs them; opening or building the collection is not (the
@@ -19,8 +21,10 @@ import cProfile
 import functools
 import gc
 import hashlib
+import os
 import sys
 import time
+import tracemalloc
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +43,7 @@ import runner.pack
 import runner.reconcile
 import runner.ledger
 import runner.workspace
+import runner.writeback
 from runner.emulator import Emulator, EmulatorConfig
 from runner.progress import Reporter
 from runner.provider import EMULATOR_URL, BatchAPI
@@ -60,22 +65,28 @@ WRITE_BATCH = QdrantConfig().write_batch
 
 class Stages:
     """Exclusive seconds per stage, by wrapping functions from the outside: time spent in
-    a nested wrapped call counts for the inner stage only."""
+    a nested wrapped call counts for the inner stage only. Wall-clock seconds, and CPU
+    seconds of this process (`cpu`: what a shared, loaded machine does not inflate)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
-        self._stack: list[float] = []
+        self.cpu: dict[str, float] = defaultdict(float)
+        self._stack: list[tuple[float, float]] = []
 
     def call(self, stage: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        self._stack.append(0.0)
-        started = time.perf_counter()
+        self._stack.append((0.0, 0.0))
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             return fn(*args, **kwargs)
         finally:
             elapsed = time.perf_counter() - started
-            self.seconds[stage] += elapsed - self._stack.pop()
+            cpu = time.process_time() - cpu_started
+            inner, inner_cpu = self._stack.pop()
+            self.seconds[stage] += elapsed - inner
+            self.cpu[stage] += cpu - inner_cpu
             if self._stack:
-                self._stack[-1] += elapsed
+                outer, outer_cpu = self._stack[-1]
+                self._stack[-1] = (outer + elapsed, outer_cpu + cpu)
 
     def wrap(self, owner: Any, name: str, stage: str) -> None:
         original = getattr(owner, name)
@@ -100,6 +111,10 @@ APPLY_STAGES: list[tuple[list[Any], str, str]] = [
     ([runner.keys.BodyFrame], "line", "pack"),
     ([runner.pack.Packer], "add", "pack"),
     ([runner.pack.Packer], "close", "pack"),
+    ([runner.workspace], "write_answered", "write"),
+    ([runner.writeback.Writer], "result", "write"),
+    ([runner.writeback.Writer], "restamp", "write"),
+    ([runner.workspace.Workspace], "tidy", "gc"),
     (FLOW, "adopt", "adopt"),
     (FLOW, "submit_pending", "submit"),
     (FLOW, "refresh", "collect"),
@@ -110,8 +125,11 @@ CLIENT_STAGES = [("scroll", "select"), ("count", "count"), ("batch_update_points
 
 
 def instrument(stages: Stages, client: QdrantClient) -> list[str]:
-    """Wrap every stage function that exists; return the names runner/ no longer has."""
+    """Wrap every stage function that exists; return the names runner/ no longer has.
+    With a served provider (the emulator in its own process), the time spent waiting for
+    its HTTP answers is the provider's ("emulator"), not batchrun's."""
     missing = []
+    stages.wrap(httpx2.Client, "send", "emulator")
     for owners, name, stage in [*APPLY_STAGES, *(([client], n, s) for n, s in CLIENT_STAGES)]:
         found = [owner for owner in owners if hasattr(owner, name)]
         for owner in found:
@@ -147,7 +165,18 @@ def open_collection(spec: dict) -> tuple[QdrantClient, float]:
         _common.unsynced(client)
     if spec["qdrant"] == MEMORY and spec.get("current"):
         mark_current(client, Path(spec["root"]))
+    if spec.get("change"):
+        change(client, spec["points"], spec["change"])
     return client, time.perf_counter() - started
+
+
+def change(client: QdrantClient, points: int, k: int) -> None:
+    """Edit the title of k selected points, evenly spread (as a user's pipeline would)."""
+    selected = _common.selected_ids(points)
+    for point_id in (selected[i * len(selected) // k] for i in range(k)):
+        [record] = client.retrieve(_common.COLLECTION, [point_id], with_payload=["title"])
+        client.set_payload(_common.COLLECTION, {"title": f"{record.payload['title']} (edited)"},
+                           points=[point_id])
 
 
 def mark_current(client: QdrantClient, root: Path) -> None:
@@ -157,10 +186,11 @@ def mark_current(client: QdrantClient, root: Path) -> None:
     project = load_project(root)
     [job] = load_jobs([], project, root)
     writer = Writer(client, job, write_batch=WRITE_BATCH)
-    for point in Selection(client, job, page=PAGE).points():
+    for point in Selection(client, job, page=PAGE, embedded=True).points():
         inputs = runner.reconcile.inputs_digest(job.fingerprint, point.id, point.payload)
         key = hashlib.sha256(inputs.encode()).hexdigest()
-        result = Result(key, "json", _common.FAKE_RESULT, job.spec.model, "bench", "bench")
+        result = Result(key, "json", _common.FAKE_RESULT, _common.STAMP_MODEL,
+                        _common.STAMP_BATCH, _common.STAMP_AT)
         writer.result(point.id, result, inputs, project.provider_id)
     writer.flush()
 
@@ -197,6 +227,7 @@ def batchrun(spec: dict, command: Callable[[Workspace], dict]) -> dict:
     runs = []
     for _ in range(spec.get("repeat", 1)):
         stages.seconds.clear()
+        stages.cpu.clear()
         runs.append(timed(spec, client, stages, command))
         # A CLI run ends its process; here the next run must not find this one's workspace
         # alive (Workspace.qdrant gc.freeze()s everything, itself included).
@@ -210,7 +241,12 @@ def batchrun(spec: dict, command: Callable[[Workspace], dict]) -> dict:
 def timed(spec: dict, client: QdrantClient, stages: Stages,
           command: Callable[[Workspace], dict]) -> dict:
     profile = cProfile.Profile() if spec.get("profile") else None
-    started = time.perf_counter()
+    calls = ScrollCalls(client)
+    if spec.get("trace"):
+        gc.collect()
+        tracemalloc.start(30)
+        before = tracemalloc.take_snapshot()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if profile:
         profile.enable()
     ws, counting = workspace(Path(spec["root"]), client, stages)
@@ -220,13 +256,78 @@ def timed(spec: dict, client: QdrantClient, stages: Stages,
         profile.disable()
         profile.dump_stats(spec["profile"])
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    traced = retained(before) if spec.get("trace") else None
     if counting:
         counting.app.close()
     emulator_s = stages.seconds.get("emulator", 0.0)
     return {**out, "seconds": seconds, "emulator_seconds": emulator_s,
-            "own_seconds": seconds - emulator_s,
+            "own_seconds": seconds - emulator_s, "scroll_calls": calls.per_pass(),
             "posts": counting.posts() if counting else None,
-            "calls": dict(counting.calls) if counting else {}, "stages": dict(stages.seconds)}
+            "calls": dict(counting.calls) if counting else {}, "stages": dict(stages.seconds),
+            "own_cpu": cpu - stages.cpu.get("emulator", 0.0), "stages_cpu": dict(stages.cpu),
+            "traced": traced, "floor_seconds": full_pass(client) if spec.get("floor") else None,
+            "state_bytes": folder_bytes(Path(spec["root"]) / ".batchrun")}
+
+
+class ScrollCalls:
+    """How many scroll calls each full pass made (a pass starts with offset None)."""
+
+    def __init__(self, client: QdrantClient):
+        self.passes: list[int] = []
+        original = client.scroll
+
+        def scroll(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("offset") is None:
+                self.passes.append(0)
+            self.passes[-1] += 1
+            return original(*args, **kwargs)
+
+        client.scroll = scroll  # type: ignore[method-assign]
+
+    def per_pass(self) -> int:
+        return max(self.passes, default=0)
+
+
+def retained(before: tracemalloc.Snapshot) -> dict:
+    """What the run left allocated, by owner: the embedded collection (allocated inside
+    qdrant_client: what was written into it), batchrun (inside runner/, not qdrant), and
+    the rest (imports, the SDK, caches). Bytes, and the traced peak."""
+    after = tracemalloc.take_snapshot()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    owners: dict[str, int] = defaultdict(int)
+    for stat in after.compare_to(before, "traceback"):
+        files = [frame.filename for frame in stat.traceback]
+        owner = ("collection" if any("qdrant_client" in f for f in files) else
+                 "batchrun" if any(f"{os.sep}runner{os.sep}" in f for f in files) else "other")
+        owners[owner] += stat.size_diff
+    return {**owners, "peak": peak}
+
+
+def full_pass(client: QdrantClient) -> float:
+    """One filtered count: the pass every scroll call of the embedded engine makes."""
+    flt = _common.qdrant_filter()
+    runs = []
+    for _ in range(3):
+        started = time.process_time()
+        client.count(_common.COLLECTION, count_filter=flt, exact=True)
+        runs.append(time.process_time() - started)
+    return min(runs)
+
+
+def folder_bytes(folder: Path) -> dict:
+    """Bytes of the state directory, by part: state.db (and its WAL), shards, outputs, the
+    in-process emulator's copies (`server/`), the rest."""
+    parts: dict[str, int] = defaultdict(int)
+    for path in folder.rglob("*") if folder.is_dir() else []:
+        if path.is_file():
+            names = path.relative_to(folder).parts
+            part = ("emulator copies" if "server" in names else "shards" if "shards" in names
+                    else "outputs" if "outputs" in names else
+                    "state.db" if path.name.startswith("state.db") else "other")
+            parts[part] += path.stat().st_size
+    return dict(parts)
 
 
 def apply(spec: dict) -> dict:

@@ -65,8 +65,13 @@ FILTER: dict = SPEC["source"]["filter"]
 SELECTED_REGIONS = set(FILTER["must"][0]["match"]["any"])
 OUTPUT_KEY: str = SPEC["output"]["key"]
 STAMP_KEY = "_batchrun_" + JOB
-FAKE_RESULT = {"topics": ["chess", "live stream", "tournament"], "category": "Education",
-               "language": "en"}
+# Shaped like the emulator's answers to the tags job (five topics), and the stamp like the
+# one apply writes beside it, so that a baseline's collection holds as much as batchrun's.
+FAKE_RESULT = {"category": "Education", "language": "en",
+               "topics": ["chess", "live", "stream", "tournament", "club"]}
+STAMP_MODEL = "gpt-4o-mini-2024-07-18"          # a dated model, as answers name it
+STAMP_BATCH = "batch_" + "0" * 32
+STAMP_AT = "2025-01-01T00:00:00Z"
 
 
 # Stages of a cold run, as both sides report them (keys) and print them (labels).
@@ -123,15 +128,17 @@ def unsynced(client: QdrantClient) -> None:
             connection.execute("PRAGMA synchronous=OFF")
 
 
-def lookalike_stamp(point_id: int) -> dict:
-    """A stamp shaped like the one apply writes (for the baselines' copy of a current
-    collection, which must not import batchrun to compute the real one)."""
+def lookalike_stamp(point_id: int, provider: str = "emulator") -> dict:
+    """A stamp shaped like the one apply writes, field for field and of the same lengths
+    (for the baselines' copy of a current collection, which must not import batchrun to
+    compute the real one)."""
     digest = hashlib.sha256(str(point_id).encode()).hexdigest()
-    return {"key": digest, "inputs": digest[:32], "provider": "emulator", "model": SPEC["model"],
-            "batch": "bench", "at": "2025-01-01T00:00:00Z"}
+    return {"key": digest, "inputs": "m2:" + digest[:32], "provider": provider,
+            "model": STAMP_MODEL, "batch": STAMP_BATCH, "at": STAMP_AT, "to": OUTPUT_KEY}
 
 
-def seed(client: QdrantClient, n: int, *, stamped: bool = False) -> None:
+def seed(client: QdrantClient, n: int, *, stamped: bool = False,
+         provider: str = "emulator") -> None:
     """n points in a new collection; `stamped`: selected points also carry a result and
     a stamp of the sizes apply writes."""
     client.create_collection(COLLECTION, vectors_config={})
@@ -140,7 +147,7 @@ def seed(client: QdrantClient, n: int, *, stamped: bool = False) -> None:
     for point_id, payload in videos(n):
         if stamped and payload["region"] in SELECTED_REGIONS:
             payload[OUTPUT_KEY] = FAKE_RESULT
-            payload[STAMP_KEY] = lookalike_stamp(point_id)
+            payload[STAMP_KEY] = lookalike_stamp(point_id, provider)
         batch.append(models.PointStruct(id=point_id, vector={}, payload=payload))
         if len(batch) == UPSERT_BATCH:
             client.upsert(COLLECTION, batch)
@@ -209,6 +216,8 @@ def side(name: str, env: dict[str, str] | None = None, **spec: Any) -> dict:
     _batchrun.py) in a fresh Python process; its result, with the child's peak RSS (MB)
     and CPU seconds."""
     module, function = name.split(".")
+    if module == "baseline" and "points" in spec and "page" not in spec:
+        spec["page"] = embedded_page(spec["points"])
     cmd = [sys.executable, str(BENCH / f"_{module}.py"), json.dumps({"side": function, **spec})]
     env = {**os.environ, "PYTHONHASHSEED": "0", "NO_COLOR": "1", **(env or {})}
     env.pop("OPENAI_BASE_URL", None)
@@ -220,9 +229,35 @@ def side(name: str, env: dict[str, str] | None = None, **spec: Any) -> dict:
     return json.loads(lines[-1][len(RESULT_MARK):])
 
 
+class Served:
+    """An emulator serving from its own process: its base URL and its memory."""
+
+    def __init__(self, url: str, pid: int):
+        self.url, self.pid = url, pid
+
+    def peak_rss_mb(self) -> float | None:
+        """The process's peak RSS so far (Linux: VmHWM), in MB."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return None
+        kb = next((int(line.split()[1]) for line in status.splitlines()
+                   if line.startswith("VmHWM:")), None)
+        return None if kb is None else kb / 1024
+
+
+def embedded_page(points: int) -> int:
+    """batchrun's page on the embedded engine for a collection of `points` (select.py's
+    paging rule), for the baselines: both sides make as many passes over the engine."""
+    from runner.select import page_size   # in the parent only: the children stay batchrun-free
+    from runner.spec import QdrantConfig
+
+    return page_size(points, QdrantConfig().scroll_page, embedded=True)
+
+
 @contextmanager
-def served_emulator(state_dir: Path) -> Iterator[str]:
-    """`batchrun emulator` at instant speed in its own process; yields its base URL."""
+def served_emulator(state_dir: Path) -> Iterator[Served]:
+    """`batchrun emulator` at instant speed in its own process."""
     proc = subprocess.Popen([sys.executable, "-m", "runner.cli", "emulator", "--port", "0",
                              "--speed", "instant", "--state-dir", str(state_dir)],
                             stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -230,7 +265,7 @@ def served_emulator(state_dir: Path) -> Iterator[str]:
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("export OPENAI_BASE_URL="):
-                yield line.split("=", 1)[1].strip()
+                yield Served(line.split("=", 1)[1].strip(), proc.pid)
                 break
         else:
             raise SystemExit(f"the emulator exited ({proc.wait()}) before saying its URL")
@@ -254,8 +289,9 @@ def open_collection(spec: dict, *, stamped: bool = False) -> tuple[QdrantClient,
     it took to open or build it."""
     started = time.perf_counter()
     client = open_qdrant(Path(spec["root"]), spec["qdrant"])
-    if spec["qdrant"] == MEMORY:
-        seed(client, spec["points"], stamped=stamped)
+    if spec["qdrant"] == MEMORY:   # `provider`: who the stamps name (batchrun's provider id)
+        seed(client, spec["points"], stamped=stamped,
+             provider=spec.get("provider", "emulator"))
     return client, time.perf_counter() - started
 
 

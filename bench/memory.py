@@ -31,9 +31,9 @@ def main() -> None:
             root = tmp / f"memory-{n}"
             spec = {"root": str(root), "qdrant": MEMORY, "points": n}
             with (nullcontext() if args.in_process_emulator
-                  else served_emulator(tmp / f"emulator-{n}")) as url:
-                write_project(root, MEMORY, provider=url and {
-                    "name": "openai", "base_url": url, "poll_interval": 0.01})
+                  else served_emulator(tmp / f"emulator-{n}")) as served:
+                write_project(root, MEMORY, provider=served and {
+                    "name": "openai", "base_url": served.url, "poll_interval": 0.01})
                 env = {"OPENAI_API_KEY": "sk-bench-not-a-key"}
                 rss["scroll", n] = side("baseline.scroll", current=True, **spec)["rss_mb"]
                 rss["noop", n] = side("batchrun.apply", current=True, env=env, **spec)["rss_mb"]

@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .commands import State
 from .commands.apply import apply
+from .commands.gc import gc
 from .commands.inspect import costs, show, validate
 from .commands.plan import plan
 from .commands.project import demo, init
@@ -52,7 +53,7 @@ def cli(ctx: click.Context, directory: str, debug: bool) -> None:
 
 
 for command in (apply, plan, render, try_command, prepare, submit, status, collect, cancel,
-                validate, show, costs, repair, demo, init):
+                validate, show, costs, repair, gc, demo, init):
     cli.add_command(command)
 
 

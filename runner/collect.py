@@ -165,6 +165,7 @@ class _Reading:
                     lines.damage.setdefault(kind, f"{self._shown(download.path)} is empty, "
                                             f"though the batch counts {kind} lines")
             lines.flush()
+            ledger.put_staged_results()   # in key order, once per batch
             if lines.damage and first_try:
                 raise _Damaged(lines.damage)
             damage = next(iter(lines.damage.values()), None)
@@ -281,7 +282,7 @@ class _Lines:
             self.result.problems.append(text)
 
     def flush(self) -> None:
-        self.ledger.put_results(self.answers)
+        self.ledger.stage_results(self.answers)
         self.answers.clear()
 
 

@@ -37,6 +37,8 @@ from .records import (
 )
 
 __all__ = ["FILENAME", "Ledger"]
+WAL_LIMIT = 64 << 20       # bytes the WAL file keeps between transactions
+CACHE_KB = 32 << 10        # SQLite page cache
 
 _BATCH_COLUMNS = {f.name for f in fields(BatchRecord)}
 
@@ -61,12 +63,17 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL+NORMAL: a killed process loses nothing
         self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")  # not the largest collect's
+        # Keys are hashes, each new one on a random page: 32 MB (default 2) keep them at hand
+        self.db.execute(f"PRAGMA cache_size=-{CACHE_KB}")
         for suffix in ("-wal", "-shm"):   # left 0644 by an older batchrun, perhaps
             if path.with_name(FILENAME + suffix).exists():
                 private_file(path.with_name(FILENAME + suffix))
         self._depth = 0
         self._upgrade()
         self._check_owner()
+        self.db.execute("CREATE TEMP TABLE staged_results (key TEXT, kind TEXT, value BLOB, "
+                        "model TEXT, batch_id TEXT)")   # stage_results(); this connection's
         self.artifacts = Artifacts(state_dir / "artifacts")
 
     def _upgrade(self) -> None:
@@ -282,6 +289,20 @@ class Ledger:
                             "batch_id, at, via) VALUES (?, ?, ?, ?, ?, ?, ?)",
                             [(*row, now, via) for row in rows])
         self.db.executemany("DELETE FROM requests WHERE key=?", [(row[0],) for row in rows])
+
+    def stage_results(self, rows: list[tuple[str, str, bytes, str | None, str | None]]) -> None:
+        """A collected batch's answers, in a temporary table until `put_staged_results`
+        caches them in key order (each page of the cache touched once, not per answer)."""
+        self.db.executemany("INSERT INTO temp.staged_results VALUES (?, ?, ?, ?, ?)", rows)
+
+    def put_staged_results(self) -> None:
+        """Cache the staged answers (a key answered twice keeps its last line, as
+        put_results would); their requests are done."""
+        self.db.execute("INSERT OR REPLACE INTO results (key, kind, value, model, batch_id, at) "
+                        "SELECT key, kind, value, model, batch_id, ? FROM staged_results "
+                        "ORDER BY key, rowid", (utc_now(),))
+        self.db.execute("DELETE FROM requests WHERE key IN (SELECT key FROM staged_results)")
+        self.db.execute("DELETE FROM staged_results")
 
     def forget_result(self, key: str) -> None:
         self.db.execute("DELETE FROM results WHERE key=?", (key,))

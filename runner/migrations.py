@@ -141,6 +141,17 @@ CREATE TABLE IF NOT EXISTS sync_calls (    -- one synchronous call: what it cost
 CREATE INDEX IF NOT EXISTS sync_calls_job ON sync_calls(job)
 """
 
+
+def _incremental_vacuum(db: sqlite3.Connection) -> None:
+    # Rows come and go by the hundred thousand (requests queued then answered, points
+    # waiting then written): let the file give their pages back. The mode takes effect
+    # with a VACUUM, which cannot run in a transaction: `migrate` runs it after the commit
+    # (`finish_incremental_vacuum`), and again on a later open if it was interrupted.
+    db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+
+
+INCREMENTAL = 2   # PRAGMA auto_vacuum's value for INCREMENTAL
+
 # The ledger as batchrun 0.1 wrote it ("state schema 2" in its meta table). Ledgers of
 # that release hold exactly these tables and count as having applied it.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -149,6 +160,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Unicode, a request over the size cap): failed points, listed by `show --failed`.
     Migration("0002_point_failures", _script(_POINT_FAILURES)),
     Migration("0003_sync_answers", _script(_SYNC_ANSWERS)),
+    Migration("0004_incremental_vacuum", _incremental_vacuum),
     Migration("0005_exactly_once", _script(_EXACTLY_ONCE)),
 )
 
@@ -189,7 +201,28 @@ def migrate(db: sqlite3.Connection) -> list[str]:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+    finish_incremental_vacuum(db)
     return applied
+
+
+def finish_incremental_vacuum(db: sqlite3.Connection) -> bool:
+    """Put a ledger that has applied 0004_incremental_vacuum in that mode (a VACUUM,
+    once: seconds for a ledger of a million requests). Skipped, for a later open, while
+    another process writes to it (a reader must not wait on a writer). True when done."""
+    if "0004_incremental_vacuum" not in applied_names(db):
+        return False
+    if db.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
+        return True
+    timeout = db.execute("PRAGMA busy_timeout").fetchone()[0]
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("VACUUM")
+    except sqlite3.OperationalError:   # busy: another process is writing
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+    return True
 
 
 def applied_names(db: sqlite3.Connection) -> set[str]:

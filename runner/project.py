@@ -22,16 +22,46 @@ PROJECT_FILE = "batchrun.yaml"
 
 
 @dataclass(frozen=True)
+class Partition:
+    """One runner's share of every job: the points whose id falls in slice `index` (1 to
+    `count`) of Qdrant's `slice` condition. docs/scale.md says how runners split a job."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        """"2/4" → the second of four partitions."""
+        index, sep, count = text.partition("/")
+        try:
+            partition = cls(int(index), int(count)) if sep else None
+        except ValueError:
+            partition = None
+        if partition is None or not 1 <= partition.index <= partition.count:
+            raise BatchrunError(f"--partition {text!r} is not I/N with 1 ≤ I ≤ N",
+                                hint="for example --partition 1/4 … --partition 4/4, one "
+                                     "per runner")
+        return partition
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True)
 class ProjectContext:
     root: Path
     config: Project
     file: str | None           # display path of batchrun.yaml, None when absent
+    partition: Partition | None = None   # this runner's share of every job (--partition)
 
     @property
     def state_dir(self) -> Path:
         """The ledger of the configured provider. The emulator keeps its own, inside, so
-        trying a job for free never leaves made-up answers where real ones are expected."""
+        trying a job for free never leaves made-up answers where real ones are expected.
+        A partition keeps its own too: each runner owns its state, as on its own machine."""
         base = (self.root / self.config.state_dir).resolve()
+        if self.partition is not None:
+            base = base / f"partition-{self.partition.index}-of-{self.partition.count}"
         return base / "emulator" if self.config.provider.name == "emulator" else base
 
     @property
@@ -51,6 +81,9 @@ class ProjectContext:
         # Not an absolute path: a CI runner checking the project out elsewhere must still
         # find the batches it created (the folder name tells projects apart).
         where = cfg.url or f"{self.root.name}/{cfg.path or '.qdrant'}"
+        if self.partition is not None:
+            # Runners of one job never adopt each other's batches: each pays for its share.
+            return digest([where, collection, str(self.partition)])[:16]
         return digest([where, collection])[:16]
 
 

@@ -85,6 +85,26 @@ class BatchAPI:
                 return item
         return None
 
+    def stored_files(self) -> dict[str, int]:
+        """Every file the provider keeps for this key: id → bytes."""
+        page = self._call("listing files", lambda: self.client.files.list(order="desc",
+                                                                         limit=10_000))
+        files = {}
+        while True:
+            files.update({item.id: item.bytes for item in page.data})
+            if not page.has_next_page():
+                return files
+            page = self._call("listing files", page.get_next_page)
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete a stored file; one that is gone already is not an error."""
+        def delete() -> None:
+            try:
+                self.client.files.delete(file_id)
+            except openai.NotFoundError:
+                pass
+        self._call(f"deleting file {file_id}", delete)
+
     def create_once(self, file_id: str, endpoint: str, metadata: dict[str, str]) -> Batch:
         """Create a batch with one HTTP call, never retried by the SDK: it sends no
         idempotency key, so a retried create could pay twice. A failure says whether it

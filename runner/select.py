@@ -1,9 +1,24 @@
 """Qdrant at the edge: connecting, and streaming the points a job selects.
 
-Reading streams page by page (`scroll_page` points, default 10,000: the embedded engine
-re-sorts every id on every page, so small pages are quadratic) and asks only for the
-fields the template reads plus the job's stamp, never vectors. Writing results back is
-writeback.py.
+Reading streams page by page and asks only for the fields the template reads plus the
+job's stamp, never vectors. Writing results back is writeback.py.
+
+The paging rule. A Qdrant server's scroll is indexed: a page costs what it returns, so
+pages are `scroll_page` points (default 10,000). The embedded engine (qdrant-client's
+local mode) is not: every scroll call sorts every id of the collection and evaluates the
+filter on every point before it returns a page (`LocalCollection._scroll_by_id`), and no
+call of qdrant-client returns filtered points without that pass (`count` makes the same
+pass, `retrieve` takes no filter). So on the embedded engine one pass over a job makes at
+most `EMBEDDED_SCROLLS` scroll calls, whatever the size of the collection: a page is
+`max(scroll_page, ceil(points in the collection / EMBEDDED_SCROLLS))`, and reading a
+collection of N points costs a bounded number of O(N log N) passes instead of N / 10,000
+of them. The memory bound: a page holds at most a quarter of the collection's points,
+each as a record with only the selected fields (strings are shared with the engine, which
+already holds every point in memory, several times a record's size), and the previous
+page is released before the next is read.
+
+With a partition (`--partition I/N`, docs/scale.md), the filter also holds Qdrant's
+`slice` condition: the points whose id hashes to slice I-1 of N, disjoint between runners.
 """
 
 from __future__ import annotations
@@ -17,11 +32,20 @@ from .errors import BatchrunError, Location, SpecError
 from .filters import qdrant_filter
 from .jobs import Job
 from .lock import StateLock
-from .project import ProjectContext
+from .project import Partition, ProjectContext
 from .writeback import STAMP_PREFIX, stamp_key
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
+
+EMBEDDED_SCROLLS = 4   # scroll calls per pass over the embedded engine (see the paging rule)
+
+
+def page_size(collection_points: int, scroll_page: int, *, embedded: bool) -> int:
+    """Points per scroll call (the paging rule above)."""
+    if not embedded:
+        return scroll_page
+    return max(scroll_page, -(-collection_points // EMBEDDED_SCROLLS))
 
 
 @dataclass(frozen=True)
@@ -70,15 +94,28 @@ def connect(project: ProjectContext) -> QdrantClient:
 class Selection:
     """The points one job reads: its collection, filtered, with its fields and stamp."""
 
-    def __init__(self, client: QdrantClient, job: Job, *, page: int):
+    def __init__(self, client: QdrantClient, job: Job, *, page: int, embedded: bool = False,
+                 partition: Partition | None = None):
         self.client = client
         self.job = job
-        self.page = page
+        self.scroll_page = page
+        self.embedded = embedded
         self.collection = job.spec.source.collection
         self.stamp_key = stamp_key(job.name)
         self.filter = (qdrant_filter(job.spec.source.filter, job.positions, ("source", "filter"))
                        if job.spec.source.filter is not None else None)
+        if partition is not None:
+            self.filter = _with_slice(self.filter, partition)
         self._check_collection()
+
+    @property
+    def page(self) -> int:
+        """Points per scroll call: `scroll_page`, or on the embedded engine enough that a
+        pass makes at most EMBEDDED_SCROLLS calls (counting without a filter is free there)."""
+        if not self.embedded:
+            return self.scroll_page
+        return page_size(self.client.count(self.collection, exact=True).count,
+                         self.scroll_page, embedded=True)
 
     def _check_collection(self) -> None:
         if not self.client.collection_exists(self.collection):
@@ -118,15 +155,18 @@ class Selection:
     def _records(self, limit: int | None, with_payload: Any, with_vectors: Any) -> Iterator[Any]:
         """The selected records, page by page, at most `limit` (and source.limit)."""
         remaining = min(filter(None, (self.job.spec.source.limit, limit)), default=None)
+        page = self.page
         offset = None
         while True:
-            size = self.page if remaining is None else min(self.page, remaining)
+            size = page if remaining is None else min(page, remaining)
             records, offset = self.client.scroll(
                 self.collection, scroll_filter=self.filter, limit=size, offset=offset,
                 with_payload=with_payload, with_vectors=with_vectors)
+            read = len(records)
             yield from records
+            records.clear()   # the next page is read with this one released
             if remaining is not None:
-                remaining -= len(records)
+                remaining -= read
                 if remaining <= 0:
                     return
             if offset is None:
@@ -166,6 +206,20 @@ class Selection:
             if self.job.output_vector is None and not keep:
                 take(payload, self.job.output_key)   # a job never reads its own result
         return Point(point_id, payload, stamp if isinstance(stamp, dict) else None)
+
+
+def _with_slice(flt: Any, partition: Partition) -> Any:
+    """The job's filter, narrowed to the partition's slice of the id space."""
+    from qdrant_client import models
+
+    if not hasattr(models, "SliceCondition"):
+        raise BatchrunError("--partition needs qdrant-client 1.20 or later (the `slice` "
+                            "filter condition); this one has none",
+                            hint="pip install -U qdrant-client; a Qdrant server needs 1.19 "
+                                 "or later")
+    part = models.SliceCondition(slice=models.Slice(total=partition.count,
+                                                    index=partition.index - 1))
+    return models.Filter(must=[part] if flt is None else [part, flt])
 
 
 def has(payload: dict, dotted: str) -> bool:

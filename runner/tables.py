@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .jobs import Job
     from .reconcile import JobPlan
     from .records import BatchRecord
+    from .retention import Garbage
     from .workspace import Workspace
 
 
@@ -160,6 +161,42 @@ def status_lines(rows: list[dict[str, Any]], ws: Workspace) -> list[str]:
     widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
     return ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
             for line in table]
+
+
+def gc_lines(garbage: Garbage, problems: list[str], *, dry_run: bool) -> list[str]:
+    """`gc`: what went (or would go), by kind, and what could not."""
+    verb = "would free" if dry_run else "freed"
+    lines = [f"{'Would remove' if dry_run else 'Removed'} {len(garbage.files):,} file"
+             f"{'s' * (len(garbage.files) != 1)} ({size(garbage.file_bytes)}): shards and "
+             "output files of collected batches, and leftovers"]
+    if garbage.provider_files:
+        lines.append(f"{'Would delete' if dry_run else 'Deleted'} {len(garbage.provider_files):,} "
+                     f"emulator file{'s' * (len(garbage.provider_files) != 1)} "
+                     f"({size(sum(garbage.provider_files.values()))})")
+    if garbage.ledger_bytes:
+        lines.append(f"state.db: {size(garbage.ledger_bytes)} of free pages "
+                     f"{'to give back' if dry_run else 'given back'}")
+    lines += [f"not deleted: {problem}" for problem in problems]
+    lines.append(f"gc {verb} {size(garbage.total_bytes)}; the result cache and every file of "
+                 "a batch not yet collected are kept.")
+    return lines
+
+
+def gc_status_line(garbage: Garbage) -> str:
+    if not garbage.total_bytes:
+        return "Nothing for `batchrun gc` to free."
+    return (f"`batchrun gc` would free {size(garbage.total_bytes)} (files of collected "
+            "batches, emulator copies, free ledger pages).")
+
+
+def size(count: int) -> str:
+    """Bytes for a person: 0 B, 812 B, 4.2 KB, 229.0 MB, 1.7 GB."""
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
 
 
 def _duration(seconds: int | None) -> str:

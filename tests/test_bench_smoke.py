@@ -26,6 +26,9 @@ RUNS = {
                 ["batchrun --help / python -c pass", "batchrun --version / python -c pass",
                  "batchrun init DIR / python -c pass",
                  "batchrun validate (spec-only project) / python -c pass"]),
+    "scale": (["--sizes", "300,900", "--trace-points", "", "--disk-points", "20"],
+              ["peak RSS − raw, cold run at 900", "peak RSS − raw, no-op at 900",
+               "peak RSS − raw, 1 % change at 900"]),
 }
 RATIO = re.compile(r"^ratio  (?P<what>.+?)\s+-?\d+\.\d+(×| MB)  \(", re.M)
 

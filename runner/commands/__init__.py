@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from ..workspace import Options, Workspace
 
 __all__ = ["State", "emit_json", "echo_lines", "handle_errors", "json_option",
-           "lock_option", "open_workspace", "paths_argument", "progress_option"]
+           "lock_option", "open_workspace", "partition_option", "paths_argument",
+           "progress_option", "project_of"]
 
 EXIT_PENDING = 2
 EXIT_FAILED_RECORDS = 3
@@ -37,6 +38,7 @@ class State:
     debug: bool
     json: bool = False
     lock_timeout: float = 0.0
+    partition: str | None = None     # --partition I/N, as given
 
 
 def echo_lines(lines: list[str]) -> None:
@@ -67,6 +69,34 @@ def lock_option(fn: Callable) -> Callable:
                              "directory (default: fail at once).")(fn)
 
 
+def partition_option(fn: Callable) -> Callable:
+    """--partition I/N (or $BATCHRUN_PARTITION), for the commands that read a job's points
+    or its state: this runner's share of every job (docs/scale.md)."""
+    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+        state = ctx.find_object(State)
+        if state is not None and value:
+            state.partition = value
+    return click.option("--partition", metavar="I/N", envvar="BATCHRUN_PARTITION",
+                        expose_value=False, callback=remember,
+                        help="Work on partition I of N only: the points whose id falls in "
+                             "Qdrant's slice I of N, with state of its own in "
+                             "<state_dir>/partition-I-of-N (one runner each; docs/scale.md)."
+                        )(fn)
+
+
+def project_of(state: State, project: ProjectContext | None = None) -> ProjectContext:
+    """The project a command works in (loaded from its directory unless given), narrowed
+    to the runner's partition when it has one."""
+    import dataclasses
+
+    from ..project import Partition, load_project
+
+    project = project or load_project(state.directory)
+    if state.partition and project.partition is None:
+        project = dataclasses.replace(project, partition=Partition.parse(state.partition))
+    return project
+
+
 @contextlib.contextmanager
 def open_workspace(state: State, paths: tuple[str, ...], options: Options | None = None, *,
                    no_progress: bool = False, project: ProjectContext | None = None,
@@ -75,10 +105,9 @@ def open_workspace(state: State, paths: tuple[str, ...], options: Options | None
     stderr; closed (progress stopped, Qdrant and the ledger released) however it ends."""
     from ..jobs import load_jobs
     from ..progress import reporter
-    from ..project import load_project
     from ..workspace import Options, Workspace
 
-    project = project or load_project(state.directory)
+    project = project_of(state, project)
     if jobs is None:
         jobs = load_jobs(list(paths), project, state.directory)
     live = False if (no_progress or state.json) else None

@@ -17,6 +17,7 @@ from . import (
     json_option,
     lock_option,
     open_workspace,
+    partition_option,
     progress_option,
 )
 
@@ -38,6 +39,7 @@ from . import (
 @lock_option
 @progress_option
 @json_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float | None,

@@ -15,7 +15,9 @@ from . import (
     handle_errors,
     json_option,
     open_workspace,
+    partition_option,
     paths_argument,
+    project_of,
 )
 
 
@@ -88,6 +90,7 @@ def _data_warnings(project: Any, jobs: list[Any]) -> list[Any]:
 @click.option("--failed", is_flag=True, help="List failed requests, and points that cannot "
               "be sent, and why, instead.")
 @json_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -> None:
@@ -100,9 +103,7 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
     """
     from .. import tables
     from ..jobs import load_jobs
-    from ..project import load_project
-
-    project = load_project(state.directory)
+    project = project_of(state)
     jobs = {j.name: j for j in load_jobs([], project, state.directory)}
     if job_name not in jobs:
         raise BatchrunError(f"no job named {job_name!r}",
@@ -127,6 +128,7 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
 @click.option("--by", type=click.Choice(["job", "batch", "model", "day"]), default="job",
               show_default=True, help="How to group the report.")
 @json_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def costs(state: State, by: str, as_json: bool) -> None:
@@ -139,9 +141,7 @@ def costs(state: State, by: str, as_json: bool) -> None:
     """
     from .. import tables
     from ..costs import project_costs
-    from ..project import load_project
-
-    rows = project_costs(load_project(state.directory), by,
+    rows = project_costs(project_of(state), by,
                          warn=lambda line: click.echo(line, err=True))
     if as_json:
         emit_json(rows)

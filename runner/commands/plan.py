@@ -14,6 +14,7 @@ from . import (
     handle_errors,
     json_option,
     open_workspace,
+    partition_option,
     paths_argument,
     progress_option,
 )
@@ -32,6 +33,7 @@ from . import (
                    "exactly it, or refuses if the specs or the data changed since.")
 @progress_option
 @json_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def plan(state: State, paths: tuple[str, ...], detailed_exitcode: bool, strict: bool,

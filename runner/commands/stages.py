@@ -16,6 +16,7 @@ from . import (
     json_option,
     lock_option,
     open_workspace,
+    partition_option,
     paths_argument,
     progress_option,
 )
@@ -28,6 +29,7 @@ from . import (
 @progress_option
 @json_option
 @lock_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def prepare(state: State, paths: tuple[str, ...], strict: bool, no_progress: bool,
@@ -61,6 +63,7 @@ def prepare(state: State, paths: tuple[str, ...], strict: bool, no_progress: boo
 @paths_argument
 @json_option
 @lock_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
@@ -91,6 +94,7 @@ def submit(state: State, paths: tuple[str, ...], as_json: bool) -> None:
 @progress_option
 @json_option
 @lock_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def collect(state: State, paths: tuple[str, ...], wait: bool, no_progress: bool,
@@ -123,6 +127,7 @@ def collect(state: State, paths: tuple[str, ...], wait: bool, no_progress: bool,
 @paths_argument
 @click.option("--watch", is_flag=True, help="Refresh every poll interval until all finish.")
 @json_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> None:
@@ -142,10 +147,12 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
     with open_workspace(state, paths, no_progress=True) as ws:
         while True:
             rows = tables.status_rows(ws.open_batches(), time.time())
+            garbage = ws.garbage(keep=0)
             if as_json:
-                emit_json({"batches": rows, "failures": tables.failure_rows(ws)})
+                emit_json({"batches": rows, "failures": tables.failure_rows(ws),
+                           "gc": garbage.as_json()})
             else:
-                echo_lines(tables.status_lines(rows, ws))
+                echo_lines([*tables.status_lines(rows, ws), tables.gc_status_line(garbage)])
             if not watch or all(row["status"] in TERMINAL for row in rows):
                 return   # nothing left that could change
             time.sleep(ws.api.poll_interval)
@@ -155,6 +162,7 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
 @paths_argument
 @json_option
 @lock_option
+@partition_option
 @click.pass_obj
 @handle_errors
 def cancel(state: State, paths: tuple[str, ...], as_json: bool) -> None:
