@@ -182,11 +182,12 @@ def gc_lines(garbage: Garbage, problems: list[str], *, dry_run: bool) -> list[st
     return lines
 
 
-def gc_status_line(garbage: Garbage) -> str:
+def gc_status_lines(garbage: Garbage) -> list[str]:
+    """What gc would free, when it is something: status stays quiet otherwise."""
     if not garbage.total_bytes:
-        return "Nothing for `batchrun gc` to free."
-    return (f"`batchrun gc` would free {size(garbage.total_bytes)} (files of collected "
-            "batches, emulator copies, free ledger pages).")
+        return []
+    return [f"`batchrun gc` would free {size(garbage.total_bytes)} (files of collected "
+            "batches, emulator copies, free ledger pages)."]
 
 
 def size(count: int) -> str:

@@ -152,7 +152,7 @@ def status(state: State, paths: tuple[str, ...], watch: bool, as_json: bool) -> 
                 emit_json({"batches": rows, "failures": tables.failure_rows(ws),
                            "gc": garbage.as_json()})
             else:
-                echo_lines([*tables.status_lines(rows, ws), tables.gc_status_line(garbage)])
+                echo_lines([*tables.status_lines(rows, ws), *tables.gc_status_lines(garbage)])
             if not watch or all(row["status"] in TERMINAL for row in rows):
                 return   # nothing left that could change
             time.sleep(ws.api.poll_interval)
