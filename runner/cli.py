@@ -20,6 +20,7 @@ from .commands.apply import apply
 from .commands.inspect import costs, show, validate
 from .commands.plan import plan
 from .commands.project import demo, init
+from .commands.report import report
 from .commands.stages import cancel, collect, prepare, status, submit
 from .emulator.command import emulator_command
 
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, directory: str, debug: bool) -> None:
 
 
 for command in (apply, plan, prepare, submit, status, collect, cancel, validate, show, costs,
-                demo, init):
+                report, demo, init):
     cli.add_command(command)
 
 

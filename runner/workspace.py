@@ -130,9 +130,11 @@ class Workspace:
 
     # ---- the stages ------------------------------------------------------------------
 
-    def plan(self) -> dict[str, JobPlan]:
-        """What apply would do, per job. Reads Qdrant and the ledger; spends nothing."""
-        return {job.name: self._pass(job, PassOptions(estimate=True, needed=self.needed(job)))
+    def plan(self, *, estimate: bool = True) -> dict[str, JobPlan]:
+        """What apply would do, per job. Reads Qdrant and the ledger; spends nothing.
+        Without `estimate` the counts are the same, and no request is tokenized."""
+        return {job.name: self._pass(job, PassOptions(estimate=estimate,
+                                                      needed=self.needed(job)))
                 for job in self.jobs}
 
     def needed(self, job: Job) -> tuple[str, ...]:

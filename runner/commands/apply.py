@@ -20,6 +20,8 @@ from . import (
     paths_argument,
     progress_option,
 )
+from .report import report_option
+from .report import write as write_report
 
 
 @click.command()
@@ -33,14 +35,15 @@ from . import (
               "selected (costs money). Batches already in flight are awaited, not resent.")
 @click.option("--create-vectors", is_flag=True, help="Add a missing output.vector to its "
               "collection (the model's dimension, Cosine) instead of refusing the job.")
+@report_option
 @lock_option
 @progress_option
 @json_option
 @click.pass_obj
 @handle_errors
 def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float | None,
-          retry_failed: bool, force: bool, create_vectors: bool, no_progress: bool,
-          as_json: bool) -> None:
+          retry_failed: bool, force: bool, create_vectors: bool, report_path: str | None,
+          no_progress: bool, as_json: bool) -> None:
     """Bring the collection up to date: send what changed, write the results.
 
     \b
@@ -50,8 +53,9 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
       batchrun apply --no-wait            submit and return (CI); rerun to collect
       batchrun apply --max-cost 5         refuse if the estimate exceeds $5
       batchrun apply --create-vectors     add the named vectors embedding jobs write
+      batchrun apply --report             then write report.html (`batchrun report`)
     """
-    from .. import views
+    from .. import tables, views
     from ..apply import apply as run_apply
     from ..workspace import Options
 
@@ -59,11 +63,17 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
                       force=force, create_vectors=create_vectors)
     with open_workspace(state, paths, options, no_progress=no_progress) as ws:
         with ws.locked("apply"):
+            before = ws.ledger.jobs()     # the previous run's specs: what this run changed
             outcome = run_apply(ws)
+        # Written whatever the outcome (failed requests, a job refused): the page says why.
+        written = write_report(ws, state, report_path, previous=before, every_batch=not paths) \
+            if report_path is not None else None
         if as_json:
-            emit_json(views.apply_json(ws, outcome))
+            emit_json({**views.apply_json(ws, outcome),
+                       **({"report": tables.report_json(written)} if written else {})})
         else:
-            echo_lines(views.apply_lines(ws, outcome))
+            echo_lines(views.apply_lines(ws, outcome)
+                       + (tables.report_lines(written) if written else []))
     if outcome.stalled:
         if not as_json:
             report(BatchrunError(
