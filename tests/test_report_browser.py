@@ -11,15 +11,13 @@ the demo run in a fresh folder, its report's first screen.
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from browser import WHY_MISSING, Watched, browser, chromium, open_file
+from browser import WHY_MISSING, browser, chromium, counts_on_screen, open_file, screenshot
 from playwright.sync_api import expect
 
 from runner.emulator import Faults
@@ -28,20 +26,6 @@ from runner.reportpage import JobCounts
 pytestmark = pytest.mark.skipif(chromium() is None, reason=WHY_MISSING)
 ROOT = Path(__file__).resolve().parent.parent
 README_PICTURE = ROOT / "docs" / "report-demo.png"
-
-
-def screenshot(watched: Watched, path: Path) -> Path:
-    """The first screen, at the browser's 1280×800 viewport."""
-    watched.page.screenshot(path=path)
-    assert struct.unpack(">II", path.read_bytes()[16:24]) == (1280, 800)   # PNG IHDR
-    return path
-
-
-def counts_on_screen(page: Any, scope: str) -> dict[str, int]:
-    cells = page.locator(f"{scope} td[data-count]")
-    return {cells.nth(i).get_attribute("data-count"): int(cells.nth(i).inner_text()
-                                                          .replace(",", ""))
-            for i in range(cells.count())}
 
 
 def plan_counts(plan_entry: dict) -> dict[str, int]:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import report_data
-from browser import WHY_MISSING, Watched, browser, chromium, open_file
+from browser import WHY_MISSING, browser, chromium, counts_on_screen, open_file, screenshot
 from playwright.sync_api import BrowserContext, expect
 
 from runner.reportpage import render
@@ -51,25 +49,11 @@ def row_text(row: list) -> str:
     return "\n".join([str(row[0]), *map(cell_text, row[1]), *map(cell_text, outputs)]).lower()
 
 
-def counts_on_screen(page: Any, scope: str) -> dict[str, int]:
-    cells = page.locator(f"{scope} td[data-count]")
-    return {cells.nth(i).get_attribute("data-count"): int(cells.nth(i).inner_text()
-                                                          .replace(",", ""))
-            for i in range(cells.count())}
-
-
-def screenshot(watched: Watched, folder: Path) -> Path:
-    shot = folder / "report-first-screen.png"
-    watched.page.screenshot(path=shot)
-    assert struct.unpack(">II", shot.read_bytes()[16:24]) == (1280, 800)   # PNG IHDR
-    return shot
-
-
 def test_the_report_opens_with_no_error_no_request_and_its_counts(context, report, tmp_path):
     watched = open_file(context, report)
     assert watched.errors() == []
     assert watched.requests == [report.as_uri()]
-    screenshot(watched, tmp_path)
+    screenshot(watched, tmp_path / "report-first-screen.png")
     counts = report_data.counts(POINTS)
     assert counts_on_screen(watched.page, '#overview tr[data-job="tags"]') == {
         attr: value for attr, _, value in counts.labelled()}
