@@ -117,7 +117,7 @@ def costs(state: State, by: str, report_path: str | None, as_json: bool) -> None
     written = None
     if report_path is not None:
         with open_workspace(state, (), no_progress=True, project=project) as ws:
-            written = write_report(ws, state, report_path)
+            written = write_report(ws, state, report_path, every_batch=True)
     if as_json:
         emit_json({**rows, **({"report": tables.report_json(written)} if written else {})})
     else:

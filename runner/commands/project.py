@@ -65,7 +65,8 @@ def demo(state: State, speed: str, examples: int, report_path: str | None,
         click.echo("")
         echo_lines(tables.show_lines(ws, ws.jobs[0], limit=examples))
         click.echo("")
-        page = write_report(ws, state, report_path or DEFAULT_PATH, previous=before)
+        page = write_report(ws, state, report_path or DEFAULT_PATH, every_batch=True,
+                            previous=before)
         echo_lines(tables.report_lines(page))
 
 

@@ -59,9 +59,10 @@ def target(state: State, value: str) -> Path:
     return path
 
 
-def write(ws: Workspace, state: State, value: str, *,
-          previous: Mapping[str, JobRecord] | None = None,
-          every_batch: bool = True) -> Written:
+def write(ws: Workspace, state: State, value: str, *, every_batch: bool,
+          previous: Mapping[str, JobRecord] | None = None) -> Written:
+    """The report of `ws` at PATH `value`; `every_batch`: the project's report (no job
+    paths named), listing every batch of the ledger, not only those of the jobs loaded."""
     from ..report import write_report
 
     return write_report(ws, target(state, value), previous=previous, every_batch=every_batch)
