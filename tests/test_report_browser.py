@@ -102,6 +102,7 @@ def demo_report_picture(folder: Path, picture: Path) -> tuple[Path, dict[str, in
         return page, counts_on_screen(watched.page, '#overview tr[data-job="tags"]')
 
 
+@pytest.mark.slow   # the demo in a process of its own; test_report.py checks it in-process
 def test_the_demo_ends_by_writing_its_report_and_printing_where(tmp_path):
     folder = tmp_path / "demo"
     folder.mkdir()
