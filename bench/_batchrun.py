@@ -42,6 +42,7 @@ import runner.manifest
 import runner.pack
 import runner.reconcile
 import runner.ledger
+import runner.report
 import runner.workspace
 import runner.writeback
 from runner.emulator import Emulator, EmulatorConfig
@@ -350,5 +351,16 @@ def plan(spec: dict) -> dict:
     return batchrun(spec, run)
 
 
+def report(spec: dict) -> dict:
+    """`batchrun report`'s work: a plan pass for the counts, then the page, every point
+    streamed from the collection into it."""
+    def run(ws: Workspace) -> dict:
+        written = runner.report.write_report(ws, Path(spec["out"]))
+        result = written.plans[_common.JOB]
+        return {"matched": result.matched, "up_to_date": result.up_to_date,
+                "bytes": written.bytes, "rows": written.rows[_common.JOB]}
+    return batchrun(spec, run)
+
+
 if __name__ == "__main__":
-    _common.child_main({"apply": apply, "plan": plan})
+    _common.child_main({"apply": apply, "plan": plan, "report": report})

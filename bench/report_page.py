@@ -16,6 +16,14 @@ category, language, score), 4 % unanswered (failed, unrenderable, in flight), a 
   and a plain static HTML table of as many points as the report shows, values cut the
   same way (no script, no charts).
 
+Then `batchrun report` end to end (--qdrant-points, default 100,000; 0 skips it): the
+points in an in-memory Qdrant (`_common.seed`, 80 % selected, every one answered and
+stamped as apply leaves it), each side in its own process building its own copy: a bare
+scroll of the selection, a no-op `plan` (the report's counts), and `write_report` — the
+plan pass, then every selected point streamed from the collection into the page. The
+report passes over the collection twice, so ≈ 2× the scroll plus writing the page is
+what it should cost.
+
 Targets (issue 16): the file under 20 MB; the report ready in under 2 s. Timings are
 printed, never asserted (tests/test_report_page.py runs this at a small size).
 """
@@ -27,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import REPO, Table, scratch, side
+from _common import MEMORY, REPO, Table, scratch, side, write_project
 
 sys.path.insert(0, str(REPO / "tests"))
 from browser import WHY_MISSING, browser, chromium, open_file  # noqa: E402
@@ -77,11 +85,39 @@ def open_times(path: Path, profile: Path, repeat: int) -> dict[str, dict[str, fl
     return best
 
 
+def through_qdrant(tmp: Path, points: int) -> Table:
+    """`batchrun report` over a collection, against a bare scroll and a no-op plan."""
+    root = tmp / "qdrant"
+    write_project(root, MEMORY)
+    spec = {"root": str(root), "qdrant": MEMORY, "points": points, "current": True}
+    base = side("baseline.scroll", **spec)
+    planned = side("batchrun.plan", **spec)
+    reported = side("batchrun.report", out=str(tmp / "command.html"), **spec)
+    table = Table(f"batchrun report — {points:,} points in an in-memory Qdrant "
+                  f"({base['matched']:,} selected, every one answered)")
+    table.row("bare scroll of the selection (baseline)", base["seconds"], base["rss_mb"])
+    table.row("batchrun plan (the counts the report shows)", planned["seconds"],
+              planned["rss_mb"])
+    table.row(f"batchrun report: plan, then every point into the page "
+              f"({reported['bytes'] / 1e6:.2f} MB, {reported['rows']:,} rows in its table)",
+              reported["seconds"], reported["rss_mb"])
+    table.ratio("report / bare scroll", reported["seconds"] / base["seconds"], None)
+    table.ratio("report / plan", reported["seconds"] / planned["seconds"], None)
+    table.ratio("peak RSS report − plan", reported["rss_mb"] - planned["rss_mb"], None,
+                unit=" MB")
+    table.ratio("report file size", reported["bytes"] / 1e6, 20, unit=" MB")
+    table.check("points up to date (report)", reported["up_to_date"], base["matched"])
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000,
                         help="points in the synthetic run (default 100,000)")
     parser.add_argument("--repeat", type=int, default=3, help="loads per page (default 3)")
+    parser.add_argument("--qdrant-points", type=int, default=100_000,
+                        help="points in the Qdrant collection `batchrun report` reads "
+                             "(default 100,000; 0 skips it)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     with scratch(args.keep) as tmp:
@@ -97,6 +133,7 @@ def main() -> None:
         size_mb = report.stat().st_size / 1e6
         plain_mb = (tmp / "plain.html").stat().st_size / 1e6
         opened = open_times(tmp, tmp / "profile", args.repeat) if chromium() else None
+        command = through_qdrant(tmp, args.qdrant_points) if args.qdrant_points else None
     table = Table(f"report page — {args.points:,} points, {written['shown']:,} in the table "
                   f"({'all' if written['shown'] == written['seen'] else 'a sample'})")
     table.row("raw: every point generated and json.dumps'ed to JSONL", raw["seconds"],
@@ -132,6 +169,8 @@ def main() -> None:
                     opened["report"]["laid_out"] / plain_ms, None)
         table.ratio("report ready in Chromium (seconds)", report_ms / 1000, 2, unit=" s")
     table.print()
+    if command is not None:
+        command.print()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .commands.plan import plan
 from .commands.project import demo, init
 from .commands.render import render
 from .commands.repair import repair
+from .commands.report import report
 from .commands.stages import cancel, collect, prepare, status, submit
 from .commands.tryout import try_command
 from .emulator.command import emulator_command
@@ -53,7 +54,7 @@ def cli(ctx: click.Context, directory: str, debug: bool) -> None:
 
 
 for command in (apply, plan, render, try_command, prepare, submit, status, collect, cancel,
-                validate, show, costs, repair, gc, demo, init):
+                validate, show, costs, report, repair, gc, demo, init):
     cli.add_command(command)
 
 

@@ -186,9 +186,9 @@ class Selection:
             with_vectors=False)
         return [self._point(record.id, record.payload or {}) for record in records]
 
-    def peek(self, limit: int) -> Iterator[tuple[Any, dict, Any]]:
-        """Up to `limit` selected points as (id, inputs, written result) for a person; the
-        result of a vector job is its vector."""
+    def peek(self, limit: int | None) -> Iterator[tuple[Any, dict, Any]]:
+        """Up to `limit` selected points (None: all, streamed) as (id, inputs, written
+        result) for a person; the result of a vector job is its vector."""
         top = self.job.output_key.split(".")[0]
         vector = self.job.output_vector
         for point in self.points(limit=limit, extra=[top] if vector is None else [],

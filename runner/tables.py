@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .jobs import Job
     from .reconcile import JobPlan
     from .records import BatchRecord
+    from .report import Written
     from .retention import Garbage
     from .workspace import Workspace
 
@@ -305,3 +306,40 @@ def _sync_cost_lines(sync: dict[str, Any], by: str) -> list[str]:
         lines.append(f"{sync['total']['unpriced_calls']} call(s) used a model with no known "
                      "price: their cost is not counted.")
     return lines
+
+
+def report_json(written: Written, *, with_jobs: bool = False) -> dict[str, Any]:
+    """Where the report is; with `with_jobs`, each job's counts as `plan --json` prints
+    them and the rows the page's table holds."""
+    out: dict[str, Any] = {"path": str(written.path), "bytes": written.bytes}
+    if with_jobs:
+        out["jobs"] = {name: {**job_counts(plan), "rows": written.rows.get(name, 0)}
+                       for name, plan in written.plans.items()}
+    return out
+
+
+def report_lines(written: Written, *, with_jobs: bool = False) -> list[str]:
+    lines = []
+    if with_jobs:
+        for name, plan in written.plans.items():
+            counts = job_counts(plan)
+            states = [f"{counts[key]:,} {label}" for key, label in _REPORTED if counts[key]]
+            unrendered = sum(counts["render_errors"].values())
+            if unrendered:
+                states.append(f"{unrendered:,} cannot be rendered")
+            lines.append(f"{name}: {counts['matched']:,} matched" +
+                         "".join(f", {s}" for s in states))
+    lines.append(f"Report: {written.path} ({_bytes(written.bytes)}); open it in a browser, "
+                 "it needs no server.")
+    return lines
+
+
+_REPORTED = (("up_to_date", "up to date"), ("cached", "to write from the result cache"),
+             ("in_flight", "in flight"), ("waiting", "waiting"), ("failed", "failed"),
+             ("unready", "waiting for another job"), ("to_submit", "to submit"))
+
+
+def _bytes(count: int) -> str:
+    if count < 1024 * 1024:
+        return f"{count / 1024:,.0f} KB"
+    return f"{count / 1024 / 1024:,.1f} MB"

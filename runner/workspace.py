@@ -181,10 +181,11 @@ class Workspace:
 
     # ---- the stages ------------------------------------------------------------------
 
-    def plan(self, *, every_point: bool = False) -> dict[str, JobPlan]:
+    def plan(self, *, every_point: bool = False, estimate: bool = True) -> dict[str, JobPlan]:
         """What apply would do, per job. Reads Qdrant and the ledger; spends nothing.
-        `every_point`: keep every new and changed point's id, not only the first few."""
-        return {job.name: self._pass(job, PassOptions(estimate=True, needed=self.needed(job),
+        `every_point`: keep every new and changed point's id, not only the first few.
+        Without `estimate` the counts are the same, and no request is tokenized."""
+        return {job.name: self._pass(job, PassOptions(estimate=estimate, needed=self.needed(job),
                                                       every_point=every_point))
                 for job in self.jobs}
 

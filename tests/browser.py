@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, sync_playwright
 
@@ -82,3 +84,18 @@ def open_file(context: BrowserContext, path: Path, *, ready: bool = True,
 
 def _url(request: Request) -> str:
     return request.url
+
+
+def screenshot(watched: Watched, path: Path) -> Path:
+    """The page's first screen as a PNG, at the 1280×800 viewport."""
+    watched.page.screenshot(path=path)
+    assert struct.unpack(">II", path.read_bytes()[16:24]) == (1280, 800)   # PNG IHDR
+    return path
+
+
+def counts_on_screen(page: Any, scope: str) -> dict[str, int]:
+    """The report's counts cells under `scope`: {attribute: number shown}."""
+    cells = page.locator(f"{scope} td[data-count]")
+    return {cells.nth(i).get_attribute("data-count"): int(cells.nth(i).inner_text()
+                                                          .replace(",", ""))
+            for i in range(cells.count())}

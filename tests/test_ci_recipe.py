@@ -1,6 +1,7 @@
 """The CI recipe in examples/github-actions.yml works as written: its commands, run in
 order in fresh checkouts with .batchrun/ carried by a cache, plan on a pull request,
-submit on one push to main and collect on the next — never paying twice."""
+submit on one push to main and collect on the next — never paying twice — and every run
+leaves the report page where its upload step looks for it."""
 
 from __future__ import annotations
 
@@ -38,6 +39,15 @@ def steps(event: str) -> list[str]:
     return commands
 
 
+def uploaded() -> str:
+    """The file the recipe's upload step sends as an artifact."""
+    workflow = yaml.safe_load(RECIPE.read_text())
+    [upload] = [step for step in workflow["jobs"]["batchrun"]["steps"]
+                if step.get("uses", "").startswith("actions/upload-artifact@")]
+    assert "if" not in upload, "every run uploads its report"
+    return upload["with"]["path"]
+
+
 def run_workflow(event: str, checkout: Path, env: dict) -> list[subprocess.CompletedProcess]:
     results = []
     for command in steps(event):
@@ -45,7 +55,15 @@ def run_workflow(event: str, checkout: Path, env: dict) -> list[subprocess.Compl
                                 env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"step failed: {command}\n{result.stdout}\n{result.stderr}"
         results.append(result)
+    report = checkout / uploaded()
+    assert report.is_file(), f"{event}: no {uploaded()} for the upload step"
+    assert any(f"Report: {report}" in r.stdout for r in results)
     return results
+
+
+def plan_output(results: list[subprocess.CompletedProcess]) -> str:
+    [plan] = [r for r in results if "batchrun plan" in r.args[-1]]
+    return plan.stdout
 
 
 @pytest.mark.slow
@@ -75,7 +93,7 @@ def test_the_recipe_plans_on_a_pull_request_submits_on_main_and_collects_next_ti
         shutil.copytree(path / ".batchrun", cache)
 
     pull_request = run_workflow("pull_request", checkout("pr"), env)
-    assert "30 to submit" in pull_request[-1].stdout
+    assert "30 to submit" in plan_output(pull_request)
     assert not emulator.batches_created(), "a pull request must spend nothing"
 
     first = checkout("push-1")
@@ -91,4 +109,4 @@ def test_the_recipe_plans_on_a_pull_request_submits_on_main_and_collects_next_ti
     written = [p for p in seeder.payloads().values() if "llm_tags" in p]
     assert len(written) == 30
     third = run_workflow("pull_request", checkout("pr-2"), env)
-    assert "all up to date" in third[-1].stdout
+    assert "all up to date" in plan_output(third)

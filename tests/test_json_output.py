@@ -42,6 +42,7 @@ def test_every_command_prints_json_that_matches_its_schema(http_project):
         check("costs", run("costs", "--by", by, "--json").stdout)
     check("show", run("show", "tags", "--limit", "2", "--json").stdout)
     check("show", run("show", "tags", "--failed", "--json").stdout)
+    check("report", run("report", "--json").stdout)
     check("cancel", run("cancel", JOB, "--json").stdout)
     assert check("gc", run("gc", "--dry-run", "--json").stdout)["dry_run"] is True
     assert check("gc", run("gc", "--json").stdout)["files"] > 0

@@ -368,12 +368,16 @@ def test_long_values_are_clipped_to_keep_100000_points_under_20_mb(tmp_path):
 @pytest.mark.slow   # a bench smoke, like tests/test_bench_smoke.py: make test-all runs it
 def test_the_benchmark_runs_and_prints_its_ratios():
     proc = subprocess.run([sys.executable, str(BENCH / "report_page.py"), "--points", "3000",
-                           "--repeat", "1"], capture_output=True, text=True, timeout=300)
+                           "--repeat", "1", "--qdrant-points", "2000"],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"^ratio  report file size\s+\d+\.\d+ MB", proc.stdout, re.M)
     assert re.search(r"^ratio  write report / raw pass over the points\s+\d", proc.stdout, re.M)
     # the size target is a fact of the file; the seconds are printed, never asserted
     assert re.search(r"^ratio  report file size .*PASS$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^ratio  report / plan\s+\d", proc.stdout, re.M)
+    assert re.search(r"^check  points up to date \(report\)\s+\d+ .* PASS", proc.stdout, re.M)
+    assert "MISS" not in proc.stdout
 
 
 def test_failed_request_counts_its_points_beyond_those_listed():

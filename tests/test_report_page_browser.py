@@ -1,40 +1,25 @@
 """The report page in a real browser (issue 16): headless Chromium, the Debian package,
 driven by Playwright (tests/browser.py says why). The page must load with no console
-error and no request but its own file, show the counts `plan --json` prints, narrow its
-table by text and by output field, page with the keyboard, and read without JavaScript.
-Skipped only when Chromium is not installed; CI installs it (.ci/run)."""
+error and no request but its own file, show the counts it is given, narrow its table by
+text and by output field, page with the keyboard, and read without JavaScript. The page
+of a real run, made by `batchrun report`: tests/test_report_browser.py. Skipped only when
+Chromium is not installed; CI installs it (.ci/run)."""
 
 from __future__ import annotations
 
 import json
 import re
-import struct
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 import report_data
-import yaml
-from browser import WHY_MISSING, Watched, browser, chromium, open_file
-from conftest import Project
+from browser import WHY_MISSING, browser, chromium, counts_on_screen, open_file, screenshot
 from playwright.sync_api import BrowserContext, expect
 
-from runner.emulator import Faults
-from runner.reportpage import (
-    BatchReport,
-    FailedRequest,
-    JobCounts,
-    JobReport,
-    ReportData,
-    Tokens,
-    render,
-)
+from runner.reportpage import render
 from runner.reportpage.table import cell_text
-from runner.schemas import from_fields
 
 pytestmark = pytest.mark.skipif(chromium() is None, reason=WHY_MISSING)
 POINTS = 2000
@@ -64,25 +49,11 @@ def row_text(row: list) -> str:
     return "\n".join([str(row[0]), *map(cell_text, row[1]), *map(cell_text, outputs)]).lower()
 
 
-def counts_on_screen(page: Any, scope: str) -> dict[str, int]:
-    cells = page.locator(f"{scope} td[data-count]")
-    return {cells.nth(i).get_attribute("data-count"): int(cells.nth(i).inner_text()
-                                                          .replace(",", ""))
-            for i in range(cells.count())}
-
-
-def screenshot(watched: Watched, folder: Path) -> Path:
-    shot = folder / "report-first-screen.png"
-    watched.page.screenshot(path=shot)
-    assert struct.unpack(">II", shot.read_bytes()[16:24]) == (1280, 800)   # PNG IHDR
-    return shot
-
-
 def test_the_report_opens_with_no_error_no_request_and_its_counts(context, report, tmp_path):
     watched = open_file(context, report)
     assert watched.errors() == []
     assert watched.requests == [report.as_uri()]
-    screenshot(watched, tmp_path)
+    screenshot(watched, tmp_path / "report-first-screen.png")
     counts = report_data.counts(POINTS)
     assert counts_on_screen(watched.page, '#overview tr[data-job="tags"]') == {
         attr: value for attr, _, value in counts.labelled()}
@@ -180,67 +151,3 @@ def test_the_summary_reads_without_javascript(tmp_path, report):
         expect(page.locator("form.controls")).to_be_hidden()
         expect(page.get_by_text("Filtering and paging need JavaScript")).to_be_visible()
         assert watched.errors() == []
-
-
-# ---- against a real run: counts as `plan --json` says ------------------------------------
-
-def when(epoch: float | None) -> datetime | None:
-    return datetime.fromtimestamp(epoch, UTC) if epoch else None
-
-
-def money(value: float | None) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def report_from_cli(project: Project) -> ReportData:
-    """The contract filled from batchrun's public outputs only: plan --json, show --json,
-    show --failed --json and the manifest — what the `report` command will wire."""
-    plan = project.run_json("plan")["jobs"]
-    manifest = project.manifest()["jobs"]
-    jobs = []
-    for name, entry in plan.items():
-        recorded = manifest[name]
-        spec = yaml.safe_load((project.root / recorded["file"]).read_text())
-        points = project.run_json("show", name, "--limit", "1000")["points"]
-        failed = project.run_json("show", name, "--failed", "--limit", "1000")["failures"]
-        jobs.append(JobReport(
-            name=name, file=recorded["file"], model=recorded["model"],
-            endpoint=recorded["endpoint"], provider="openai",
-            fingerprint=recorded["fingerprint"], output_key=recorded["output_key"],
-            counts=JobCounts.from_plan_json(entry), input_fields=spec["source"]["fields"],
-            output_schema=from_fields(spec["output"]["fields"]), changes=entry["reasons"],
-            failures=[FailedRequest(f["key"], f["reason"], f["attempts"], point_ids=[f["point"]],
-                                    points=f["points"]) for f in failed],
-            points=((p["id"], p["inputs"], p["result"]) for p in points)))
-    batches = [BatchReport(
-        job=name, batch_id=b["batch_id"], provider="openai", status=b["status"],
-        requests=b["requests"], created_at=when(b.get("timestamps", {}).get("created_at")),
-        completed_at=when(b.get("timestamps", {}).get("completed_at")),
-        tokens=Tokens(**b["tokens"]) if "tokens" in b else None,
-        cost_usd=money(b.get("cost_usd")), cost_standard_usd=money(b.get("cost_standard_usd")))
-        for name, job in manifest.items() for b in job["batches"]]
-    return ReportData("project", datetime.now(UTC), jobs, batches)
-
-
-def test_a_real_runs_report_shows_the_counts_plan_json_prints(http_project, tmp_path):
-    http_project.seed(40)
-    http_project.edit("jobs/tags.yaml", "max_attempts: 3", "max_attempts: 1")
-    http_project.emulator.emulator.faults = Faults(seed=4, request_failure_rate=0.2)
-    http_project.run("apply", expect=None)
-    plan = http_project.run_json("plan")["jobs"]["tags"]
-    assert plan["failed"] > 0 and plan["up_to_date"] > 0 and plan["matched"] == 40
-    data = report_from_cli(http_project)
-    path = tmp_path / "report.html"
-    render(data, path)
-    with browser(tmp_path / "profile") as context:
-        watched = open_file(context, path)
-        assert watched.errors() == [] and watched.requests == [path.as_uri()]
-        screenshot(watched, tmp_path)
-        expected = {attr: value for attr, _, value in JobCounts.from_plan_json(plan).labelled()}
-        for scope in ('#overview tr[data-job="tags"]', 'section[data-job="tags"] table.counts'):
-            assert counts_on_screen(watched.page, scope) == expected
-        failures = watched.page.locator("section.job table.failures").last
-        for failure in data.jobs[0].failures:
-            expect(failures).to_contain_text(failure.key[:12])
-        batch_ids = watched.page.locator("#batches tbody th").all_text_contents()
-        assert batch_ids == [b.batch_id for b in data.batches] and batch_ids

@@ -29,16 +29,17 @@ def spec_project(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["validate"], ["plan", "--help"],
-                                  ["init", "new"], ["try", "--help"], ["render", "--help"]],
-                         ids=" ".join)
+                                  ["init", "new"], ["try", "--help"], ["render", "--help"],
+                                  ["report", "--help"]], ids=" ".join)
 def test_commands_that_need_neither_load_neither(spec_project: Path, args: list[str]):
     loaded = modules_loaded(args, spec_project)
     assert "runner" in loaded
     assert not loaded & {"openai", "qdrant_client", "httpx", "httpx2"}
 
 
-def test_plan_reads_qdrant_but_never_loads_the_sdk(spec_project: Path):
-    loaded = modules_loaded(["plan"], spec_project)   # fails: no collection; after Qdrant
+@pytest.mark.parametrize("command", ["plan", "report"])
+def test_plan_and_report_read_qdrant_but_never_load_the_sdk(spec_project: Path, command: str):
+    loaded = modules_loaded([command], spec_project)   # fails: no collection; after Qdrant
     assert "qdrant_client" in loaded and "openai" not in loaded
 
 

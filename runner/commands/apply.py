@@ -20,6 +20,8 @@ from . import (
     partition_option,
     progress_option,
 )
+from .report import report_option
+from .report import write as write_report
 
 
 @click.command()
@@ -36,6 +38,7 @@ from . import (
 @click.option("--strict", is_flag=True, help="Send nothing for a job with a point that cannot "
               "be sent (its template fails, its text is not Unicode, its request is too big); "
               "by default those points fail and the others are sent.")
+@report_option
 @lock_option
 @progress_option
 @json_option
@@ -44,6 +47,7 @@ from . import (
 @handle_errors
 def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float | None,
           retry_failed: bool, force: bool, create_vectors: bool, strict: bool,
+          report_path: str | None,
           no_progress: bool, as_json: bool) -> None:
     """Bring the collection up to date: send what changed, write the results.
 
@@ -59,8 +63,9 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
       batchrun apply --max-cost 5         refuse if the estimate exceeds $5
       batchrun apply --create-vectors     add the named vectors embedding jobs write
       batchrun apply plan.json            what `batchrun plan -o plan.json` showed
+      batchrun apply --report             then write report.html (`batchrun report`)
     """
-    from .. import views
+    from .. import tables, views
     from ..apply import apply as run_apply
     from ..workspace import Options
 
@@ -78,13 +83,19 @@ def apply(state: State, paths: tuple[str, ...], no_wait: bool, max_cost: float |
                 from ..savedplan import verify
 
                 verify(ws, saved[1], saved[0])
+            before = ws.ledger.jobs()     # the previous run's specs: what this run changed
             outcome = run_apply(ws)
         warnings = ws.empty_warnings({name: run.last.matched
                                       for name, run in outcome.runs.items()})
+        # Written whatever the outcome (failed requests, a job refused): the page says why.
+        written = write_report(ws, state, report_path, previous=before, every_batch=not paths) \
+            if report_path is not None else None
         if as_json:
-            emit_json(views.apply_json(ws, outcome, warnings))
+            emit_json({**views.apply_json(ws, outcome, warnings),
+                       **({"report": tables.report_json(written)} if written else {})})
         else:
-            echo_lines(views.apply_lines(ws, outcome, warnings))
+            echo_lines(views.apply_lines(ws, outcome, warnings)
+                       + (tables.report_lines(written) if written else []))
     if outcome.stalled:
         if not as_json:
             report(BatchrunError(

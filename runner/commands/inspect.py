@@ -19,6 +19,8 @@ from . import (
     paths_argument,
     project_of,
 )
+from .report import report_option
+from .report import write as write_report
 
 
 @click.command()
@@ -127,23 +129,30 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
 @click.command()
 @click.option("--by", type=click.Choice(["job", "batch", "model", "day"]), default="job",
               show_default=True, help="How to group the report.")
+@report_option
 @json_option
 @partition_option
 @click.pass_obj
 @handle_errors
-def costs(state: State, by: str, as_json: bool) -> None:
+def costs(state: State, by: str, report_path: str | None, as_json: bool) -> None:
     """Tokens and dollars spent, from the manifest, with the saving over standard prices.
 
     \b
     Examples:
       batchrun costs
       batchrun costs --by model --json
+      batchrun costs --report costs.html   also the report page, with its cost charts
     """
     from .. import tables
     from ..costs import project_costs
-    rows = project_costs(project_of(state), by,
-                         warn=lambda line: click.echo(line, err=True))
+    project = project_of(state)
+    rows = project_costs(project, by, warn=lambda line: click.echo(line, err=True))
+    written = None
+    if report_path is not None:
+        with open_workspace(state, (), no_progress=True, project=project) as ws:
+            written = write_report(ws, state, report_path, every_batch=True)
     if as_json:
-        emit_json(rows)
+        emit_json({**rows, **({"report": tables.report_json(written)} if written else {})})
     else:
-        echo_lines(tables.cost_lines(rows, by))
+        echo_lines(tables.cost_lines(rows, by) + (tables.report_lines(written) if written
+                                                  else []))

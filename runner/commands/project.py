@@ -9,6 +9,8 @@ import click
 
 from ..errors import BatchrunError
 from . import State, echo_lines, handle_errors, lock_option, open_workspace, progress_option
+from .report import DEFAULT_PATH, report_option
+from .report import write as write_report
 
 
 @click.command()
@@ -16,17 +18,19 @@ from . import State, echo_lines, handle_errors, lock_option, open_workspace, pro
               show_default=True, help="How fast the emulator moves batches along.")
 @click.option("--examples", default=5, show_default=True, metavar="N",
               help="Tagged videos to print at the end.")
+@report_option
 @progress_option
 @lock_option
 @click.pass_obj
 @handle_errors
-def demo(state: State, speed: str, examples: int, no_progress: bool) -> None:
+def demo(state: State, speed: str, examples: int, report_path: str | None,
+         no_progress: bool) -> None:
     """Tag 240 of 300 real YouTube videos with jobs/tags.yaml, against the emulator (free).
 
     Seeds the embedded Qdrant (.qdrant/) with the bundled sample videos, shows the plan,
-    applies it with progress, and prints a few tagged videos. Writes the starter project
-    (batchrun.yaml, jobs/, prompts/) first when the folder has none. Run it twice: the
-    second run sends nothing.
+    applies it with progress, prints a few tagged videos, and writes the report page
+    (report.html, or --report PATH). Writes the starter project (batchrun.yaml, jobs/,
+    prompts/) first when the folder has none. Run it twice: the second run sends nothing.
 
     \b
     Examples:
@@ -56,11 +60,16 @@ def demo(state: State, speed: str, examples: int, no_progress: bool) -> None:
         echo_lines(views.plan_lines(ws, ws.plan()))
         click.echo("")
         with ws.locked("demo"):
+            before = ws.ledger.jobs()
             outcome = run_apply(ws)
         ws.progress.close()
         echo_lines(views.apply_lines(ws, outcome))
         click.echo("")
         echo_lines(tables.show_lines(ws, ws.jobs[0], limit=examples))
+        click.echo("")
+        page = write_report(ws, state, report_path or DEFAULT_PATH, every_batch=True,
+                            previous=before)
+        echo_lines(tables.report_lines(page))
 
 
 @click.command()
