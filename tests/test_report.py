@@ -102,11 +102,11 @@ def test_the_report_takes_every_failure_and_batch_from_the_ledger(applied):
                                           "description"]
 
 
-def test_points_that_cannot_be_rendered_are_reported_where_plan_refuses(applied):
+def test_points_that_cannot_be_rendered_are_reported_where_plan_strict_refuses(applied):
     with applied.qdrant() as client:
         client.upsert("videos", points=[models.PointStruct(
             id=1000, vector={}, payload={"region": "US", "channel_title": "no title"})])
-    assert "payload field 'title' is missing" in applied.run("plan", expect=1).stderr
+    assert "payload field 'title' is missing" in applied.run("plan", "--strict", expect=1).stderr
     out = valid("report", applied.run("report", "--json").stdout)
     assert sum(out["jobs"]["tags"]["render_errors"].values()) == 1
     with workspace(applied) as ws:
