@@ -23,8 +23,9 @@ from .errors import ProviderError
 from .ledger import Ledger
 from .pack import SHARDS
 from .pricing import PriceTable, cost
+from .provider.anthropic_body import expected_schema
 from .records import TERMINAL, BatchRecord, encode_value
-from .results import Expect, Outcome, Usage, iter_jsonl, parse_line
+from .results import Expect, Outcome, Usage, iter_jsonl
 from .retry import (
     Settlement,
     settle_invalid_batch,
@@ -32,12 +33,11 @@ from .retry import (
     settle_never_ran,
     settle_token_limit,
 )
-from .submit import batch_info
+from .sizematch import verify_collected
 
 if TYPE_CHECKING:
-    from openai.types import Batch
-
-    from .provider import BatchAPI
+    from .provider import BatchView
+    from .provider import Provider as BatchAPI
 
 OUTPUTS = "outputs"
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
@@ -59,16 +59,16 @@ class Collected:
     expect: Expect = Expect.TEXT                     # what its requests asked for
 
 
-def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> list[Batch]:
+def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> list[BatchView]:
     """Read the provider's status of every open batch (or of `seqs`) into the ledger."""
     seen = []
     for row in ledger.in_flight():
         if seqs is not None and row.seq not in seqs:
             continue
         batch = api.retrieve(row.created_id)
-        if batch.status != row.status or row.info != batch_info(batch):
+        if batch.status != row.status or row.info != batch.info:
             with ledger.transaction():
-                ledger.update_batch(row.seq, status=batch.status, info=batch_info(batch))
+                ledger.update_batch(row.seq, status=batch.status, info=batch.info)
         seen.append(batch)
     return seen
 
@@ -103,22 +103,21 @@ def collect_batch(ledger: Ledger, api: BatchAPI, row: BatchRecord, prices: Price
     its job had when it was packed."""
     batch = api.retrieve(row.created_id)
     result = Collected(row.seq, row.job, batch.id, batch.status)
-    files = {}
-    for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
-        if file_id:
-            files[kind] = api.download(file_id, ledger.artifacts, OUTPUTS)
+    files = api.download_results(batch, ledger.artifacts, OUTPUTS)
     crash.point("after-download")
     _restore_shard(ledger, api, row, batch)
     expect, validator = expectation(ledger, row.shard)
     result.expect = expect
     now = time.time()
+    if row.adopted == "size" and not verify_collected(ledger, row, batch, files, result):
+        return result   # someone else's batch of the same size: released (sizematch.py)
     with ledger.transaction():
         if batch.status == "failed":
             _failed_batch(ledger, row, batch, result, now, backoff)
         answers: list[tuple] = []
         for download in files.values():
             for _, line in iter_jsonl(download.path):
-                outcome = parse_line(line, expect=expect, validator=validator)
+                outcome = api.parse_line(line, expect=expect, validator=validator)
                 _settle(ledger, row, batch, outcome, result, answers)
                 if len(answers) >= 1000:
                     ledger.put_results(answers)
@@ -129,24 +128,32 @@ def collect_batch(ledger: Ledger, api: BatchAPI, row: BatchRecord, prices: Price
         usd, standard, model = _costs(prices, result.usage, row, batch, result)
         result.cost_usd = usd
         ledger.update_batch(
-            row.seq, status=batch.status, info=batch_info(batch), collected_at=now,
+            row.seq, status=batch.status, info=batch.info, collected_at=now,
             output_file=files["output"].sha if "output" in files else None,
             error_file=files["error"].sha if "error" in files else None,
             seen=dict(sorted(result.seen.items())),
             input_tokens=result.usage.input_tokens, cached_tokens=result.usage.cached_tokens,
             output_tokens=result.usage.output_tokens,
             reasoning_tokens=result.usage.reasoning_tokens, billed_model=model,
+            cache_write_tokens=result.usage.cache_write_tokens,
+            cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
             cost_usd=None if usd is None else str(usd),
             cost_standard_usd=None if standard is None else str(standard), note=result.note)
     crash.point("after-results")
     return result
 
 
-def _restore_shard(ledger: Ledger, api: BatchAPI, row: BatchRecord, batch: Batch) -> None:
+def _restore_shard(ledger: Ledger, api: BatchAPI, row: BatchRecord, batch: BatchView) -> None:
     """A batch's own input file says what it asked for; if the local copy is gone (the
     artifacts folder was cleaned), fetch it back from the provider."""
     if ledger.artifacts.exists(SHARDS, row.shard):
         return
+    if not api.caps.uploads or not batch.input_file_id:
+        raise ProviderError(f"the shard {row.shard[:12]} of batch {batch.id} is missing from "
+                            f"{ledger.artifacts.path(SHARDS, row.shard).parent}, and "
+                            f"{api.label} keeps no copy of a batch's requests",
+                            hint="restore the state directory's artifacts (a CI cache), or "
+                                 "move it away: the batch's answers are then sent again")
     download = api.download(batch.input_file_id, ledger.artifacts, SHARDS)
     if download.sha != row.shard:
         raise ProviderError(f"the input file of batch {batch.id} hashes to "
@@ -159,8 +166,12 @@ def expectation(ledger: Ledger, shard: str) -> tuple[Expect, AnswerValidator | N
     validated against the schema it was requested with, whatever the spec says today."""
     with ledger.artifacts.path(SHARDS, shard).open("rb") as fh:
         first = json.loads(fh.readline())
-    body, url = first.get("body", {}), first.get("url")
-    if url == "/v1/embeddings":
+    if "params" in first:   # a Message Batch request (provider/anthropic_body.py)
+        schema = expected_schema(first)
+        return (Expect.JSON, AnswerValidator(schema)) if schema is not None \
+            else (Expect.TEXT, None)
+    body, url = first.get("body", {}), str(first.get("url") or "")
+    if url.endswith("/embeddings"):   # /v1/embeddings, or Azure's /embeddings
         return Expect.EMBEDDING, None
     fmt = body.get("response_format") or (body.get("text") or {}).get("format") or {}
     if fmt.get("type") == "json_schema":
@@ -171,9 +182,9 @@ def expectation(ledger: Ledger, shard: str) -> tuple[Expect, AnswerValidator | N
     return Expect.TEXT, None
 
 
-def _failed_batch(ledger: Ledger, row: BatchRecord, batch: Batch, result: Collected,
+def _failed_batch(ledger: Ledger, row: BatchRecord, batch: BatchView, result: Collected,
                   now: float, backoff: float) -> None:
-    errors = batch.errors.data if batch.errors and batch.errors.data else []
+    errors = batch.errors
     if TOKEN_LIMIT_CODE in {e.code for e in errors}:
         result.note = "token_limit_exceeded: re-queued with backoff"
         for key in ledger.unqueued_keys(row.seq):
@@ -190,7 +201,7 @@ def _failed_batch(ledger: Ledger, row: BatchRecord, batch: Batch, result: Collec
         _record(ledger, row, key, result, settle_invalid_batch(batch.id, detail))
 
 
-def _settle(ledger: Ledger, row: BatchRecord, batch: Batch, outcome: Outcome,
+def _settle(ledger: Ledger, row: BatchRecord, batch: BatchView, outcome: Outcome,
             result: Collected, answers: list[tuple]) -> None:
     """Record one line's outcome: an answer joins `answers` (cached in bulk by the caller),
     a failure becomes a retry or a final failure (retry.py) with its reason."""
@@ -221,7 +232,7 @@ def _record(ledger: Ledger, row: BatchRecord, key: str, result: Collected,
     result.seen[settlement.counted_as] += 1
 
 
-def _costs(prices: PriceTable, usage: Usage, row: BatchRecord, batch: Batch,
+def _costs(prices: PriceTable, usage: Usage, row: BatchRecord, batch: BatchView,
            result: Collected) -> tuple[Decimal | None, Decimal | None, str]:
     model = result.model or batch.model or row.model
     price = prices.lookup(model) or prices.lookup(row.model)

@@ -9,6 +9,10 @@ a CI cache restored from an older run), adopts them whole by downloading their i
 file. Only then are missing batches created. Creating is never retried blindly: the SDK
 sends no idempotency key, so after a failed create we look for the batch before trying
 again.
+
+That is for providers whose batches carry metadata. For those that carry none
+(Anthropic), the batch is found by its size, its time and its results' custom_ids
+instead: sizematch.py says how, and what that cannot tell.
 """
 
 from __future__ import annotations
@@ -16,18 +20,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import crash
+from . import crash, sizematch
 from .errors import BatchrunError, ProviderError
 from .ledger import Ledger
 from .pack import SHARDS
-from .records import QUEUED
+from .provider import Submission
+from .records import QUEUED, BatchRecord
 
 if TYPE_CHECKING:
-    from openai.types import Batch
-
-    from .provider import BatchAPI
+    from .provider import BatchView as Batch
+    from .provider import Provider as BatchAPI
 
 CLOCK_SKEW = 300.0            # seconds of disagreement tolerated between us and the API
 ADOPT_LOOKBACK = 72 * 3600.0  # in flight (24 h window) plus time to collect what finished
@@ -51,6 +56,8 @@ def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
           say: Say | None = None) -> int:
     """Attach batches the provider has and the ledger lacks, for these jobs (name → the
     target id of their data; name → their batch.max_attempts). Returns how many."""
+    if not api.caps.metadata:
+        return sizematch.adopt(ledger, api, set(targets), say=say)
     submitting = {(r.job, r.shard): r for r in ledger.batches(open_only=True)
                   if r.status == "submitting"}
     since = time.time() - lookback
@@ -68,6 +75,7 @@ def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
         with ledger.transaction():
             if intent is not None:
                 _record(ledger, intent.seq, batch)
+                ledger.update_batch(intent.seq, adopted="metadata")
             else:
                 _adopt_unknown(ledger, api, job, shard, batch, max_attempts[job])
         known.add(batch.id)
@@ -93,7 +101,8 @@ def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: B
     seq = ledger.new_batch(job=job, shard=shard, endpoint=batch.endpoint, model=model,
                           requests=len(keys), size=download.size, est_input_tokens=None,
                           max_attempts=max_attempts)
-    ledger.update_batch(seq, intent_at=float(batch.created_at), input_file_id=batch.input_file_id)
+    ledger.update_batch(seq, intent_at=float(batch.created_at), input_file_id=batch.input_file_id,
+                        adopted="metadata")
     _record(ledger, seq, batch)
     for key in keys:
         state = ledger.request(key)
@@ -103,29 +112,28 @@ def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: B
 
 def _record(ledger: Ledger, seq: int, batch: Batch) -> None:
     ledger.update_batch(seq, batch_id=batch.id, status=batch.status,
-                       input_file_id=batch.input_file_id, info=batch_info(batch))
+                       input_file_id=batch.input_file_id, info=batch.info)
 
 
 def batch_info(batch: Batch) -> dict:
-    """What the manifest keeps of a batch object: timestamps, counts, errors."""
-    info = {name: getattr(batch, name) for name in (
-        "created_at", "in_progress_at", "finalizing_at", "completed_at", "failed_at",
-        "expired_at", "cancelling_at", "cancelled_at", "expires_at", "output_file_id",
-        "error_file_id", "model") if getattr(batch, name, None) is not None}
-    if batch.request_counts is not None:
-        info["request_counts"] = batch.request_counts.model_dump()
-    if batch.errors is not None and batch.errors.data:
-        info["errors"] = [e.model_dump(exclude_none=True) for e in batch.errors.data]
-    return info
+    """What the manifest keeps of a batch: timestamps, counts, errors (provider/)."""
+    return batch.info
 
 
 def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
-                   say: Say | None = None) -> list[int]:
+                   lookback: float = ADOPT_LOOKBACK, say: Say | None = None) -> list[int]:
     """Create a batch for every recorded intent of these jobs (name → target id). Call
-    `adopt` first."""
+    `adopt` first. Without batch metadata, an intent first looks for a batch an earlier
+    run made of it (sizematch.py, step 3) within `lookback` seconds."""
     created = []
+    earlier = sizematch.Candidates(ledger, api, time.time() - lookback) \
+        if not api.caps.metadata and lookback > 0 else None
     for row in ledger.batches(open_only=True):
         if row.status != "submitting" or row.job not in targets:
+            continue
+        found = earlier.take(row, earlier.since) if earlier is not None else None
+        if found is not None:
+            sizematch.record(ledger, row, *found, say=say)
             continue
         batch = _submit_one(ledger, api, row, targets[row.job])
         created.append(row.seq)
@@ -135,30 +143,35 @@ def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
     return created
 
 
-def _submit_one(ledger: Ledger, api: BatchAPI, row, target: str) -> Batch:
+def _submit_one(ledger: Ledger, api: BatchAPI, row: BatchRecord, target: str) -> Batch:
     seq, job, shard = row.seq, row.job, row.shard
     file_id = row.input_file_id
-    if not file_id:
+    path = ledger.artifacts.path(SHARDS, shard)
+    if not api.caps.uploads:
+        # The create call is the upload: record that it begins, so that a run that dies
+        # before recording its answer knows to look for the batch (sizematch.py).
+        _need_shard(path, job, shard)
+        with ledger.transaction():
+            ledger.update_batch(seq, upload_at=time.time())
+        row = ledger.batch(seq)
+    elif not file_id:
         name = input_filename(job, shard)
         # Only an upload that began before (and was never recorded) can be at the provider
         # already; listing the organisation's files for every new shard would be slow.
         found = api.find_file(name, row.bytes) if row.upload_at else None
         if found is None:
-            path = ledger.artifacts.path(SHARDS, shard)
-            if not path.is_file():
-                raise BatchrunError(f"the shard {shard[:12]} of {job} is missing from "
-                                    f"{path.parent}; it was never uploaded",
-                                    hint="run `batchrun apply` (or `batchrun prepare`) to "
-                                         "pack its requests again")
+            _need_shard(path, job, shard)
             with ledger.transaction():
                 ledger.update_batch(seq, upload_at=time.time())
-        file_id = found.id if found else api.upload(path, name).id
+        file_id = found or api.upload(path, name)
         crash.point("upload-unrecorded")
         with ledger.transaction():
             ledger.update_batch(seq, input_file_id=file_id)
         crash.point("after-upload")
-    batch = _create_exactly_once(api, file_id, row.endpoint, metadata(job, shard, target),
-                                 since=row.intent_at - CLOCK_SKEW, known=ledger.known_batch_ids())
+    submission = Submission(path, row.endpoint, row.requests, row.bytes,
+                            metadata(job, shard, target), file_id)
+    since = (row.upload_at if not api.caps.uploads and row.upload_at else row.intent_at)
+    batch = _create_exactly_once(api, submission, ledger, row, since=since - CLOCK_SKEW)
     crash.point("after-create")
     with ledger.transaction():
         _record(ledger, seq, batch)
@@ -166,19 +179,36 @@ def _submit_one(ledger: Ledger, api: BatchAPI, row, target: str) -> Batch:
     return batch
 
 
-def _create_exactly_once(api: BatchAPI, file_id: str, endpoint: str, meta: dict[str, str],
-                         *, since: float, known: set[str]) -> Batch:
-    """Create the batch; after a transient failure, look for it before trying again."""
+def _need_shard(path: Path, job: str, shard: str) -> None:
+    if not path.is_file():
+        raise BatchrunError(f"the shard {shard[:12]} of {job} is missing from "
+                            f"{path.parent}; it was never sent",
+                            hint="run `batchrun apply` (or `batchrun prepare`) to "
+                                 "pack its requests again")
+
+
+def _create_exactly_once(api: BatchAPI, submission: Submission, ledger: Ledger,
+                         row: BatchRecord, *, since: float) -> Batch:
+    """Create the batch; after a transient failure, look for it before trying again:
+    by its metadata, or (without) by its size and time (sizematch.py)."""
     delay = 1.0
+    known = ledger.known_batch_ids()
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
-            return api.create_once(file_id, endpoint, meta)
+            return api.create_once(submission)
         except ProviderError as exc:
             if not exc.transient or attempt == CREATE_ATTEMPTS:
                 raise
             time.sleep(exc.retry_after or delay)
             delay = min(delay * 2, 30.0)
-            for batch in api.recent_batches(since):   # did the failed call create it after all?
-                if batch.id not in known and (batch.metadata or {}) == meta:
+            if not api.caps.metadata:   # did the failed call create it after all?
+                found = sizematch.Candidates(ledger, api, since).take(row, since)
+                if found is not None:
+                    with ledger.transaction():
+                        ledger.update_batch(row.seq, adopted=found[1])
+                    return found[0]
+                continue
+            for batch in api.recent_batches(since):
+                if batch.id not in known and (batch.metadata or {}) == submission.metadata:
                     return batch
     raise AssertionError("unreachable")
