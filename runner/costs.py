@@ -4,6 +4,10 @@ Only figures the manifest holds are summed: each batch's tokens come from the `u
 its collected lines, its cost from the price table at the time it was collected. A batch
 whose price was unknown counts its tokens but leaves its cost out, and the report says so
 rather than printing a number it did not compute.
+
+Every provider keeps its own manifest beside its ledger (provider/config.py): the report
+sums the real providers' manifests (OpenAI's, Anthropic's, Azure's) — or, for a project
+on the emulator, the emulator's, in every dialect — and totals them per provider too.
 """
 
 from __future__ import annotations
@@ -22,22 +26,36 @@ from .ledger import Ledger
 from .manifest import FILENAME
 from .project import ProjectContext
 
-TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
+TOKEN_KINDS = ("input", "cached_input", "output", "reasoning", "cache_write")
+REAL_DIRS = (None, "anthropic", "azure")
+EMULATOR_DIRS = ("emulator", "emulator-anthropic", "emulator-azure")
 
 
 def manifest_file(project: ProjectContext) -> Path:
     return project.state_dir / FILENAME
 
 
+def manifest_files(project: ProjectContext) -> list[Path]:
+    """The manifests a cost report sums: the project's provider's, and those of the other
+    providers of its kind (real, or the emulator's dialects) that have one."""
+    base = (project.root / project.config.state_dir).resolve()
+    subdirs = EMULATOR_DIRS if project.config.provider.name == "emulator" else REAL_DIRS
+    others = [base / sub / FILENAME if sub else base / FILENAME for sub in subdirs]
+    return [manifest_file(project)] + [p for p in others if p.is_file()
+                                       and p != manifest_file(project)]
+
+
 def project_costs(project: ProjectContext, by: str,
                   warn: Callable[[str], None]) -> dict[str, Any]:
-    """The cost report of a project's manifest. A damaged manifest is a view of the ledger
-    beside it: rebuilt from it, with a warning, when there is one."""
-    path = manifest_file(project)
+    """The cost report of a project's manifests. A damaged manifest of the project's
+    provider is a view of the ledger beside it: rebuilt from it, with a warning, when
+    there is one."""
+    paths = manifest_files(project)
     try:
-        return cost_report(path, by)
+        return cost_report(paths, by)
     except manifest.Unreadable as exc:
-        if not (project.state_dir / LEDGER_FILE).is_file():
+        if exc.where is None or exc.where.file != str(paths[0]) \
+                or not (project.state_dir / LEDGER_FILE).is_file():
             raise
         ledger = Ledger(project.state_dir, project.provider_id)
         try:
@@ -45,28 +63,38 @@ def project_costs(project: ProjectContext, by: str,
         finally:
             ledger.close()
         warn(f"warning: {exc.one_line()}; rebuilt it from the ledger")
-        return cost_report(path, by)
+        return cost_report(paths, by)
 
 
-def cost_report(path: Path, by: str) -> dict[str, Any]:
-    if not path.is_file():
+def cost_report(paths: Path | list[Path], by: str) -> dict[str, Any]:
+    paths = [paths] if isinstance(paths, Path) else paths
+    if not paths[0].is_file() and not any(p.is_file() for p in paths[1:]):
         raise BatchrunError("no manifest yet: nothing has been collected",
-                            where=Location(str(path)), hint="run `batchrun apply` first")
-    data = manifest.read(path)
+                            where=Location(str(paths[0])), hint="run `batchrun apply` first")
     groups: dict[str, dict[str, Any]] = defaultdict(_empty)
-    for job, entry in sorted(data.get("jobs", {}).items()):
-        for batch in entry.get("batches", []):
-            if not batch.get("collected"):
-                continue
-            _add(groups[_group(by, job, batch)], batch)
+    providers: dict[str, dict[str, Any]] = defaultdict(_empty)
+    for path in paths:
+        if not path.is_file():
+            continue
+        data = manifest.read(path)
+        provider = str(data.get("provider") or path.parent.name)
+        for job, entry in sorted(data.get("jobs", {}).items()):
+            for batch in entry.get("batches", []):
+                if not batch.get("collected"):
+                    continue
+                _add(groups[_group(by, job, batch, provider)], batch)
+                _add(providers[provider], batch)
     rows = {name: _finish(group) for name, group in sorted(groups.items())}
     total = _empty()
     for group in groups.values():
         _merge(total, group)
-    return {"by": by, "groups": rows, "total": _finish(total)}
+    return {"by": by, "groups": rows, "total": _finish(total),
+            "providers": {name: _finish(group) for name, group in sorted(providers.items())}}
 
 
-def _group(by: str, job: str, batch: dict) -> str:
+def _group(by: str, job: str, batch: dict, provider: str) -> str:
+    if by == "provider":
+        return provider
     if by == "job":
         return job
     if by == "batch":
@@ -91,7 +119,7 @@ def _add(group: dict[str, Any], batch: dict) -> None:
     group["requests"] += batch.get("requests", 0)
     # Sent is not paid: a cancelled or expired batch bills only the lines that ran.
     group["billed_requests"] += (batch.get("lines_seen") or {}).get("billed", 0)
-    for kind in TOKEN_KINDS:
+    for kind in TOKEN_KINDS:   # older manifests lack cache_write
         group["tokens"][kind] += (batch.get("tokens") or {}).get(kind) or 0
     if batch.get("cost_usd") is None:
         group["unpriced_batches"] += 1

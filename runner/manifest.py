@@ -37,7 +37,8 @@ def build(ledger: Ledger) -> dict:
             continue  # a shard being packed right now; not a batch yet
         job = jobs.setdefault(row.job, {"batches": []})
         job["batches"].append(_batch(row))
-    return {"format": FORMAT, "key_scheme": KEY_SCHEME, "jobs": jobs}
+    return {"format": FORMAT, "key_scheme": KEY_SCHEME, "provider": ledger.provider,
+            "jobs": jobs}
 
 
 def _batch(row: Any) -> dict:
@@ -63,6 +64,9 @@ def _batch(row: Any) -> dict:
     if row.collected_at is not None:
         entry["tokens"] = {"input": row.input_tokens, "cached_input": row.cached_tokens,
                            "output": row.output_tokens, "reasoning": row.reasoning_tokens}
+        if row.cache_write_tokens:   # prompt-cache writes, billed apart (Anthropic)
+            entry["tokens"]["cache_write"] = row.cache_write_tokens
+            entry["tokens"]["cache_write_1h"] = row.cache_write_1h_tokens or 0
         entry["billed_model"] = row.billed_model
         entry["cost_usd"] = usd(Decimal(row.cost_usd)) if row.cost_usd else None
         entry["cost_standard_usd"] = (usd(Decimal(row.cost_standard_usd))
@@ -71,6 +75,8 @@ def _batch(row: Any) -> dict:
         entry["error_file"] = row.error_file
     if row.note:
         entry["note"] = row.note
+    if row.adopted:
+        entry["adopted"] = row.adopted
     return entry
 
 

@@ -202,6 +202,14 @@ def cost_lines(report: dict[str, Any], by: str) -> list[str]:
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                        for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
              for line in table]
+    providers = report.get("providers") or {}
+    if len(providers) > 1 and by != "provider":
+        lines.extend(f"  {name}: {row['batches']:,} batches, {money(row['cost_usd'])}"
+                     for name, row in providers.items())
+    cache_write = report["total"]["tokens"].get("cache_write", 0)
+    if cache_write:
+        lines.append(f"{cache_write:,} input tokens were written to a prompt cache (inside "
+                     "INPUT, billed at the cache-write price).")
     unpriced = report["total"]["unpriced_batches"]
     lines.append("Costs at Batch API prices, from each line's usage and the price table. SENT: "
                  "requests in batches; BILLED: lines that ran (a cancelled batch bills fewer).")

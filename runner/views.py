@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import changes
+from .provider import config as providers
 
 if TYPE_CHECKING:
     from .apply import ApplyResult
@@ -79,6 +80,7 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
     recorded = ws.ledger.jobs()
     lines, total_requests, low, high, up_to_date = [], 0, Decimal(0), Decimal(0), 0
     unknown = unbounded = False
+    several = len({providers.provider_id(job.provider) for job in ws.jobs}) > 1
     for job in ws.jobs:
         plan = plans[job.name]
         symbol = plan_symbol(plan, job.name in recorded)
@@ -95,6 +97,9 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
             up_to_date += 1
             continue
         lines.append(head + " — " + ", ".join(_counts(plan, job)))
+        if several:
+            lines.append(f"    provider: {providers.label(job.provider)} "
+                         f"({providers.provider_id(job.provider)})")
         reasons = plan_reasons(plan, job, recorded.get(job.name))
         if reasons and (plan.pending or plan.cached):
             lines.append("    why: " + "; ".join(reasons))
@@ -128,7 +133,39 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
     if up_to_date:
         summary += f"; {up_to_date} job{'s' * (up_to_date != 1)} up to date"
     lines.append(summary + ".")
+    if several:
+        for provider, figures in provider_figures(ws, plans).items():
+            if figures["requests"]:
+                high = figures["cost_usd_high"]
+                cost = ("cost unknown" if figures["cost_usd_low"] is None else
+                        f"~{money(figures['cost_usd_low'])}–"
+                        f"{'unbounded' if high is None else money(high)}")
+                lines.append(f"  {figures['label']} ({provider}): {figures['requests']:,} "
+                             f"requests, {cost} (estimate)")
     return lines
+
+
+def provider_figures(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, dict[str, Any]]:
+    """Per provider: its jobs, the requests they would send, their input tokens and the
+    estimated cost range (None: unknown, or unbounded at the high end)."""
+    out: dict[str, dict[str, Any]] = {}
+    for job in ws.jobs:
+        plan = plans[job.name]
+        who = providers.provider_id(job.provider)
+        entry = out.setdefault(who, {"label": providers.label(job.provider), "jobs": [],
+                                     "requests": 0, "input_tokens": 0,
+                                     "cost_usd_low": Decimal(0), "cost_usd_high": Decimal(0)})
+        entry["jobs"].append(job.name)
+        entry["requests"] += plan.requests
+        entry["input_tokens"] += plan.estimate.input_tokens
+        if not plan.requests:
+            continue
+        cost = ws.cost_range(job, plan.estimate)
+        entry["cost_usd_low"] = None if cost.low is None or entry["cost_usd_low"] is None \
+            else entry["cost_usd_low"] + cost.low
+        entry["cost_usd_high"] = None if cost.high is None or entry["cost_usd_high"] is None \
+            else entry["cost_usd_high"] + cost.high
+    return out
 
 
 def _over_budget(job: Job, cost: CostRange) -> bool:
@@ -172,8 +209,13 @@ def plan_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:
             "output_tokens_max": plan.estimate.output_cap,
             "cost_usd_low": _num(cost.low), "cost_usd_high": _num(cost.high),
             "is_estimate": True, "over_budget": _over_budget(job, cost)}
+        entry["provider"] = providers.provider_id(job.provider)
         jobs[job.name] = entry
-    return {"jobs": jobs, "pending": any(not p.done for p in plans.values())}
+    figures = {who: {**f, "cost_usd_low": _num(f["cost_usd_low"]),
+                     "cost_usd_high": _num(f["cost_usd_high"])}
+               for who, f in provider_figures(ws, plans).items()}
+    return {"jobs": jobs, "providers": figures,
+            "pending": any(not p.done for p in plans.values())}
 
 
 def job_counts(plan: JobPlan) -> dict[str, Any]:

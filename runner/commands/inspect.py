@@ -91,8 +91,8 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
 
 
 @click.command()
-@click.option("--by", type=click.Choice(["job", "batch", "model", "day"]), default="job",
-              show_default=True, help="How to group the report.")
+@click.option("--by", type=click.Choice(["job", "batch", "model", "day", "provider"]),
+              default="job", show_default=True, help="How to group the report.")
 @json_option
 @click.pass_obj
 @handle_errors
@@ -103,6 +103,7 @@ def costs(state: State, by: str, as_json: bool) -> None:
     Examples:
       batchrun costs
       batchrun costs --by model --json
+      batchrun costs --by provider         OpenAI, Anthropic, Azure side by side
     """
     from .. import tables
     from ..costs import project_costs
