@@ -153,6 +153,7 @@ def _submit_one(ledger: Ledger, api: BatchAPI, row: BatchRecord, target: str) ->
         _need_shard(path, job, shard)
         with ledger.transaction():
             ledger.update_batch(seq, upload_at=time.time())
+        crash.point("create-begun")
         row = ledger.batch(seq)
     elif not file_id:
         name = input_filename(job, shard)
