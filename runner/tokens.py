@@ -157,7 +157,8 @@ def _anthropic_tokens(body: dict, model: str) -> TokenCount:
     """Approximate: no offline tokenizer matches Claude's (module doc)."""
     total = _content_tokens(body.get("system"), model).tokens
     for message in body.get("messages") or []:
-        total += ANTHROPIC_TOKENS_PER_MESSAGE + _content_tokens(message.get("content"), model).tokens
+        content = _content_tokens(message.get("content"), model)
+        total += ANTHROPIC_TOKENS_PER_MESSAGE + content.tokens
     fmt = (body.get("output_config") or {}).get("format")
     total += _schema_tokens(fmt, model).tokens
     return TokenCount(total, False)
