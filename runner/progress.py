@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from openai.types import Batch
+    from .provider import BatchView as Batch
     from rich.progress import TaskID
 
 

@@ -250,9 +250,9 @@ def request_frame(job: Job) -> BodyFrame:
     if job.dialect == "anthropic":
         from .provider import anthropic_body
 
-        variable = ("messages", "system") if job.system else ("messages",)
+        varying = ("messages", "system") if job.system else ("messages",)
         return BodyFrame(anthropic_body.ENDPOINT, anthropic_body.constant_part(
-            spec.model, spec.params, job.output_schema), variable, line="params")
+            spec.model, spec.params, job.output_schema), varying, line="params")
     constant: dict[str, Any] = {"model": spec.model, **spec.params}
     if spec.endpoint == "/v1/chat/completions":
         variable: tuple[str, ...] = ("messages",)

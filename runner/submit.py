@@ -88,6 +88,9 @@ def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
 def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: Batch,
                    max_attempts: int) -> None:
     """A batch of ours the ledger never saw: fetch its input file to learn its keys."""
+    if not batch.input_file_id:
+        raise ProviderError(f"batch {batch.id} claims shard {shard[:12]} but names no input "
+                            "file; not adopting it")
     download = api.download(batch.input_file_id, ledger.artifacts, SHARDS)
     if download.sha != shard:
         raise ProviderError(f"batch {batch.id} claims shard {shard[:12]} but its input file "
@@ -98,7 +101,7 @@ def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: B
             line = json.loads(raw)
             keys.append(line["custom_id"])
             model = model or line.get("body", {}).get("model", "")
-    seq = ledger.new_batch(job=job, shard=shard, endpoint=batch.endpoint, model=model,
+    seq = ledger.new_batch(job=job, shard=shard, endpoint=batch.endpoint or "", model=model,
                           requests=len(keys), size=download.size, est_input_tokens=None,
                           max_attempts=max_attempts)
     ledger.update_batch(seq, intent_at=float(batch.created_at), input_file_id=batch.input_file_id,

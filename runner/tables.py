@@ -25,14 +25,14 @@ if TYPE_CHECKING:
 def prepare_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:
     return {"jobs": {n: job_counts(p) for n, p in plans.items()},
             "shards": [{"job": name, "sha256": s.sha, "requests": s.requests, "bytes": s.bytes,
-                        "path": str(_shard_path(ws.ledger.artifacts, s.sha))}
+                        "path": str(_shard_path(ws.ledger_of(name).artifacts, s.sha))}
                        for name, plan in plans.items() for s in plan.shards]}
 
 
 def prepare_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
     shards = [(name, s) for name, plan in plans.items() for s in plan.shards]
-    lines = [f"{name}: {_shard_path(ws.ledger.artifacts, s.sha)} ({s.requests:,} requests, "
-             f"{s.bytes:,} bytes)" for name, s in shards]
+    lines = [f"{name}: {_shard_path(ws.ledger_of(name).artifacts, s.sha)} "
+             f"({s.requests:,} requests, {s.bytes:,} bytes)" for name, s in shards]
     lines.append(f"Prepared {len(shards)} shard{'s' * (len(shards) != 1)}; "
                  "`batchrun submit` sends them.")
     return lines

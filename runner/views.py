@@ -137,11 +137,11 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
         for provider, figures in provider_figures(ws, plans).items():
             if figures["requests"]:
                 high = figures["cost_usd_high"]
-                cost = ("cost unknown" if figures["cost_usd_low"] is None else
+                span = ("cost unknown" if figures["cost_usd_low"] is None else
                         f"~{money(figures['cost_usd_low'])}–"
                         f"{'unbounded' if high is None else money(high)}")
                 lines.append(f"  {figures['label']} ({provider}): {figures['requests']:,} "
-                             f"requests, {cost} (estimate)")
+                             f"requests, {span} (estimate)")
     return lines
 
 

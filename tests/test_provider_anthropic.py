@@ -5,6 +5,8 @@ saying why."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import API_KEY, http_project_for
@@ -143,3 +145,18 @@ def test_the_emulator_answers_in_the_anthropic_dialect_in_process(project):
     assert {s["provider"] for s in stamps} == {"emulator:anthropic"}
     assert all(s["batch"].startswith("msgbatch_") for s in stamps)
     assert (project.root / ".batchrun" / "emulator-anthropic" / "manifest.json").is_file()
+
+
+def test_the_demo_runs_against_the_anthropic_dialect(project):
+    shown = project.run("demo", "--speed", "instant", "--dialect", "anthropic",
+                        "--examples", "1")
+    assert "240 written" in shown.stdout
+    manifest = project.root / ".batchrun" / "emulator-anthropic" / "manifest.json"
+    batches = json.loads(manifest.read_text())["jobs"]["tags"]["batches"]
+    assert {b["billed_model"] for b in batches} == {"claude-haiku-4-5-20251001"}
+    stamps = {p["_batchrun_tags"]["provider"] for p in project.payloads().values()
+              if "_batchrun_tags" in p}
+    assert stamps == {"emulator:anthropic"}
+    again = project.run("demo", "--speed", "instant", "--dialect", "anthropic",
+                        "--examples", "1")
+    assert "all up to date" in again.stdout

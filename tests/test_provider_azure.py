@@ -107,3 +107,21 @@ def test_batch_limits_are_the_providers(tmp_path, monkeypatch):
     refused = project.run("validate", JOB, expect=1)
     assert "batch.max_requests 100,000 is over OpenAI's limit of 50,000 per batch" in \
         refused.stderr
+
+
+def test_a_job_switched_from_openai_to_azure_is_sent_again_and_plan_says_why(
+        tmp_path, azure_emulator, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    project = http_project_for(tmp_path / "project", azure_emulator)
+    project.seed(6)
+    project.run("apply", JOB)
+    project.write_config(provider={"name": "azure", "base_url": azure_emulator.url[:-3],
+                                   "poll_interval": 0.01})
+    plan = project.run_json("plan", JOB)["jobs"]["tags"]
+    assert plan["to_submit"] == 6
+    assert f"6 points were answered by another provider ({azure_emulator.url})" in \
+        plan["reasons"]
+    project.run("apply", JOB)
+    keys = azure_emulator.sent_keys()
+    assert len(keys) == 12 and len(set(keys)) == 12

@@ -66,3 +66,16 @@ def test_a_job_on_one_provider_may_need_a_job_on_another(mixed):
     assert result["jobs"]["claude_tags"]["unready"] == 0
     assert all("claude_tags" in p and "llm_tags" in p for p in mixed.payloads().values())
     assert len(anthropic_sent_keys(mixed.emulator)) == 10
+
+
+def test_the_stage_commands_work_across_providers(mixed):
+    prepared = mixed.run_json("prepare")
+    paths = sorted(shard["path"] for shard in prepared["shards"])
+    assert len(paths) == 2
+    assert "/.batchrun/anthropic/artifacts/shards/" in paths[0]
+    assert "/.batchrun/artifacts/shards/" in paths[1]
+    assert mixed.run_json("submit")["submitted"] == 2
+    mixed.run_json("status")
+    mixed.run("collect", "--wait")
+    assert all("claude_tags" in p and "llm_tags" in p for p in mixed.payloads().values())
+    assert mixed.run_json("plan")["pending"] is False

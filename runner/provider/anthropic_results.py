@@ -85,7 +85,7 @@ def parse_result(obj: dict, *, expect: Expect, validator: AnswerCheck | None = N
 
 
 def _errored(custom_id: str, error: dict) -> Outcome:
-    kind = error.get("type") if isinstance(error.get("type"), str) else "error"
+    kind = str(error["type"]) if isinstance(error.get("type"), str) else "error"
     status = ERROR_STATUS.get(kind, 500)
     message = error.get("message") or "(no message)"
     return failed(custom_id, f"http {status} {kind}: {message}",
