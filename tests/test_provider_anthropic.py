@@ -147,6 +147,7 @@ def test_the_emulator_answers_in_the_anthropic_dialect_in_process(project):
     assert (project.root / ".batchrun" / "emulator-anthropic" / "manifest.json").is_file()
 
 
+@pytest.mark.slow
 def test_the_demo_runs_against_the_anthropic_dialect(project):
     shown = project.run("demo", "--speed", "instant", "--dialect", "anthropic",
                         "--examples", "1")
