@@ -95,12 +95,16 @@ def check_params(spec: JobSpec, positions: Positions, dialect: str) -> None:
                                  f"no such param for {endpoint} (a newer SDK may)")
 
 
-def _check_anthropic(spec: JobSpec, positions: Positions) -> None:
+def _check_reserved(spec: JobSpec, positions: Positions, reserved: set[str]) -> None:
     for key in spec.params:
-        if key in ANTHROPIC_RESERVED:
+        if key in reserved:
             raise SpecError(f"{key!r} is set by batchrun from the spec and cannot be a param",
                             where=positions.at(("params", key)),
                             hint="use model:, prompt: and output: instead")
+
+
+def _check_anthropic(spec: JobSpec, positions: Positions) -> None:
+    _check_reserved(spec, positions, ANTHROPIC_RESERVED)
     if "max_tokens" not in spec.params:
         raise SpecError("Anthropic's Messages API requires max_tokens, the most tokens an "
                         "answer may use", where=positions.at(("params",)),
@@ -116,11 +120,7 @@ def _check_anthropic(spec: JobSpec, positions: Positions) -> None:
 
 
 def _check_openai(spec: JobSpec, positions: Positions) -> None:
-    for key in spec.params:
-        if key in RESERVED_PARAMS:
-            raise SpecError(f"{key!r} is set by batchrun from the spec and cannot be a param",
-                            where=positions.at(("params", key)),
-                            hint="use model:, prompt: and output: instead")
+    _check_reserved(spec, positions, RESERVED_PARAMS)
     if spec.endpoint == "/v1/embeddings":
         if spec.prompt.system is not None:
             raise SpecError("/v1/embeddings takes no system prompt; expected only "

@@ -4,8 +4,8 @@ Import what a test module uses; this module holds no tests."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from conftest import HttpEmulator, Project
@@ -52,13 +52,7 @@ def anthropic_sent_keys(emulator: HttpEmulator) -> list[str]:
     return [k for e in anthropic_events(emulator, "batch_created") for k in e["custom_ids"]]
 
 
-def assert_nothing_paid_twice(events: list[dict]) -> None:
-    """After a request succeeded it is never executed again; before, only failures."""
-    history: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        if event["event"] == "request_executed":
-            history[event["custom_id"]].append(event["outcome"])
-    for key, outcomes in history.items():
-        assert outcomes.count("ok") <= 1, f"{key[:12]} succeeded {outcomes.count('ok')} times"
-        if "ok" in outcomes:
-            assert outcomes.index("ok") == len(outcomes) - 1, f"{key[:12]} resent after success"
+def anthropic_log(emulator: HttpEmulator) -> Any:
+    """The emulator as tests/test_exactly_once.py's checks read it, with the Anthropic
+    dialect's request log in place of the OpenAI one."""
+    return SimpleNamespace(emulator=SimpleNamespace(log=emulator.emulator.anthropic.log))

@@ -10,9 +10,9 @@ import pytest
 from runner.answers import AnswerValidator
 from runner.pricing import PriceTable, cost
 from runner.provider.anthropic_results import parse_result, usage_of
+from runner.records import RequestState
 from runner.results import Expect, Usage
 from runner.retry import settle_line
-from runner.records import RequestState
 
 SCHEMA = {"type": "object", "additionalProperties": False, "required": ["tag"],
           "properties": {"tag": {"type": "string"}}}

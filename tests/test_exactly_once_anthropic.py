@@ -14,24 +14,26 @@ import random
 import shutil
 import signal
 import subprocess
+import time
 
 import anthropic
 import pytest
 
 from conftest import SLOW, wait_until
+from emulator_fixtures import FakeClock
 from provider_fixtures import (
     ANTHROPIC_KEY,
     CLAUDE,
     JOB,
     anthropic_events,
     anthropic_project,
+    anthropic_log,
     anthropic_sent_keys,
-    assert_nothing_paid_twice,
 )
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.faults import HttpFault
 from runner.writeback import stamp_key
-from test_exactly_once import holds_lock
+from test_exactly_once import assert_nothing_paid_twice, holds_lock
 
 POINTS = ("after-pack", "create-begun", "after-create", "after-record", "after-download",
           "after-results", "mid-write")
@@ -96,16 +98,18 @@ def test_a_kill_at_any_stage_boundary_is_finished_by_the_next_run(point, serve_e
         assert "matched by its results' custom_ids" in result.stderr
 
 
-@pytest.mark.slow
 def test_a_kill_after_create_with_the_batch_still_running_is_verified_when_it_ends(
         serve_emulator, tmp_path):
-    emulator = serve_emulator(SLOW)
+    clock = FakeClock(time.time())                # the batch runs when the test says so
+    emulator = serve_emulator(SLOW, clock=clock)
     project = new_project(tmp_path / "project", emulator, points=10)
     killed = project.spawn("apply", JOB, crash_at="after-create")
     killed.communicate(timeout=120)
     assert killed.returncode == -signal.SIGKILL
-    result = project.run("apply", JOB)
+    result = project.run("apply", JOB, "--no-wait")
     assert "matched by its size and time" in result.stderr
+    clock.advance(3600)
+    project.run("apply", JOB)
     assert len(emulator.emulator.anthropic.batches.batches) == 1
     assert_each_key_sent_once(emulator)
     assert_every_point_written(project)
@@ -133,7 +137,7 @@ def test_twelve_kills_at_random_times_never_pay_twice_nor_lose_a_result(serve_em
                                    [rng.randint(1, 40)])
     project.run("apply", JOB)
     assert_each_key_sent_once(emulator)
-    assert_nothing_paid_twice(emulator.emulator.anthropic.log.events)
+    assert_nothing_paid_twice(anthropic_log(emulator))
     assert_every_point_written(project)
 
 
@@ -150,12 +154,15 @@ def test_a_create_whose_answer_was_lost_is_found_by_its_size_not_made_twice(serv
 
 
 def test_a_deleted_state_directory_adopts_the_batches_in_flight(serve_emulator, tmp_path):
-    emulator = serve_emulator(SLOW)
+    clock = FakeClock(time.time())
+    emulator = serve_emulator(SLOW, clock=clock)
     project = new_project(tmp_path / "project", emulator)
     assert project.run_json("apply", JOB, "--no-wait")["submitted"] == 3
     shutil.rmtree(project.root / ".batchrun")
-    result = project.run("apply", JOB)
-    assert result.stderr.count("adopted batch") == 3
+    result = project.run("apply", JOB, "--no-wait")
+    assert result.stderr.count("matched by its size and time") == 3
+    clock.advance(3600)
+    project.run("apply", JOB)
     assert len(anthropic_events(emulator, "batch_created")) == 3
     assert_each_key_sent_once(emulator)
     assert_every_point_written(project)
@@ -178,12 +185,17 @@ def test_a_deleted_state_directory_adopts_ended_batches_by_their_custom_ids(serv
 
 def test_someone_elses_batch_of_the_same_size_is_released_and_ours_is_sent(serve_emulator,
                                                                            tmp_path):
-    emulator = serve_emulator(SLOW)
+    clock = FakeClock(time.time())
+    emulator = serve_emulator(SLOW, clock=clock)
     project = new_project(tmp_path / "project", emulator, points=10)
     theirs = foreign_batch(emulator, 10)          # in progress, as big as our shard
-    result = project.run("apply", JOB)
+    result = project.run("apply", JOB, "--no-wait")
     assert f"adopted batch {theirs.id}" in result.stderr      # provisionally …
+    clock.advance(3600)
+    result = project.run("apply", JOB, "--no-wait")
     assert "answered other requests: not ours" in result.stderr  # … and released
+    clock.advance(3600)
+    project.run("apply", JOB)
     created = anthropic_events(emulator, "batch_created")
     assert len(created) == 2 and created[1]["custom_ids"] != created[0]["custom_ids"]
     assert_every_point_written(project)

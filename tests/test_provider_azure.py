@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from conftest import SLOW, API_KEY, http_project_for
+from conftest import API_KEY, SLOW, http_project_for
 from provider_fixtures import AZURE_KEY, JOB, azure_project
 from runner.emulator import EmulatorConfig
 

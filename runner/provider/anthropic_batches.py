@@ -14,7 +14,6 @@ time and, once it has ended, the `custom_id`s of its results (sizematch.py).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,13 +23,13 @@ import anthropic
 from anthropic.types.messages import MessageBatch
 
 from ..artifacts import Artifacts
-from ..errors import Location, ProviderError
+from ..errors import ProviderError
 from ..project import ProjectContext
 from ..results import Expect, Outcome
 from . import BatchView, Counts, Downloaded, Submission
 from . import config as providers
 from .anthropic_results import parse_result
-from .calls import Calls
+from .calls import Calls, api_key
 from .inprocess import ORIGIN, emulator
 
 _HEAD, _TAIL = b'{"requests":[', b"]}"
@@ -152,13 +151,8 @@ def open_anthropic(project: ProjectContext, emulator_speed: str | None) -> Anthr
         client = anthropic.Anthropic(api_key="emulator", base_url=ORIGIN,
                                      max_retries=cfg.max_retries, http_client=http)
         return AnthropicBatches(client, providers.label(cfg), poll, app)
-    env = providers.key_env(cfg)
-    key = os.environ.get(env)
-    if not key:
-        raise ProviderError(f"environment variable {env} is not set",
-                            where=Location(project.file or "batchrun.yaml", 0, "provider"),
-                            hint=f"export {env}=sk-ant-…, or try it for free with "
-                                 "`provider: {name: emulator, dialect: anthropic}`")
+    key = api_key(project, "sk-ant-…", "{name: emulator, dialect: anthropic}")
     url = providers.base_url(cfg)
     client = anthropic.Anthropic(api_key=key, base_url=url, max_retries=cfg.max_retries)
-    return AnthropicBatches(client, f"Anthropic at {url}", cfg.poll_interval, key_env=env)
+    return AnthropicBatches(client, f"Anthropic at {url}", cfg.poll_interval,
+                            key_env=providers.key_env(cfg))

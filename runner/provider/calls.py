@@ -6,11 +6,16 @@ of transient failures, except for creating a batch, which is never retried blind
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import ProviderError
+from ..errors import Location, ProviderError
+from . import config as providers
+
+if TYPE_CHECKING:
+    from ..project import ProjectContext
 
 T = TypeVar("T")
 
@@ -51,6 +56,18 @@ class Calls:
                                                sdk.InternalServerError))
             exc.retry_after = retry_after(cause)
             raise
+
+
+def api_key(project: ProjectContext, example: str, free: str) -> str:
+    """The provider's key, from its environment variable; a clear error when unset."""
+    env = providers.key_env(project.config.provider)
+    key = os.environ.get(env)
+    if not key:
+        raise ProviderError(f"environment variable {env} is not set",
+                            where=Location(project.file or "batchrun.yaml", 0, "provider"),
+                            hint=f"export {env}={example}, or try it for free with "
+                                 f"`provider: {free}` in batchrun.yaml")
+    return key
 
 
 def retry_after(exc: BaseException | None) -> float | None:

@@ -10,7 +10,6 @@ finds it again, and a finished batch leaves an output file and an error file.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from ..results import Expect, Outcome, parse_line
 from . import BatchIssue, BatchView, Counts, Downloaded, Submission
 from . import config as providers
 from .calls import Calls
+from .calls import api_key as _key
 from .inprocess import ORIGIN as EMULATOR_ORIGIN
 from .inprocess import emulator as _emulator
 
@@ -142,7 +142,8 @@ def open_openai(project: ProjectContext, emulator_speed: str | None) -> BatchAPI
         client = openai.OpenAI(api_key="emulator", base_url=EMULATOR_URL,
                                max_retries=cfg.max_retries, http_client=http)
         return BatchAPI(client, providers.label(cfg), poll, emulator)
-    kwargs: dict[str, Any] = {"api_key": _key(project), "max_retries": cfg.max_retries}
+    kwargs: dict[str, Any] = {"api_key": _key(project, "sk-…", "emulator"),
+                              "max_retries": cfg.max_retries}
     if cfg.base_url:
         kwargs["base_url"] = cfg.base_url
     client = openai.OpenAI(**kwargs)
@@ -167,19 +168,8 @@ def open_azure(project: ProjectContext, emulator_speed: str | None) -> BatchAPI:
                             where=Location(project.file or "batchrun.yaml", 0, "provider"),
                             hint="set provider.base_url: https://RESOURCE.openai.azure.com, or "
                                  "export AZURE_OPENAI_ENDPOINT")
-    client = openai.AzureOpenAI(api_key=_key(project), azure_endpoint=endpoint,
+    key = _key(project, "…", "{name: emulator, dialect: azure}")
+    client = openai.AzureOpenAI(api_key=key, azure_endpoint=endpoint,
                                 api_version=version, max_retries=cfg.max_retries)
     return BatchAPI(client, f"Azure OpenAI at {endpoint}", cfg.poll_interval, caps=caps,
                     key_env=providers.key_env(cfg))
-
-
-def _key(project: ProjectContext) -> str:
-    cfg = project.config.provider
-    env = providers.key_env(cfg)
-    key = os.environ.get(env)
-    if not key:
-        raise ProviderError(f"environment variable {env} is not set",
-                            where=Location(project.file or "batchrun.yaml", 0, "provider"),
-                            hint=f"export {env}=…, or try everything for free with "
-                                 "`provider: emulator` in batchrun.yaml")
-    return key
