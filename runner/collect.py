@@ -25,8 +25,9 @@ from .jsonl import read_lines
 from .ledger import Ledger
 from .pack import SHARDS
 from .pricing import PriceTable, cost
+from .provider.anthropic_body import expected_schema
 from .records import TERMINAL, BatchRecord, encode_value
-from .results import Expect, Outcome, Usage, clip, parse_line, unreadable
+from .results import Expect, Outcome, Usage, clip, unreadable
 from .retry import (
     Settlement,
     settle_invalid_batch,
@@ -35,12 +36,11 @@ from .retry import (
     settle_token_limit,
     settle_unreadable,
 )
-from .submit import batch_info
+from .sizematch import verify_collected
 
 if TYPE_CHECKING:
-    from openai.types import Batch
-
-    from .provider import BatchAPI, Downloaded
+    from .provider import BatchView, Downloaded
+    from .provider import Provider as BatchAPI
 
 OUTPUTS = "outputs"
 TOKEN_LIMIT_CODE = "token_limit_exceeded"
@@ -64,16 +64,16 @@ class Collected:
     problems: list[str] = field(default_factory=list)  # bad lines, "file:line: what" (the first)
 
 
-def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> list[Batch]:
+def refresh(ledger: Ledger, api: BatchAPI, seqs: list[int] | None = None) -> list[BatchView]:
     """Read the provider's status of every open batch (or of `seqs`) into the ledger."""
     seen = []
     for row in ledger.in_flight():
         if seqs is not None and row.seq not in seqs:
             continue
         batch = api.retrieve(row.created_id)
-        if batch.status != row.status or row.info != batch_info(batch):
+        if batch.status != row.status or row.info != batch.info:
             with ledger.transaction():
-                ledger.update_batch(row.seq, status=batch.status, info=batch_info(batch))
+                ledger.update_batch(row.seq, status=batch.status, info=batch.info)
         seen.append(batch)
     return seen
 
@@ -113,19 +113,20 @@ def collect_batch(ledger: Ledger, api: BatchAPI, row: BatchRecord, prices: Price
     counts is downloaded once more before its requests are settled: a download that went
     wrong once is whole the second time. Not to be called inside a ledger transaction."""
     batch = api.retrieve(row.created_id)
-    file_ids = {kind: file_id for kind, file_id in (("output", batch.output_file_id),
-                                                    ("error", batch.error_file_id)) if file_id}
-    files = {kind: api.download(file_id, ledger.artifacts, OUTPUTS)
-             for kind, file_id in file_ids.items()}
+    files = api.download_results(batch, ledger.artifacts, OUTPUTS)
     crash.point("after-download")
     _restore_shard(ledger, api, row, batch)
     expect, validator = expectation(ledger, row.shard)
-    reading = _Reading(ledger, row, batch, expect, validator, root)
+    if row.adopted == "size":
+        unverified = Collected(row.seq, row.job, batch.id, batch.status, expect=expect)
+        if not verify_collected(ledger, row, batch, files, unverified):
+            return unverified   # someone else's batch of the same size: released (sizematch.py)
+    reading = _Reading(ledger, api, row, batch, expect, validator, root)
     try:
         return reading.settle(files, prices, backoff, first_try=True)
     except _Damaged as damaged:   # rolled back: download those files again, once
-        for kind in damaged.damage:
-            files[kind] = api.download(file_ids[kind], ledger.artifacts, OUTPUTS)
+        again = api.download_results(batch, ledger.artifacts, OUTPUTS)
+        files.update({kind: again[kind] for kind in damaged.damage if kind in again})
         return reading.settle(files, prices, backoff, first_try=False,
                               first_damage=damaged.damage)
 
@@ -142,9 +143,9 @@ class _Reading:
     """One collection of a batch's files, in one ledger transaction: every readable line
     settles the request it names, once; every bad line is counted and described."""
 
-    def __init__(self, ledger: Ledger, row: BatchRecord, batch: Batch, expect: Expect,
-                 validator: AnswerValidator | None, root: Path | None):
-        self.ledger, self.row, self.batch, self.root = ledger, row, batch, root
+    def __init__(self, ledger: Ledger, api: BatchAPI, row: BatchRecord, batch: BatchView,
+                 expect: Expect, validator: AnswerValidator | None, root: Path | None):
+        self.ledger, self.api, self.row, self.batch, self.root = ledger, api, row, batch, root
         self.expect, self.validator = expect, validator
 
     def settle(self, files: dict[str, Downloaded], prices: PriceTable, backoff: float, *,
@@ -158,7 +159,7 @@ class _Reading:
         with ledger.transaction():
             if batch.status == "failed":
                 _failed_batch(ledger, row, batch, result, now, backoff)
-            lines = _Lines(ledger, row, batch, result, self.expect, self.validator)
+            lines = _Lines(ledger, self.api, row, batch, result, self.expect, self.validator)
             for kind, download in files.items():
                 lines.read(kind, download.path, self._shown(download.path))
                 if download.size == 0 and _expected_lines(batch, kind):
@@ -189,13 +190,15 @@ class _Reading:
             usd, standard, model = _costs(prices, result.usage, row, batch, result)
             result.cost_usd = usd
             ledger.update_batch(
-                row.seq, status=batch.status, info=batch_info(batch), collected_at=now,
+                row.seq, status=batch.status, info=batch.info, collected_at=now,
                 output_file=files["output"].sha if "output" in files else None,
                 error_file=files["error"].sha if "error" in files else None,
                 seen=dict(sorted(result.seen.items())),
                 input_tokens=result.usage.input_tokens, cached_tokens=result.usage.cached_tokens,
                 output_tokens=result.usage.output_tokens,
                 reasoning_tokens=result.usage.reasoning_tokens, billed_model=model,
+                cache_write_tokens=result.usage.cache_write_tokens,
+                cache_write_1h_tokens=result.usage.cache_write_1h_tokens,
                 cost_usd=None if usd is None else str(usd),
                 cost_standard_usd=None if standard is None else str(standard),
                 note=result.note)
@@ -209,7 +212,7 @@ class _Reading:
         return str(path)
 
 
-def _expected_lines(batch: Batch, kind: str) -> int:
+def _expected_lines(batch: BatchView, kind: str) -> int:
     """How many lines the batch's own counts promise in its output or error file."""
     counts = batch.request_counts
     if counts is None:
@@ -235,9 +238,9 @@ class _Lines:
     custom_id; a second line for a request, or one for a request this batch never had,
     is counted and ignored."""
 
-    def __init__(self, ledger: Ledger, row: BatchRecord, batch: Batch, result: Collected,
-                 expect: Expect, validator: AnswerValidator | None):
-        self.ledger, self.row, self.batch, self.result = ledger, row, batch, result
+    def __init__(self, ledger: Ledger, api: BatchAPI, row: BatchRecord, batch: BatchView,
+                 result: Collected, expect: Expect, validator: AnswerValidator | None):
+        self.ledger, self.api, self.row, self.batch, self.result = ledger, api, row, batch, result
         self.expect, self.validator = expect, validator
         self.owed = set(ledger.unqueued_keys(row.seq))   # at most a batch's requests
         self.seen: set[str] = set()
@@ -255,7 +258,7 @@ class _Lines:
                     self.lost += 1
                     self._line(unreadable(line.custom_id, f"{at}: {line.problem}"), at)
                 continue
-            outcome = parse_line(line.obj, expect=self.expect, validator=self.validator)
+            outcome = self.api.parse_line(line.obj, expect=self.expect, validator=self.validator)
             if outcome.kind == "malformed" and not outcome.billed:
                 self.damage.setdefault(kind, f"{at}: {outcome.reason}")
                 self._problem("malformed", f"{at}: {outcome.reason}")
@@ -286,11 +289,17 @@ class _Lines:
         self.answers.clear()
 
 
-def _restore_shard(ledger: Ledger, api: BatchAPI, row: BatchRecord, batch: Batch) -> None:
+def _restore_shard(ledger: Ledger, api: BatchAPI, row: BatchRecord, batch: BatchView) -> None:
     """A batch's own input file says what it asked for; if the local copy is gone (the
     artifacts folder was cleaned), fetch it back from the provider."""
     if ledger.artifacts.exists(SHARDS, row.shard):
         return
+    if not api.caps.uploads or not batch.input_file_id:
+        raise ProviderError(f"the shard {row.shard[:12]} of batch {batch.id} is missing from "
+                            f"{ledger.artifacts.path(SHARDS, row.shard).parent}, and "
+                            f"{api.label} keeps no copy of a batch's requests",
+                            hint="restore the state directory's artifacts (a CI cache), or "
+                                 "move it away: the batch's answers are then sent again")
     download = api.download(batch.input_file_id, ledger.artifacts, SHARDS)
     if download.sha != row.shard:
         raise ProviderError(f"the input file of batch {batch.id} hashes to "
@@ -303,8 +312,12 @@ def expectation(ledger: Ledger, shard: str) -> tuple[Expect, AnswerValidator | N
     validated against the schema it was requested with, whatever the spec says today."""
     with ledger.artifacts.path(SHARDS, shard).open("rb") as fh:
         first = json.loads(fh.readline())
-    body, url = first.get("body", {}), first.get("url")
-    if url == "/v1/embeddings":
+    if "params" in first:   # a Message Batch request (provider/anthropic_body.py)
+        schema = expected_schema(first)
+        return (Expect.JSON, AnswerValidator(schema)) if schema is not None \
+            else (Expect.TEXT, None)
+    body, url = first.get("body", {}), str(first.get("url") or "")
+    if url.endswith("/embeddings"):   # /v1/embeddings, or Azure's /embeddings
         return Expect.EMBEDDING, None
     fmt = body.get("response_format") or (body.get("text") or {}).get("format") or {}
     if fmt.get("type") == "json_schema":
@@ -315,9 +328,9 @@ def expectation(ledger: Ledger, shard: str) -> tuple[Expect, AnswerValidator | N
     return Expect.TEXT, None
 
 
-def _failed_batch(ledger: Ledger, row: BatchRecord, batch: Batch, result: Collected,
+def _failed_batch(ledger: Ledger, row: BatchRecord, batch: BatchView, result: Collected,
                   now: float, backoff: float) -> None:
-    errors = batch.errors.data if batch.errors and batch.errors.data else []
+    errors = batch.errors
     if TOKEN_LIMIT_CODE in {e.code for e in errors}:
         result.note = "token_limit_exceeded: re-queued with backoff"
         for key in ledger.unqueued_keys(row.seq):
@@ -334,7 +347,7 @@ def _failed_batch(ledger: Ledger, row: BatchRecord, batch: Batch, result: Collec
         _record(ledger, row, key, result, settle_invalid_batch(batch.id, detail))
 
 
-def _settle(ledger: Ledger, row: BatchRecord, batch: Batch, outcome: Outcome,
+def _settle(ledger: Ledger, row: BatchRecord, batch: BatchView, outcome: Outcome,
             result: Collected, answers: list[tuple]) -> None:
     """Record one line's outcome: an answer joins `answers` (cached in bulk by the caller),
     a failure becomes a retry or a final failure (retry.py) with its reason."""
@@ -365,7 +378,7 @@ def _record(ledger: Ledger, row: BatchRecord, key: str, result: Collected,
     result.seen[settlement.counted_as] += 1
 
 
-def _costs(prices: PriceTable, usage: Usage, row: BatchRecord, batch: Batch,
+def _costs(prices: PriceTable, usage: Usage, row: BatchRecord, batch: BatchView,
            result: Collected) -> tuple[Decimal | None, Decimal | None, str]:
     model = result.model or batch.model or row.model
     price = prices.lookup(model) or prices.lookup(row.model)

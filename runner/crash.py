@@ -25,6 +25,11 @@ POINTS = (
     "after-results",       # results stored, not written to Qdrant
     "mid-write",           # some points written back, not all
 )
+# Where a provider that takes requests inline (no upload: Anthropic) stops instead of
+# "upload-unrecorded" and "after-upload".
+INLINE_POINTS = (
+    "create-begun",        # the create call's start recorded, the call not made
+)
 
 
 def point(name: str) -> None:

@@ -16,6 +16,7 @@ from importlib import resources
 from qdrant_client import QdrantClient, models
 
 from .errors import BatchrunError
+from .jobs import Job
 from .project import ProjectContext
 
 SAMPLE = "videos.sample.jsonl.gz"
@@ -52,7 +53,29 @@ def seed(client: QdrantClient, collection: str = COLLECTION) -> int:
     return len(points)
 
 
-def with_emulator(project: ProjectContext) -> ProjectContext:
-    """The same project, with the emulator as provider: the demo never spends money."""
-    provider = project.config.provider.model_copy(update={"name": "emulator"})
+def with_emulator(project: ProjectContext, dialect: str = "openai") -> ProjectContext:
+    """The same project, with the emulator as provider, answering in `dialect`: the demo
+    never spends money."""
+    provider = project.config.provider.model_copy(update={
+        "name": "emulator", "dialect": None if dialect == "openai" else dialect})
     return replace(project, config=project.config.model_copy(update={"provider": provider}))
+
+
+DEMO_CLAUDE = "claude-haiku-4-5"
+
+
+def for_dialect(job: Job, project: ProjectContext) -> Job:
+    """The starter job as the emulator's `project` provider takes it: for the Anthropic
+    dialect, a Claude model, and only the params the anthropic SDK declares (it has no
+    temperature); the same prompts and output fields."""
+    from . import changes
+    from .jobparams import known_params
+
+    provider = project.config.provider
+    if provider.dialect != "anthropic":
+        return replace(job, provider=provider)
+    known = known_params("/v1/messages")
+    spec = job.spec.model_copy(update={
+        "model": DEMO_CLAUDE, "params": {k: v for k, v in job.spec.params.items() if k in known}})
+    converted = replace(job, spec=spec, provider=provider)
+    return replace(converted, fingerprint=changes.fingerprint(changes.request_shape(converted)))

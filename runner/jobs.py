@@ -9,25 +9,25 @@ templates and the names they read, the output key and schema.
 
 from __future__ import annotations
 
-import ast
 import difflib
-import functools
 import graphlib
-import importlib.metadata
-import importlib.util
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import changes, vectors
+from . import changes
 from .errors import Location, SpecError
 from .filters import check_filter
+from .jobparams import check_params, check_provider
+from .jobparams import known_params as known_params  # where it lived before
 from .project import ProjectContext, check_root, display_path
+from .project import check_provider as check_provider_keys
+from .provider import config as providers
 from .render import PromptTemplate, environment, load_template, project_file
 from .schemas import close_objects, from_fields, strict_mode_problems
-from .spec import JOB_NAME, RESERVED_PARAMS, JobSpec
+from .spec import JOB_NAME, JobSpec, ProviderConfig
 from .specerrors import shown, validate_model
 from .yamlfile import Positions, load, load_json
 
@@ -45,6 +45,18 @@ class Job:
     output_schema: dict | None
     schema_name: str
     fingerprint: str           # what shapes its requests: changes.fingerprint()
+    provider: ProviderConfig = field(default_factory=ProviderConfig)   # who answers it
+
+    @property
+    def dialect(self) -> str:
+        """The API its requests are written for: openai, anthropic or azure."""
+        return providers.dialect(self.provider)
+
+    @property
+    def priced_model(self) -> str:
+        """The model its prices and tokenizer are looked up by: an Azure deployment's
+        model when provider.deployments names it, else the spec's model."""
+        return self.provider.deployments.get(self.spec.model, self.spec.model)
 
     @property
     def output_key(self) -> str:
@@ -169,7 +181,11 @@ def load_job(path: Path, project: ProjectContext, cwd: Path,
                         hint="job names become payload keys and state file names")
     if spec.source.filter is not None:
         check_filter(spec.source.filter, positions, ("source", "filter"))
-    _check_params(spec, positions)
+    provider = providers.effective(project.config.provider, spec.provider)
+    if spec.provider is not None:
+        check_provider_keys(provider, positions, ("provider",))
+    check_provider(spec, provider, positions)
+    check_params(spec, positions, providers.dialect(provider))
     env = environment(project.root)
     system = (load_template(env, spec.prompt.system, root=project.root,
                             where=positions.text_at(("prompt", "system")))
@@ -180,7 +196,8 @@ def load_job(path: Path, project: ProjectContext, cwd: Path,
     _check_output_key(spec, spec.output.key or name, [t for t in (system, user) if t], positions)
     schema = _output_schema(spec, positions, project.root)
     schema_name = spec.output.name or re.sub(r"[^A-Za-z0-9_-]", "_", name)
-    job = Job(name, positions.file, spec, positions, system, user, schema, schema_name, "")
+    job = Job(name, positions.file, spec, positions, system, user, schema, schema_name, "",
+              provider)
     return Job(**{**job.__dict__, "fingerprint": changes.fingerprint(changes.request_shape(job))})
 
 
@@ -201,30 +218,6 @@ def _check_reads(spec: JobSpec, templates: list[PromptTemplate], positions: Posi
                     f"{positions.line(('source', 'fields'))}), or fix the name")
 
 
-# Where the installed openai SDK declares the body parameters of each endpoint. Read as
-# source, not imported: importing openai costs most of a second, and `validate` must not.
-_SDK_PARAMS = {
-    "/v1/chat/completions": ("types/chat/completion_create_params.py",
-                             "CompletionCreateParamsBase"),
-    "/v1/responses": ("types/responses/response_create_params.py", "ResponseCreateParamsBase"),
-    "/v1/embeddings": ("types/embedding_create_params.py", "EmbeddingCreateParams"),
-}
-
-
-@functools.cache
-def known_params(endpoint: str) -> frozenset[str]:
-    """The request body keys the installed openai SDK knows for an endpoint (the keys
-    its TypedDict of create params declares)."""
-    found = importlib.util.find_spec("openai")
-    if found is None or found.origin is None:
-        return frozenset()
-    rel, name = _SDK_PARAMS[endpoint]
-    tree = ast.parse((Path(found.origin).parent / rel).read_text(encoding="utf-8"))
-    cls = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == name)
-    return frozenset(item.target.id for item in cls.body
-                     if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name))
-
-
 def _check_output_key(spec: JobSpec, key: str, templates: list[PromptTemplate],
                       positions: Positions) -> None:
     """The output key is batchrun's to write: not a stamp, and not one of the job's inputs
@@ -240,53 +233,6 @@ def _check_output_key(spec: JobSpec, key: str, templates: list[PromptTemplate],
                         "its own request, and be paid for again on every apply", where=where,
                         hint=f"remove {key} from source.fields and the template, or write "
                              "the output under another output.key")
-
-
-def _check_params(spec: JobSpec, positions: Positions) -> None:
-    known = known_params(spec.endpoint)
-    for key in spec.params:
-        if key in RESERVED_PARAMS:
-            raise SpecError(f"{key!r} is set by batchrun from the spec and cannot be a param",
-                            where=positions.at(("params", key)),
-                            hint="use model:, prompt: and output: instead")
-    if spec.endpoint == "/v1/embeddings":
-        if spec.prompt.system is not None:
-            raise SpecError("/v1/embeddings takes no system prompt; expected only "
-                            "prompt.user, the text to embed",
-                            where=positions.at(("prompt", "system")),
-                            hint="remove prompt.system")
-        if spec.output.fields is not None or spec.output.schema_ is not None:
-            raise SpecError("/v1/embeddings returns vectors; expected no output.fields or "
-                            "output.schema", where=positions.at(("output",)),
-                            hint="remove them: the embedding itself is written back")
-        if spec.output.vector is not None and spec.output.key is not None:
-            raise SpecError("expected output.vector or output.key, not both: the embedding "
-                            "goes into the vector, and the stamp into the payload",
-                            where=positions.at(("output", "key")), hint="remove output.key")
-        vectors.check_dimensions(spec, positions)
-        if spec.input.truncate and vectors.input_limit_of(spec) is None:
-            raise SpecError(f"batchrun does not know the input limit of {spec.model}, so it "
-                            "cannot truncate to it", where=positions.at(("input", "truncate")),
-                            hint="set input.max_tokens to the model's limit")
-    else:
-        if spec.output.vector is not None:
-            raise SpecError("output.vector takes embeddings; expected endpoint: "
-                            "/v1/embeddings", where=positions.at(("output", "vector")),
-                            hint="remove it, or embed with /v1/embeddings")
-        if spec.input.truncate or spec.input.max_tokens:
-            raise SpecError("input.truncate applies to /v1/embeddings only",
-                            where=positions.at(("input",)), hint="remove input")
-    for key in spec.params:
-        if key not in known:
-            # Params are sent as written: a typo would fail every request with a 400.
-            close = difflib.get_close_matches(key, sorted(known - RESERVED_PARAMS), n=1)
-            raise SpecError(f"unknown param {key!r} for {spec.endpoint}"
-                            + (f"; did you mean {close[0]!r}?" if close else ""),
-                            where=positions.at(("params", key)),
-                            hint=f"params go into every request as written, and the "
-                                 f"openai SDK {importlib.metadata.version('openai')} knows no "
-                                 "such param for "
-                                 f"{spec.endpoint} (a newer SDK may)")
 
 
 def _output_schema(spec: JobSpec, positions: Positions, root: Path) -> dict | None:

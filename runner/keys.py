@@ -40,9 +40,14 @@ class BodyFrame:
     """The bodies of one job's requests differ only in a few keys (the messages, the
     input); everything else — model, params, the output schema — is the same. A frame
     serialises that constant part once, so each request costs one serialisation of its
-    own part, for its key and for its batch line, byte-identical to `canonical_json`."""
+    own part, for its key and for its batch line, byte-identical to `canonical_json`.
 
-    def __init__(self, endpoint: str, constant: dict, variable: tuple[str, ...]):
+    The batch line takes the shape of the provider's batch input: an OpenAI input file's
+    `{"custom_id", "method", "url", "body"}` (`line="openai"`), or an entry of an
+    Anthropic Message Batch's `requests`, `{"custom_id", "params"}` (`line="params"`)."""
+
+    def __init__(self, endpoint: str, constant: dict, variable: tuple[str, ...], *,
+                 line: str = "openai"):
         self.endpoint = endpoint
         self.constant = constant
         marks = {key: f"\0{i}\0" for i, key in enumerate(variable)}
@@ -63,7 +68,8 @@ class BodyFrame:
         self.chunks.append(rest.encode("utf-8"))
         quoted = json.dumps(endpoint, ensure_ascii=False).encode("utf-8")
         self._key_tail = b',"endpoint":' + quoted + b"}"
-        self._line_head = b'","method":"POST","url":' + quoted + b',"body":'
+        self._line_head = (b'","params":' if line == "params"
+                           else b'","method":"POST","url":' + quoted + b',"body":')
 
     def body(self, values: dict) -> dict:
         return {**self.constant, **values}

@@ -42,7 +42,8 @@ def build(ledger: Ledger) -> dict:
     # Answers `batchrun try` paid for at standard prices, apart from the batches.
     for name, rows in synclog.spend(ledger).items():
         jobs.setdefault(name, {"batches": []})["synchronous"] = rows
-    return {"format": FORMAT, "key_scheme": KEY_SCHEME, "jobs": jobs}
+    return {"format": FORMAT, "key_scheme": KEY_SCHEME, "provider": ledger.provider,
+            "jobs": jobs}
 
 
 def _batch(row: Any) -> dict:
@@ -68,6 +69,9 @@ def _batch(row: Any) -> dict:
     if row.collected_at is not None:
         entry["tokens"] = {"input": row.input_tokens, "cached_input": row.cached_tokens,
                            "output": row.output_tokens, "reasoning": row.reasoning_tokens}
+        if row.cache_write_tokens:   # prompt-cache writes, billed apart (Anthropic)
+            entry["tokens"]["cache_write"] = row.cache_write_tokens
+            entry["tokens"]["cache_write_1h"] = row.cache_write_1h_tokens or 0
         entry["billed_model"] = row.billed_model
         entry["cost_usd"] = usd(Decimal(row.cost_usd)) if row.cost_usd else None
         entry["cost_standard_usd"] = (usd(Decimal(row.cost_standard_usd))
@@ -76,6 +80,8 @@ def _batch(row: Any) -> dict:
         entry["error_file"] = row.error_file
     if row.note:
         entry["note"] = row.note
+    if row.adopted:
+        entry["adopted"] = row.adopted
     return entry
 
 

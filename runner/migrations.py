@@ -152,6 +152,19 @@ def _incremental_vacuum(db: sqlite3.Connection) -> None:
 
 INCREMENTAL = 2   # PRAGMA auto_vacuum's value for INCREMENTAL
 
+# More than one provider (issue 15): Anthropic bills prompt-cache writes apart, a batch
+# may be adopted without metadata (by its size, then its results' custom_ids), and a batch
+# found to be someone else's is remembered so it is not examined again.
+_PROVIDERS = """
+ALTER TABLE batches ADD COLUMN cache_write_tokens INTEGER;
+ALTER TABLE batches ADD COLUMN cache_write_1h_tokens INTEGER;
+ALTER TABLE batches ADD COLUMN adopted TEXT;   -- metadata | ids | size (verified at collection)
+CREATE TABLE IF NOT EXISTS foreign_batches (
+    batch_id TEXT PRIMARY KEY,
+    seen_at REAL NOT NULL
+) WITHOUT ROWID
+"""
+
 # The ledger as batchrun 0.1 wrote it ("state schema 2" in its meta table). Ledgers of
 # that release hold exactly these tables and count as having applied it.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -162,6 +175,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0003_sync_answers", _script(_SYNC_ANSWERS)),
     Migration("0004_incremental_vacuum", _incremental_vacuum),
     Migration("0005_exactly_once", _script(_EXACTLY_ONCE)),
+    Migration("0006_providers", _script(_PROVIDERS)),
 )
 
 # The `meta.schema` value of ledgers written before migrations were named, and which

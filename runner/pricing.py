@@ -26,20 +26,25 @@ from .errors import BatchrunError, Location
 from .results import Usage
 
 PRICES_FILE = "runner/data/prices.json"
-# A snapshot suffix: -2024-07-18 (most models) or -0125 (older ones).
-_SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4})$")
+# A snapshot suffix: -2024-07-18 (most OpenAI models), -0125 (older ones), -20251001 (Claude).
+_SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
 _ENTRY_KEYS = {"kind", "standard", "batch", "note"}
-_RATE_KEYS = {"input", "cached_input", "output"}
+_RATE_KEYS = {"input", "cached_input", "output", "cache_write", "cache_write_1h"}
 _PER_TOKENS = 6  # rates are per 10**6 tokens
 
 
 @dataclass(frozen=True)
 class Rates:
-    """USD per 1M tokens. `cached_input` None: not published, cached tokens cost `input`."""
+    """USD per 1M tokens. `cached_input` None: not published, cached tokens cost `input`.
+    Prompt-cache writes (Anthropic bills them apart): `cache_write` for five minutes,
+    `cache_write_1h` for an hour; None: not published, they cost `input` (and an hour's
+    write costs `cache_write`)."""
 
     input: Decimal
     cached_input: Decimal | None
     output: Decimal
+    cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -102,10 +107,16 @@ class PriceTable:
 
 def cost(usage: Usage, rates: Rates) -> Decimal:
     """Exact USD: fresh input at `input`, cached input at `cached_input` (or `input` when not
-    published), output at `output`. Reasoning tokens are already inside output."""
+    published), cache writes at `cache_write` / `cache_write_1h` (module doc of Rates),
+    output at `output`. Reasoning tokens are already inside output."""
     cached = min(usage.cached_tokens, usage.input_tokens)
+    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
+    hour = min(usage.cache_write_1h_tokens, written)
     cached_rate = rates.cached_input if rates.cached_input is not None else rates.input
-    total = ((usage.input_tokens - cached) * rates.input + cached * cached_rate
+    write_rate = rates.cache_write if rates.cache_write is not None else rates.input
+    hour_rate = rates.cache_write_1h if rates.cache_write_1h is not None else write_rate
+    total = ((usage.input_tokens - cached - written) * rates.input + cached * cached_rate
+             + (written - hour) * write_rate + hour * hour_rate
              + usage.output_tokens * rates.output)
     return Decimal(total).scaleb(-_PER_TOKENS)
 
@@ -155,16 +166,20 @@ def _rates(raw: Any, where: Location, tier: str, kind: str) -> Rates:
     unknown = sorted(set(raw) - _RATE_KEYS)
     if unknown:
         raise _error(where.file, f"{key}.{unknown[0]}",
-                     "unknown key; expected input, cached_input or output")
+                     "unknown key; expected input, cached_input, output, cache_write or "
+                     "cache_write_1h")
     if raw.get("input") is None:
         raise _error(where.file, f"{key}.input", "missing: USD per 1M input tokens")
     if raw.get("output") is None and kind != "embedding":
         raise _error(where.file, f"{key}.output", "missing: USD per 1M output tokens")
-    cached = raw.get("cached_input")
+    def optional(name: str) -> Decimal | None:
+        value = raw.get(name)
+        return None if value is None else _usd_rate(value, where.file, f"{key}.{name}")
+
     return Rates(input=_usd_rate(raw["input"], where.file, f"{key}.input"),
-                 cached_input=None if cached is None else _usd_rate(cached, where.file,
-                                                                    f"{key}.cached_input"),
-                 output=_usd_rate(raw.get("output", 0), where.file, f"{key}.output"))
+                 cached_input=optional("cached_input"),
+                 output=_usd_rate(raw.get("output", 0), where.file, f"{key}.output"),
+                 cache_write=optional("cache_write"), cache_write_1h=optional("cache_write_1h"))
 
 
 def _usd_rate(value: Any, file: str, key: str) -> Decimal:

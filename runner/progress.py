@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from openai.types import Batch
     from rich.progress import TaskID
+
+    from .provider import BatchView as Batch
 
 
 class Reporter:

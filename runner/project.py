@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import BatchrunError, Location, SpecError
 from .keys import digest
 from .pricing import PriceTable
-from .spec import Project
+from .provider import config as providers
+from .spec import Project, ProviderConfig
 from .specerrors import shown, validate_model
 from .yamlfile import Positions, load
 
@@ -57,21 +58,25 @@ class ProjectContext:
     @property
     def state_dir(self) -> Path:
         """The ledger of the configured provider. The emulator keeps its own, inside, so
-        trying a job for free never leaves made-up answers where real ones are expected.
-        A partition keeps its own too: each runner owns its state, as on its own machine."""
+        trying a job for free never leaves made-up answers where real ones are expected;
+        so does every provider but OpenAI (provider/config.py says where). A partition keeps
+        its own too: each runner owns its state, as on its own machine."""
         base = (self.root / self.config.state_dir).resolve()
         if self.partition is not None:
             base = base / f"partition-{self.partition.index}-of-{self.partition.count}"
-        return base / "emulator" if self.config.provider.name == "emulator" else base
+        sub = providers.state_subdir(self.config.provider)
+        return base / sub if sub else base
 
     @property
     def provider_id(self) -> str:
         """Who answers: `emulator`, or the API's base URL. Stamps and the ledger carry it."""
-        cfg = self.config.provider
-        if cfg.name == "emulator":
-            return "emulator"
-        url = cfg.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        return url.rstrip("/")
+        return providers.provider_id(self.config.provider)
+
+    def for_provider(self, provider: ProviderConfig) -> ProjectContext:
+        """The same project answered by `provider` (a job's own, over the project's)."""
+        if provider == self.config.provider:
+            return self
+        return replace(self, config=self.config.model_copy(update={"provider": provider}))
 
     def target_id(self, collection: str) -> str:
         """Which data a job writes to: the Qdrant server (or embedded folder) and the
@@ -99,9 +104,24 @@ def load_project(start: Path, environ: Mapping[str, str] | None = None) -> Proje
             if isinstance(data.get("provider"), str):   # `provider: emulator` shorthand
                 data["provider"] = {"name": data["provider"]}
             config = validate_model(Project, data, positions)
+            check_provider(config.provider, positions, ("provider",))
             _check_prices(config, data, positions)
             return ProjectContext(folder, config, positions.file)
     return ProjectContext(start, Project(), None)
+
+
+def check_provider(cfg: ProviderConfig, positions: Positions, at: tuple[str, ...]) -> None:
+    """Keys that mean something for one provider only are errors elsewhere: a typo of
+    the provider's name must not silently send to another API."""
+    kind = providers.dialect(cfg)
+    if cfg.dialect is not None and cfg.name != "emulator":
+        raise SpecError(f"dialect is for the emulator; provider {cfg.name} speaks its own API",
+                        where=positions.at((*at, "dialect")),
+                        hint="remove dialect, or set name: emulator to try this dialect free")
+    for key in ("api_version", "deployments"):
+        if kind != "azure" and getattr(cfg, key):
+            raise SpecError(f"{key} is for provider azure, not {cfg.name}",
+                            where=positions.at((*at, key)), hint=f"remove {key}")
 
 
 def _check_prices(config: Project, data: dict, positions: Positions) -> None:

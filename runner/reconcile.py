@@ -167,13 +167,15 @@ class _LedgerSink:
     """Records packed shards and their keys in the state ledger (inside the pass's
     transaction, so a pass refused by the budget leaves no trace)."""
 
-    def __init__(self, ledger: Ledger, job: Job, uploaded: dict[str, dict[str, Any]]):
+    def __init__(self, ledger: Ledger, job: Job, uploaded: dict[str, dict[str, Any]],
+                 endpoint: str):
         self.ledger, self.job = ledger, job
         self.uploaded = uploaded   # shard → its upload, of intents this pass replaced
+        self.endpoint = endpoint   # the provider's endpoint its batches are created for
 
     def open_shard(self) -> int:
         spec = self.job.spec
-        return self.ledger.new_batch(job=self.job.name, shard="", endpoint=spec.endpoint,
+        return self.ledger.new_batch(job=self.job.name, shard="", endpoint=self.endpoint,
                                     model=spec.model, requests=0, size=0, est_input_tokens=0,
                                     max_attempts=spec.batch.max_attempts)
 
@@ -269,7 +271,9 @@ class _Pass:
         self.now = time.time()
         self.rules = Rules(ledger.provider, options.force, options.fresh_batches, job.writes)
         spec = job.spec
-        self.packer = Packer(ledger.artifacts, _LedgerSink(ledger, job, options.uploaded),
+        self.frame = request_frame(job)
+        self.packer = Packer(ledger.artifacts, _LedgerSink(ledger, job, options.uploaded,
+                                                           self.frame.endpoint),
                              max_requests=spec.batch.max_requests,
                              max_bytes=spec.batch.max_bytes) \
             if writer is not None and options.pack else None
@@ -281,7 +285,6 @@ class _Pass:
         # The queue limit shapes what one wave sends; a plan shows every request.
         self.queue_room = _queue_room(job, ledger) if self.packer else None
         self.estimate = options.estimate or self.queue_room is not None
-        self.frame = request_frame(job)
 
     def finish(self) -> None:
         if self.writer is not None:
@@ -362,9 +365,9 @@ class _Pass:
         """A pending request: estimated, then packed — or held back for a later wave."""
         job, plan = self.job, self.plan
         plan.keys.add(key)
-        tokens = prompt_tokens(job.spec.endpoint, self.frame.body(parts)) if self.estimate \
-            else None
-        cap = max_output_tokens(job.spec.endpoint, self.frame.constant) if tokens else None
+        tokens = prompt_tokens(self.frame.endpoint, self.frame.body(parts), job.priced_model) \
+            if self.estimate else None
+        cap = max_output_tokens(self.frame.endpoint, self.frame.constant) if tokens else None
         if self.queue_room is not None and tokens is not None:
             limit = job.spec.batch.max_enqueued_tokens or 0
             if tokens.tokens > limit:

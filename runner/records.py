@@ -106,6 +106,9 @@ class BatchRecord:
     cost_standard_usd: str | None
     note: str | None
     create_at: float | None = None   # a create call began then; its outcome may be unknown
+    cache_write_tokens: int | None = None
+    cache_write_1h_tokens: int | None = None
+    adopted: str | None = None    # how an earlier run's batch was found: metadata, ids, size
 
     @classmethod
     def of(cls, row: sqlite3.Row) -> BatchRecord:

@@ -291,8 +291,15 @@ def _failed_at(template: PromptTemplate, exc: BaseException) -> Location:
 
 
 def request_frame(job: Job) -> BodyFrame:
-    """What every request body of `job` has in common, and which keys vary per point."""
+    """What every request body of `job` has in common, and which keys vary per point, in
+    the body its provider takes (provider/anthropic_body.py for Anthropic's)."""
     spec = job.spec
+    if job.dialect == "anthropic":
+        from .provider import anthropic_body
+
+        varying = ("messages", "system") if job.system else ("messages",)
+        return BodyFrame(anthropic_body.ENDPOINT, anthropic_body.constant_part(
+            spec.model, spec.params, job.output_schema), varying, line="params")
     constant: dict[str, Any] = {"model": spec.model, **spec.params}
     if spec.endpoint == "/v1/chat/completions":
         variable: tuple[str, ...] = ("messages",)
@@ -306,13 +313,19 @@ def request_frame(job: Job) -> BodyFrame:
                                            "strict": True, "schema": job.output_schema}}
     else:  # /v1/embeddings
         variable = ("input",)
-    return BodyFrame(spec.endpoint, constant, variable)
+    # Azure OpenAI names its batch endpoints without the version: /chat/completions.
+    endpoint = spec.endpoint.removeprefix("/v1") if job.dialect == "azure" else spec.endpoint
+    return BodyFrame(endpoint, constant, variable)
 
 
 def render_parts(job: Job, point_id: Any, payload: dict) -> dict:
     """The keys of a request body that come from the point: messages, or input."""
     user = render_text(job.user, point_id, payload)
     system = render_text(job.system, point_id, payload) if job.system else None
+    if job.dialect == "anthropic":
+        from .provider.anthropic_body import variable_part
+
+        return variable_part(system, user)
     if job.spec.endpoint == "/v1/chat/completions":
         messages = [{"role": "system", "content": system}] if system is not None else []
         messages.append({"role": "user", "content": user})

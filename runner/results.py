@@ -53,12 +53,18 @@ class Usage:
     cached_tokens: int = 0  # *_tokens_details.cached_tokens, a subset of input_tokens
     output_tokens: int = 0  # completion_tokens / output_tokens, reasoning included
     reasoning_tokens: int = 0  # *_tokens_details.reasoning_tokens, a subset of output_tokens
+    # Written to a prompt cache (Anthropic's cache_creation_input_tokens), a subset of
+    # input_tokens, and of those the ones written for an hour rather than five minutes.
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.input_tokens + other.input_tokens,
                      self.cached_tokens + other.cached_tokens,
                      self.output_tokens + other.output_tokens,
-                     self.reasoning_tokens + other.reasoning_tokens)
+                     self.reasoning_tokens + other.reasoning_tokens,
+                     self.cache_write_tokens + other.cache_write_tokens,
+                     self.cache_write_1h_tokens + other.cache_write_1h_tokens)
 
 
 class Expect(enum.Enum):
@@ -130,25 +136,25 @@ def strip_fences(text: str) -> str:
     return (inner[: closing.start()] if closing else inner).strip()
 
 
-def _int(value: Any) -> int:
+def as_int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _dict(value: Any) -> dict:
+def as_dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
 def usage_of(body: dict) -> Usage:
     """The usage block of a chat, responses or embeddings body; missing keys count 0."""
-    usage = _dict(body.get("usage"))
-    in_details = _dict(usage.get("prompt_tokens_details") or usage.get("input_tokens_details"))
-    out_details = _dict(usage.get("completion_tokens_details")
+    usage = as_dict(body.get("usage"))
+    in_details = as_dict(usage.get("prompt_tokens_details") or usage.get("input_tokens_details"))
+    out_details = as_dict(usage.get("completion_tokens_details")
                         or usage.get("output_tokens_details"))
     return Usage(
-        input_tokens=_int(usage.get("prompt_tokens", usage.get("input_tokens"))),
-        cached_tokens=_int(in_details.get("cached_tokens")),
-        output_tokens=_int(usage.get("completion_tokens", usage.get("output_tokens"))),
-        reasoning_tokens=_int(out_details.get("reasoning_tokens")),
+        input_tokens=as_int(usage.get("prompt_tokens", usage.get("input_tokens"))),
+        cached_tokens=as_int(in_details.get("cached_tokens")),
+        output_tokens=as_int(usage.get("completion_tokens", usage.get("output_tokens"))),
+        reasoning_tokens=as_int(out_details.get("reasoning_tokens")),
     )
 
 
@@ -164,12 +170,12 @@ def parse_line(obj: dict, *, expect: Expect,
     status = status if isinstance(status, int) and not isinstance(status, bool) else None
     body = response.get("body")
     if status is None:
-        return _failed(custom_id, "malformed: response.status_code is missing or not a number",
+        return failed(custom_id, "malformed: response.status_code is missing or not a number",
                        retryable=True)
     if not 200 <= status < 300:
         return _http_error(custom_id, status, body)
     if not isinstance(body, dict):
-        return _failed(custom_id, "malformed: status 200 without a JSON object body",
+        return failed(custom_id, "malformed: status 200 without a JSON object body",
                        retryable=True, billed=True, status=status)
     usage = usage_of(body)
     model = body.get("model") if isinstance(body.get("model"), str) else None
@@ -183,36 +189,36 @@ def unreadable(custom_id: str, reason: str) -> Outcome:
     """The outcome of a line that could not be read but still shows its custom_id: the
     request ran and may have been billed (its tokens are unknown), and another attempt may
     succeed."""
-    return _failed(custom_id, f"unreadable: {reason}", retryable=True)
+    return failed(custom_id, f"unreadable: {reason}", retryable=True)
 
 
-def _failed(custom_id: str, reason: str, *, retryable: bool, billed: bool = False,
+def failed(custom_id: str, reason: str, *, retryable: bool, billed: bool = False,
             status: int | None = None) -> Outcome:
     return Outcome(custom_id, False, None, clip(reason), retryable, billed, Usage(), None, status)
 
 
 def _without_response(custom_id: str, error: Any, response: Any) -> Outcome:
     if response is not None:
-        return _failed(custom_id, f"malformed: response is a {type(response).__name__}, "
+        return failed(custom_id, f"malformed: response is a {type(response).__name__}, "
                                   "not an object", retryable=True)
     if not isinstance(error, dict):
-        return _failed(custom_id, "malformed: neither a response nor an error", retryable=True)
+        return failed(custom_id, "malformed: neither a response nor an error", retryable=True)
     code = error.get("code") if isinstance(error.get("code"), str) else "error"
     message = error.get("message") or "(no message)"
-    return _failed(custom_id, f"{code}: {message}", retryable=code in RETRYABLE_BATCH_ERRORS)
+    return failed(custom_id, f"{code}: {message}", retryable=code in RETRYABLE_BATCH_ERRORS)
 
 
 def _http_error(custom_id: str, status: int, body: Any) -> Outcome:
-    error = _dict(_dict(body).get("error"))
+    error = as_dict(as_dict(body).get("error"))
     retryable = status == 0 or status == 429 or status >= 500
     if not error:
         empty = "an empty body" if not body else "a body without an error"
-        return _failed(custom_id, f"http {status} with {empty}", retryable=retryable,
+        return failed(custom_id, f"http {status} with {empty}", retryable=retryable,
                        status=status)
     label = error.get("code") or error.get("type")
     head = f"http {status} {label}" if isinstance(label, str) and label else f"http {status}"
     message = error.get("message") or "(no message)"
-    return _failed(custom_id, f"{head}: {message}", retryable=retryable, status=status)
+    return failed(custom_id, f"{head}: {message}", retryable=retryable, status=status)
 
 
 def _content(body: dict, expect: Expect,
@@ -234,12 +240,12 @@ def _content(body: dict, expect: Expect,
         return None, "mismatch: expected embeddings but the body holds text", False
     if expect is Expect.TEXT:
         return text, None, False
-    return _json_value(text, validator)
+    return json_value(text, validator)
 
 
 def _chat_text(choices: list) -> tuple[str, str | None, bool]:
-    choice = _dict(choices[0]) if choices else {}
-    message = _dict(choice.get("message"))
+    choice = as_dict(choices[0]) if choices else {}
+    message = as_dict(choice.get("message"))
     finish = choice.get("finish_reason")
     if message.get("refusal"):
         return "", f"refusal: {message['refusal']}", False
@@ -258,17 +264,17 @@ def _chat_text(choices: list) -> tuple[str, str | None, bool]:
 def _responses_text(body: dict) -> tuple[str, str | None, bool]:
     status = body.get("status")
     if status == "incomplete":
-        why = _dict(body.get("incomplete_details")).get("reason") or "unknown"
+        why = as_dict(body.get("incomplete_details")).get("reason") or "unknown"
         if why == "content_filter":
             return "", "refusal: incomplete (content_filter)", False
         return "", f"truncated: incomplete ({why})", True
     if status == "failed":
-        error = _dict(body.get("error"))
+        error = as_dict(body.get("error"))
         return "", f"empty: response failed: {error.get('code')}: {error.get('message')}", True
     texts, refusals = [], []
     for item in body.get("output") or []:
-        for part in _dict(item).get("content") or []:
-            part = _dict(part)
+        for part in as_dict(item).get("content") or []:
+            part = as_dict(part)
             if part.get("type") == "output_text" and isinstance(part.get("text"), str):
                 texts.append(part["text"])
             elif part.get("type") == "refusal":
@@ -301,7 +307,9 @@ def _vector(embedding: Any) -> list[float]:
     return [float(x) for x in embedding]
 
 
-def _json_value(text: str, validator: AnswerCheck | None) -> tuple[Any, str | None, bool]:
+def json_value(text: str, validator: AnswerCheck | None) -> tuple[Any, str | None, bool]:
+    """The JSON an answer holds (fences stripped), checked against the schema: (value,
+    None, _) when usable, else (None, reason, retryable)."""
     try:
         value = json.loads(strip_fences(text))
     except json.JSONDecodeError as exc:

@@ -17,12 +17,17 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 PROJECT_FILE = "batchrun.yaml"
-MAX_BATCH_REQUESTS = 50_000          # the Batch API's limit per input file
+MAX_BATCH_REQUESTS = 50_000          # the OpenAI Batch API's limit per input file (the default)
 MAX_BATCH_BYTES = 200_000_000        # 200 MB, counted in decimal megabytes to stay under the limit
+# The largest any provider takes; each provider's own limits are checked per job (jobs.py).
+MAX_ANY_REQUESTS = 100_000
+MAX_ANY_BYTES = 256_000_000
 # A request line bigger than this is a mistake far more often than a need (1 MB of text is
 # some 250,000 tokens, over most context windows): such a point fails instead of costing.
 MAX_REQUEST_BYTES = 1_000_000
-ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
+ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/messages")
+PROVIDERS = ("openai", "anthropic", "azure", "emulator")
+DIALECTS = ("openai", "anthropic", "azure")
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Body fields batchrun itself writes from the spec; setting them in `params` is an error.
 RESERVED_PARAMS = {"model", "messages", "input", "instructions", "response_format", "text",
@@ -45,6 +50,38 @@ class _Strict(BaseModel):
 Size = Annotated[pydantic.ByteSize, Field(gt=0), pydantic.WithJsonSchema({
     "anyOf": [{"type": "integer", "minimum": 1},
               {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[kKmMgG]?[iI]?[bB]?\s*$"}]})]
+
+
+class ProviderConfig(_Strict):
+    name: Literal["openai", "anthropic", "azure", "emulator"] = Field(
+        "openai", description="openai (the real API or any compatible base_url), anthropic "
+        "(Message Batches), azure (Azure OpenAI), or emulator (batchrun's own, in-process, "
+        "free).")
+    dialect: Literal["openai", "anthropic", "azure"] | None = Field(
+        None, description="For the emulator: which API it answers as (default openai).")
+    base_url: str | None = Field(None, description="API base URL (default: $OPENAI_BASE_URL "
+                                 "or api.openai.com; $ANTHROPIC_BASE_URL or api.anthropic.com; "
+                                 "for azure the resource endpoint, default "
+                                 "$AZURE_OPENAI_ENDPOINT).")
+    api_key_env: str | None = Field(None, description="Environment variable with the key "
+                                    "(default OPENAI_API_KEY, ANTHROPIC_API_KEY or "
+                                    "AZURE_OPENAI_API_KEY).")
+    api_version: str | None = Field(None, description="For azure: the api-version (default "
+                                    "$OPENAI_API_VERSION, else 2024-10-21).")
+    deployments: dict[str, str] = Field(default_factory=dict, description="For azure: "
+                                        "deployment name → model it runs, for estimates and "
+                                        "prices before the answers say.")
+    poll_interval: float = Field(30.0, gt=0, description="Seconds between status polls.")
+    max_retries: int = Field(5, ge=0, description="SDK retries per API call (429, 5xx, network).")
+    emulator_speed: Literal["instant", "demo"] = Field(
+        "demo", description="For the emulator: instant, or a few seconds per state.")
+    adopt_lookback_hours: float = Field(
+        72.0, ge=0, description="How far back batches are looked for to adopt (72 h: in "
+        "flight plus time to collect). For providers without batch metadata (anthropic), 0 "
+        "trusts the state directory alone: a lost one may pay again.")
+    list_lag: float = Field(60.0, ge=0, description="Seconds the provider's batch list may "
+                            "lag behind a create: a create whose answer was lost is looked "
+                            "for this long before it is tried again.")
 
 
 # ---- job spec -------------------------------------------------------------------------
@@ -91,12 +128,14 @@ class InputRules(_Strict):
 
 
 class BatchLimits(_Strict):
-    max_requests: int = Field(MAX_BATCH_REQUESTS, ge=1, le=MAX_BATCH_REQUESTS,
-                              description="Requests per shard (API limit 50,000).")
-    max_bytes: Size = Field(pydantic.ByteSize(MAX_BATCH_BYTES), le=MAX_BATCH_BYTES,
-                            description="Bytes per shard, e.g. 200MB (API limit 200 MB).")
+    max_requests: int = Field(MAX_BATCH_REQUESTS, ge=1, le=MAX_ANY_REQUESTS,
+                              description="Requests per shard (limit: OpenAI 50,000; Azure "
+                              "and Anthropic 100,000).")
+    max_bytes: Size = Field(pydantic.ByteSize(MAX_BATCH_BYTES), le=MAX_ANY_BYTES,
+                            description="Bytes per shard, e.g. 200MB (limit: OpenAI and Azure "
+                            "200 MB; Anthropic 256 MB).")
     max_request_bytes: Size = Field(
-        pydantic.ByteSize(MAX_REQUEST_BYTES), le=MAX_BATCH_BYTES,
+        pydantic.ByteSize(MAX_REQUEST_BYTES), le=MAX_ANY_BYTES,
         description="Bytes per request, e.g. 1MB: a point whose rendered request is bigger "
         "fails, with its id, instead of being sent.")
     max_attempts: int = Field(3, ge=1, le=20, description="Attempts per request, across batches.")
@@ -118,8 +157,10 @@ class JobSpec(_Strict):
     prompt: Prompt = Field(description="How a point becomes a request: user (and system), each "
                            "a template file or inline text.")
     model: str = Field(min_length=1, description="Model id, e.g. gpt-4o-mini.")
-    endpoint: Literal["/v1/chat/completions", "/v1/responses", "/v1/embeddings"] = Field(
-        "/v1/chat/completions", description="Batch API endpoint.")
+    endpoint: Literal["/v1/chat/completions", "/v1/responses", "/v1/embeddings",
+                      "/v1/messages"] = Field(
+        "/v1/chat/completions", description="Batch API endpoint (/v1/messages: Anthropic's "
+        "Messages API; with provider anthropic, /v1/chat/completions means it too).")
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="Other body parameters: temperature, max_tokens…")
     input: InputRules = Field(default_factory=InputRules, description="What is done with a "
@@ -131,6 +172,9 @@ class JobSpec(_Strict):
                                "max_request_bytes, max_attempts.")
     budget: Budget = Field(default_factory=Budget, description="max_cost_usd: refuse to "
                            "submit past this estimate.")
+    provider: ProviderConfig | None = Field(
+        None, description="Who answers this job, over batchrun.yaml's provider: keys given "
+        "here replace the project's; another name starts from that provider's defaults.")
 
 
 # ---- project file ---------------------------------------------------------------------
@@ -146,27 +190,12 @@ class QdrantConfig(_Strict):
     write_batch: int = Field(1_000, ge=1, description="Points written per update request.")
 
 
-class ProviderConfig(_Strict):
-    name: Literal["openai", "emulator"] = Field(
-        "openai", description="openai (the real API or any compatible base_url), or emulator "
-        "(batchrun's own, in-process, free).")
-    base_url: str | None = Field(None, description="API base URL (default: $OPENAI_BASE_URL, "
-                                 "else api.openai.com).")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable with the key.")
-    poll_interval: float = Field(30.0, gt=0, description="Seconds between status polls.")
-    max_retries: int = Field(5, ge=0, description="SDK retries per API call (429, 5xx, network).")
-    list_lag: float = Field(60.0, ge=0, description="Seconds the provider's batch list may "
-                            "lag behind a create: a create whose answer was lost is looked "
-                            "for this long before it is tried again.")
-    emulator_speed: Literal["instant", "demo"] = Field(
-        "demo", description="For the emulator: instant, or a few seconds per state.")
-
-
 class Project(_Strict):
     qdrant: QdrantConfig = Field(default_factory=QdrantConfig, description="The Qdrant "
                                  "connection: path (embedded) or url.")
     provider: ProviderConfig = Field(default_factory=ProviderConfig, description="The Batch "
-                                     "API: name (openai or emulator), base_url, api_key_env.")
+                                     "API: name (openai, anthropic, azure or emulator), "
+                                     "base_url, api_key_env.")
     state_dir: str = Field(".batchrun", description="Where artifacts, the result cache and the "
                            "manifest live (cache it in CI).")
     jobs: str = Field("jobs", description="Default folder of job specs.")

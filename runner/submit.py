@@ -14,6 +14,10 @@ lost response) is looked for over `provider.list_lag` — a list may show a batc
 some time after it was created — before the shard is created again. Copies of the
 project that share no ledger may still both create a shard's batch; every list settles
 that by one rule (rivals.py), right after creating and while batches validate.
+
+That is for providers whose batches carry metadata. For those that carry none
+(Anthropic), the batch is found by its size, its time and its results' custom_ids
+instead: sizematch.py says how, and what that cannot tell.
 """
 
 from __future__ import annotations
@@ -24,16 +28,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import crash, rivals
+from . import crash, rivals, sizematch
 from .errors import BatchrunError, Location, ProviderError
 from .ledger import Ledger
 from .pack import SHARDS
+from .provider import Submission
 from .records import QUEUED, SUBMITTING, BatchRecord
 
 if TYPE_CHECKING:
-    from openai.types import Batch
-
-    from .provider import BatchAPI
+    from .provider import BatchView as Batch
+    from .provider import Provider as BatchAPI
 
 CLOCK_SKEW = 300.0            # seconds of disagreement tolerated between us and the API
 ADOPT_LOOKBACK = 72 * 3600.0  # in flight (24 h window) plus time to collect what finished
@@ -59,6 +63,8 @@ def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
     target id of their data; name → their batch.max_attempts), and settle shards that
     have more than one batch (rivals.py). With `unknown` false, only shards the ledger
     holds are looked at (a check in the middle of a run). Returns how many were adopted."""
+    if not api.caps.metadata:   # no rivals to tell apart without metadata (sizematch.py)
+        return sizematch.adopt(ledger, api, set(targets), say=say) if unknown else 0
     open_rows = ledger.batches(open_only=True)
     submitting = {(r.job, r.shard): r for r in open_rows if r.status == SUBMITTING}
     holding = {r.batch_id: r for r in open_rows if r.batch_id}
@@ -104,6 +110,7 @@ def _adopt_each(ledger: Ledger, api: BatchAPI, job: str, shard: str, batches: li
         with ledger.transaction():
             if intent is not None:
                 _record(ledger, intent.seq, batch)
+                ledger.update_batch(intent.seq, adopted="metadata")
                 intent = None
             else:
                 _adopt_unknown(ledger, api, job, shard, batch, max_attempts[job])
@@ -162,6 +169,9 @@ def settle_duplicates(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
 def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: Batch,
                    max_attempts: int) -> None:
     """A batch of ours the ledger never saw: fetch its input file to learn its keys."""
+    if not batch.input_file_id:
+        raise ProviderError(f"batch {batch.id} claims shard {shard[:12]} but names no input "
+                            "file; not adopting it")
     download = api.download(batch.input_file_id, ledger.artifacts, SHARDS)
     if download.sha != shard:
         raise ProviderError(f"batch {batch.id} claims shard {shard[:12]} but its input file "
@@ -172,10 +182,11 @@ def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: B
             line = json.loads(raw)
             keys.append(line["custom_id"])
             model = model or line.get("body", {}).get("model", "")
-    seq = ledger.new_batch(job=job, shard=shard, endpoint=batch.endpoint, model=model,
+    seq = ledger.new_batch(job=job, shard=shard, endpoint=batch.endpoint or "", model=model,
                           requests=len(keys), size=download.size, est_input_tokens=None,
                           max_attempts=max_attempts)
-    ledger.update_batch(seq, intent_at=float(batch.created_at), input_file_id=batch.input_file_id)
+    ledger.update_batch(seq, intent_at=float(batch.created_at), input_file_id=batch.input_file_id,
+                        adopted="metadata")
     _record(ledger, seq, batch)
     for key in keys:
         state = ledger.request(key)
@@ -185,29 +196,28 @@ def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: B
 
 def _record(ledger: Ledger, seq: int, batch: Batch) -> None:
     ledger.update_batch(seq, batch_id=batch.id, status=batch.status,
-                       input_file_id=batch.input_file_id, info=batch_info(batch))
+                       input_file_id=batch.input_file_id, info=batch.info)
 
 
 def batch_info(batch: Batch) -> dict:
-    """What the manifest keeps of a batch object: timestamps, counts, errors."""
-    info = {name: getattr(batch, name) for name in (
-        "created_at", "in_progress_at", "finalizing_at", "completed_at", "failed_at",
-        "expired_at", "cancelling_at", "cancelled_at", "expires_at", "output_file_id",
-        "error_file_id", "model") if getattr(batch, name, None) is not None}
-    if batch.request_counts is not None:
-        info["request_counts"] = batch.request_counts.model_dump()
-    if batch.errors is not None and batch.errors.data:
-        info["errors"] = [e.model_dump(exclude_none=True) for e in batch.errors.data]
-    return info
+    """What the manifest keeps of a batch: timestamps, counts, errors (provider/)."""
+    return batch.info
 
 
 def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
-                   say: Say | None = None) -> list[int]:
+                   lookback: float = ADOPT_LOOKBACK, say: Say | None = None) -> list[int]:
     """Create a batch for every recorded intent of these jobs (name → target id). Call
-    `adopt` first."""
+    `adopt` first. Without batch metadata, an intent first looks for a batch an earlier
+    run made of it (sizematch.py, step 3) within `lookback` seconds."""
     created = []
+    earlier = sizematch.Candidates(ledger, api, time.time() - lookback) \
+        if not api.caps.metadata and lookback > 0 else None
     for row in ledger.batches(open_only=True):
         if row.status != SUBMITTING or row.job not in targets:
+            continue
+        found = earlier.take(row, earlier.since) if earlier is not None else None
+        if found is not None:
+            sizematch.record(ledger, row, *found, say=say)
             continue
         batch = _submit_one(ledger, api, row, targets[row.job])
         created.append(row.seq)
@@ -224,43 +234,62 @@ def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
 def _submit_one(ledger: Ledger, api: BatchAPI, row: BatchRecord, target: str) -> Batch:
     seq, job, shard = row.seq, row.job, row.shard
     file_id = row.input_file_id
-    if not file_id:
+    path = ledger.artifacts.path(SHARDS, shard)
+    if not api.caps.uploads:
+        # The create call is the upload: record that it begins, so that a run that dies
+        # before recording its answer knows to look for the batch (sizematch.py).
+        _check_shard(ledger, job, shard)
+        with ledger.transaction():
+            ledger.update_batch(seq, upload_at=time.time())
+        crash.point("create-begun")
+        row = ledger.batch(seq)
+    elif not file_id:
         name = input_filename(job, shard)
         # Only an upload that began before (and was never recorded) can be at the provider
         # already; listing the organisation's files for every new shard would be slow.
         found = api.find_file(name, row.bytes) if row.upload_at else None
         if found is None:
-            path = ledger.artifacts.path(SHARDS, shard)
-            if not ledger.artifacts.intact(SHARDS, shard):
-                raise _unusable_shard(job, shard, path)
+            _check_shard(ledger, job, shard)
             with ledger.transaction():
                 ledger.update_batch(seq, upload_at=time.time())
-        file_id = found.id if found else api.upload(path, name).id
+        file_id = found or api.upload(path, name)
         crash.point("upload-unrecorded")
         with ledger.transaction():
             ledger.update_batch(seq, input_file_id=file_id)
         crash.point("after-upload")
-    meta = metadata(job, shard, target)
+    submission = Submission(path, row.endpoint, row.requests, row.bytes,
+                            metadata(job, shard, target), file_id)
     known = ledger.known_batch_ids()
-    since = min(row.intent_at, row.create_at or row.intent_at) - CLOCK_SKEW
     batch = None
-    if row.create_at is not None:
-        # A create of this shard began before and nobody saw its answer (a kill, a lost
-        # response): the batch may exist, and a list lagging behind creation may not show
-        # it yet. Look for it until the lag is over before paying for it again.
-        batch = find_created(api, meta, since=since, known=known,
-                             until=row.create_at + api.list_lag)
+    if api.caps.metadata:
+        since = min(row.intent_at, row.create_at or row.intent_at) - CLOCK_SKEW
+        if row.create_at is not None:
+            # A create of this shard began before and nobody saw its answer (a kill, a lost
+            # response): the batch may exist, and a list lagging behind creation may not
+            # show it yet. Look for it until the lag is over before paying for it again.
+            batch = find_created(api, submission.metadata, since=since, known=known,
+                                 until=row.create_at + api.list_lag)
+    else:
+        since = (row.upload_at if not api.caps.uploads and row.upload_at else row.intent_at) \
+            - CLOCK_SKEW
     if batch is None:
         with ledger.transaction():
             ledger.update_batch(seq, create_at=time.time())
         crash.point("before-create")
-        batch = _create_exactly_once(api, file_id, row.endpoint, meta, since=since,
-                                     known=known)
+        batch = _create_exactly_once(api, submission, ledger, row, since=since, known=known)
         crash.point("after-create")
     with ledger.transaction():
         _record(ledger, seq, batch)
     crash.point("after-record")
     return batch
+
+
+def _check_shard(ledger: Ledger, job: str, shard: str) -> Path:
+    """The shard's file, intact (its bytes hash to its name), or a BatchrunError."""
+    path = ledger.artifacts.path(SHARDS, shard)
+    if not ledger.artifacts.intact(SHARDS, shard):
+        raise _unusable_shard(job, shard, path)
+    return path
 
 
 def _unusable_shard(job: str, shard: str, path: Path) -> BatchrunError:
@@ -291,24 +320,33 @@ def find_created(api: BatchAPI, meta: dict[str, str], *, since: float, known: se
         time.sleep(min(left, api.poll_interval, 5.0))
 
 
-def _create_exactly_once(api: BatchAPI, file_id: str, endpoint: str, meta: dict[str, str],
-                         *, since: float, known: set[str]) -> Batch:
+def _create_exactly_once(api: BatchAPI, submission: Submission, ledger: Ledger,
+                         row: BatchRecord, *, since: float, known: set[str]) -> Batch:
     """Create the batch; after a failure that may have created it after all, look for it
-    (over the time the list may lag) before trying again."""
+    before trying again: by its metadata (over the time the list may lag), or, without
+    metadata, by its size and time (sizematch.py)."""
     delay = 1.0
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         began = time.time()
         try:
-            return api.create_once(file_id, endpoint, meta)
+            return api.create_once(submission)
         except ProviderError as exc:
             if not exc.transient or attempt == CREATE_ATTEMPTS:
                 raise
             time.sleep(exc.retry_after or delay)
             delay = min(delay * 2, 30.0)
+            if not api.caps.metadata:   # did the failed call create it after all?
+                match = sizematch.Candidates(ledger, api, since).take(row, since)
+                if match is not None:
+                    with ledger.transaction():
+                        ledger.update_batch(row.seq, adopted=match[1])
+                    return match[0]
+                continue
             # Refused for its rate (429), the create did nothing; a server error or a
             # dropped connection may have created the batch.
             until = began if exc.rejected else began + api.list_lag
-            found = find_created(api, meta, since=since, known=known, until=until)
+            found = find_created(api, submission.metadata, since=since, known=known,
+                                 until=until)
             if found is not None:
                 return found
     raise AssertionError("unreachable")

@@ -28,14 +28,14 @@ if TYPE_CHECKING:
 def prepare_json(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, Any]:
     return {"jobs": {n: job_counts(p) for n, p in plans.items()},
             "shards": [{"job": name, "sha256": s.sha, "requests": s.requests, "bytes": s.bytes,
-                        "path": str(_shard_path(ws.ledger.artifacts, s.sha))}
+                        "path": str(_shard_path(ws.ledger_of(name).artifacts, s.sha))}
                        for name, plan in plans.items() for s in plan.shards]}
 
 
 def prepare_lines(ws: Workspace, plans: dict[str, JobPlan]) -> list[str]:
     shards = [(name, s) for name, plan in plans.items() for s in plan.shards]
-    lines = [f"{name}: {_shard_path(ws.ledger.artifacts, s.sha)} ({s.requests:,} requests, "
-             f"{s.bytes:,} bytes)" for name, s in shards]
+    lines = [f"{name}: {_shard_path(ws.ledger_of(name).artifacts, s.sha)} "
+             f"({s.requests:,} requests, {s.bytes:,} bytes)" for name, s in shards]
     lines.append(f"Prepared {len(shards)} shard{'s' * (len(shards) != 1)}; "
                  "`batchrun submit` sends them.")
     for name, plan in plans.items():
@@ -275,6 +275,14 @@ def cost_lines(report: dict[str, Any], by: str) -> list[str]:
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                        for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
              for line in table]
+    providers = report.get("providers") or {}
+    if len(providers) > 1 and by != "provider":
+        lines.extend(f"  {name}: {row['batches']:,} batches, {money(row['cost_usd'])}"
+                     for name, row in providers.items())
+    cache_write = report["total"]["tokens"].get("cache_write", 0)
+    if cache_write:
+        lines.append(f"{cache_write:,} input tokens were written to a prompt cache (inside "
+                     "INPUT, billed at the cache-write price).")
     unpriced = report["total"]["unpriced_batches"]
     lines.append("Costs at Batch API prices, from each line's usage and the price table. SENT: "
                  "requests in batches; BILLED: lines that ran (a cancelled batch bills fewer).")

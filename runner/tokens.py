@@ -122,10 +122,20 @@ def _schema_tokens(fmt: Any, model: str) -> TokenCount:
     return TokenCount(count_text(canonical_json(schema).decode("utf-8"), model), False)
 
 
-def prompt_tokens(endpoint: str, body: dict) -> TokenCount:
-    """Input tokens the API will bill for this request body."""
-    model = str(body.get("model", ""))
+# Anthropic's tokenizer is not available offline: its counts are estimated with o200k_base
+# text plus the framing of each message, and always labelled approximate.
+ANTHROPIC_TOKENS_PER_MESSAGE = 3
+
+
+def prompt_tokens(endpoint: str, body: dict, model: str | None = None) -> TokenCount:
+    """Input tokens the API will bill for this request body (`model`: the model to count
+    for, when the body names an Azure deployment instead)."""
+    model = model or str(body.get("model", ""))
     _, known = encoding_name(model)
+    if not endpoint.startswith("/v1/"):   # Azure names endpoints without the version
+        endpoint = "/v1" + endpoint
+    if endpoint == "/v1/messages":
+        return _anthropic_tokens(body, model)
     if endpoint == "/v1/chat/completions":
         priming = REPLY_PRIMING_GPT5 if model.startswith("gpt-5") else REPLY_PRIMING
         count = _messages_tokens(body.get("messages", []), model) + TokenCount(priming, True)
@@ -141,6 +151,17 @@ def prompt_tokens(endpoint: str, body: dict) -> TokenCount:
     else:
         count = TokenCount(0, False)
     return count if known else TokenCount(count.tokens, False)
+
+
+def _anthropic_tokens(body: dict, model: str) -> TokenCount:
+    """Approximate: no offline tokenizer matches Claude's (module doc)."""
+    total = _content_tokens(body.get("system"), model).tokens
+    for message in body.get("messages") or []:
+        content = _content_tokens(message.get("content"), model)
+        total += ANTHROPIC_TOKENS_PER_MESSAGE + content.tokens
+    fmt = (body.get("output_config") or {}).get("format")
+    total += _schema_tokens(fmt, model).tokens
+    return TokenCount(total, False)
 
 
 def _responses_input_tokens(body: dict, model: str) -> TokenCount:
@@ -162,7 +183,7 @@ def _responses_input_tokens(body: dict, model: str) -> TokenCount:
 
 def max_output_tokens(endpoint: str, body: dict) -> int | None:
     """The cap the request itself puts on output tokens (reasoning included), if any."""
-    if endpoint == "/v1/embeddings":
+    if endpoint.endswith("/embeddings"):
         return 0
     for field in ("max_completion_tokens", "max_output_tokens", "max_tokens"):
         value = body.get(field)

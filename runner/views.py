@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import changes
+from .provider import config as providers
 
 MAX_LISTED_POINTS = 1000   # failed points listed by apply --json (show --failed lists more)
 
@@ -159,6 +160,7 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan],
     empty = sum(plans[job.name].matched == 0 for job in ws.jobs)
     cached = sum(plan.cached for plan in plans.values())
     unknown = unbounded = False
+    several = len({providers.provider_id(job.provider) for job in ws.jobs}) > 1
     for job in ws.jobs:
         plan = plans[job.name]
         symbol = plan_symbol(plan, job.name in recorded)
@@ -172,9 +174,12 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan],
             up_to_date += 1
             continue
         lines.append(head + " — " + ", ".join(_counts(plan, job)))
-        why = _why(plan, job, recorded.get(job.name))
-        if why and (plan.pending or plan.cached):
-            lines.append("    why: " + "; ".join(why))
+        if several:
+            lines.append(f"    provider: {providers.label(job.provider)} "
+                         f"({providers.provider_id(job.provider)})")
+        reasons = plan_reasons(plan, job, recorded.get(job.name))
+        if reasons and (plan.pending or plan.cached):
+            lines.append("    why: " + "; ".join(reasons))
             lines.extend("    " + line for line in spec_diff(job, recorded.get(job.name)))
             lines.extend("    " + line for line in point_lists(plan))
             lines.extend("    " + line for line in field_reasons(plan, job,
@@ -218,7 +223,39 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan],
     if empty:
         tail.append(f"{plural(empty, 'job selects', 'jobs select')} no point")
     lines.append(summary + "".join("; " + part for part in tail) + ".")
+    if several:
+        for provider, figures in provider_figures(ws, plans).items():
+            if figures["requests"]:
+                high = figures["cost_usd_high"]
+                span = ("cost unknown" if figures["cost_usd_low"] is None else
+                        f"~{money(figures['cost_usd_low'])}–"
+                        f"{'unbounded' if high is None else money(high)}")
+                lines.append(f"  {figures['label']} ({provider}): {figures['requests']:,} "
+                             f"requests, {span} (estimate)")
     return lines
+
+
+def provider_figures(ws: Workspace, plans: dict[str, JobPlan]) -> dict[str, dict[str, Any]]:
+    """Per provider: its jobs, the requests they would send, their input tokens and the
+    estimated cost range (None: unknown, or unbounded at the high end)."""
+    out: dict[str, dict[str, Any]] = {}
+    for job in ws.jobs:
+        plan = plans[job.name]
+        who = providers.provider_id(job.provider)
+        entry = out.setdefault(who, {"label": providers.label(job.provider), "jobs": [],
+                                     "requests": 0, "input_tokens": 0,
+                                     "cost_usd_low": Decimal(0), "cost_usd_high": Decimal(0)})
+        entry["jobs"].append(job.name)
+        entry["requests"] += plan.requests
+        entry["input_tokens"] += plan.estimate.input_tokens
+        if not plan.requests:
+            continue
+        cost = ws.cost_range(job, plan.estimate)
+        entry["cost_usd_low"] = None if cost.low is None or entry["cost_usd_low"] is None \
+            else entry["cost_usd_low"] + cost.low
+        entry["cost_usd_high"] = None if cost.high is None or entry["cost_usd_high"] is None \
+            else entry["cost_usd_high"] + cost.high
+    return out
 
 
 def _over_budget(job: Job, cost: CostRange) -> bool:
@@ -265,8 +302,13 @@ def plan_json(ws: Workspace, plans: dict[str, JobPlan],
             "output_tokens_mean": cost.output_mean,
             "cost_usd_low": _num(cost.low), "cost_usd_high": _num(cost.high),
             "is_estimate": True, "over_budget": _over_budget(job, cost)}
+        entry["provider"] = providers.provider_id(job.provider)
         jobs[job.name] = entry
-    return {"jobs": jobs, "pending": any(not p.done for p in plans.values()),
+    figures = {who: {**f, "cost_usd_low": _num(f["cost_usd_low"]),
+                     "cost_usd_high": _num(f["cost_usd_high"])}
+               for who, f in provider_figures(ws, plans).items()}
+    return {"jobs": jobs, "providers": figures,
+            "pending": any(not p.done for p in plans.values()),
             "warnings": [w.to_json() for w in warnings or ()]}
 
 

@@ -33,7 +33,7 @@ from .project import ProjectContext
 from .reconcile import JobPlan, PassOptions, reconcile
 from .records import TERMINAL
 from .select import Selection, connect
-from .submit import ADOPT_LOOKBACK, adopt, batch_info, settle_duplicates, submit_pending
+from .submit import adopt, settle_duplicates, submit_pending
 from .vectors import check_vector
 from .writeback import Writer, write_answered
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
     from .datacheck import DataWarning
-    from .provider import BatchAPI
+    from .provider import Provider as BatchAPI
 
 
 GC_YOUNG = 10_000   # allocations between young garbage collections while Qdrant is open
@@ -67,9 +67,14 @@ class Workspace:
     """Everything one command works with: project, jobs, ledger, Qdrant, provider."""
 
     def __init__(self, project: ProjectContext, jobs: list[Job], reporter: Reporter,
-                 options: Options | None = None):
+                 options: Options | None = None, *, peers: list[Job] | None = None,
+                 qdrant_from: Workspace | None = None):
         self.project = project
         self.jobs = jobs
+        # The jobs loaded with these (answered by other providers, lanes.py): what they
+        # write is what these may need.
+        self.peers = peers if peers is not None else jobs
+        self._qdrant_from = qdrant_from   # the workspace whose Qdrant client this one shares
         self.progress = reporter
         self.options = options or Options()
         self.prices = PriceTable.load(project.config.prices,
@@ -106,6 +111,8 @@ class Workspace:
 
     @property
     def qdrant(self):
+        if self._qdrant_from is not None:   # one process may open the embedded engine once
+            return self._qdrant_from.qdrant
         if self._qdrant is None:
             self._qdrant = connect(self.project)
             # The embedded engine holds every point as Python objects; without this, each
@@ -129,7 +136,7 @@ class Workspace:
                       whole_points=cfg.url is None)   # the embedded engine (writeback.py)
 
     def close(self) -> None:
-        if self._qdrant is not None:
+        if self._qdrant is not None and self._qdrant_from is None:
             self._qdrant.close()
             gc.unfreeze()   # what was frozen with the collection may be collected again
             gc.set_threshold(*self._gc_threshold)
@@ -200,7 +207,7 @@ class Workspace:
     def needed(self, job: Job) -> tuple[str, ...]:
         """The payload keys of the jobs `job` needs (those loaded with it) that write one;
         a vector job needed is waited for, but a template cannot read a vector."""
-        keys = {j.name: j.output_key for j in self.jobs if j.output_vector is None}
+        keys = {j.name: j.output_key for j in self.peers if j.output_vector is None}
         return tuple(keys[name] for name in job.spec.needs if name in keys)
 
     def _pass(self, job: Job, options: PassOptions, *, write: bool = False) -> JobPlan:
@@ -217,7 +224,7 @@ class Workspace:
         return plan
 
     def cost_range(self, job: Job, estimate: Estimate) -> CostRange:
-        price = self.prices.lookup(job.spec.model)
+        price = self.prices.lookup(job.priced_model)
         rates = price.batch if price is not None else None
         return cost_range(estimate, rates.input if rates else None,
                           rates.output if rates else None,
@@ -284,21 +291,31 @@ class Workspace:
             if shard.sha not in recorded:
                 self.ledger.artifacts.path(SHARDS, shard.sha).unlink(missing_ok=True)
 
+    @property
+    def lookback(self) -> float:
+        """Seconds back that batches are looked for to adopt (provider.adopt_lookback_hours)."""
+        return self.project.config.provider.adopt_lookback_hours * 3600
+
+    def ledger_of(self, job: str) -> Ledger:
+        """The ledger a job's requests are recorded in (one per provider, lanes.py)."""
+        return self.ledger
+
     def targets(self, jobs: list[Job]) -> dict[str, str]:
         return {j.name: self.project.target_id(j.spec.source.collection) for j in jobs}
 
     def submit(self, jobs: list[Job]) -> int:
         created = submit_pending(self.ledger, self.api, self.targets(jobs),
-                                 say=self.progress.line)
+                                 lookback=self.lookback, say=self.progress.line)
         if created:
             manifest.write(self.ledger)
         return len(created)
 
-    def adopt(self, *, lookback: float = ADOPT_LOOKBACK) -> int:
+    def adopt(self, *, lookback: float | None = None) -> int:
         self._open_at_start = {row.seq for row in self.ledger.batches(open_only=True)}
         count = adopt(self.ledger, self.api, self.targets(self.jobs),
                       {j.name: j.spec.batch.max_attempts for j in self.jobs},
-                      lookback=lookback, say=self.progress.line)
+                      lookback=self.lookback if lookback is None else lookback,
+                      say=self.progress.line)
         self._adopted = True
         if count:
             manifest.write(self.ledger)
@@ -306,7 +323,7 @@ class Workspace:
 
     def collect(self, *, wait: bool = False) -> list[Collected]:
         """Collect the batches that have finished; with `wait`, poll until all have."""
-        collected = self._collect_finished()
+        collected = self.collect_finished()
         while wait and self.ledger.in_flight():
             collected += self.poll()
         return collected
@@ -315,9 +332,9 @@ class Workspace:
         """Sleep one poll interval, refresh the batches in flight (shown as progress),
         collect what finished."""
         time.sleep(self.api.poll_interval)
-        return self._collect_finished(show=True)
+        return self.collect_finished(show=True)
 
-    def _collect_finished(self, *, show: bool = False) -> list[Collected]:
+    def collect_finished(self, *, show: bool = False) -> list[Collected]:
         if not self.ledger.in_flight():
             return []
         batches = refresh(self.ledger, self.api)
@@ -348,7 +365,7 @@ class Workspace:
             status, info = row.status, row.info
             if row.batch_id:
                 batch = self.api.retrieve(row.batch_id)
-                status, info = batch.status, batch_info(batch)
+                status, info = batch.status, batch.info
             out.append((row, status, info))
         return out
 

@@ -22,6 +22,8 @@ from emulator_fixtures import FakeClock
 from runner.cli import cli
 from runner.demo import sample_videos
 from runner.emulator import Emulator, EmulatorConfig, Faults, RunningServer, start_in_thread
+from runner.provider.config import state_subdir
+from runner.spec import ProviderConfig
 
 STARTER = Path(__file__).resolve().parent.parent / "runner" / "data" / "project"
 
@@ -38,9 +40,11 @@ class Project:
 
     @property
     def state(self) -> Path:
-        """The provider's state directory (the emulator keeps its own inside .batchrun)."""
+        """The provider's state directory (the emulator keeps its own inside .batchrun, and
+        so do the providers but OpenAI: runner/provider/config.py)."""
         base = self.root / ".batchrun"
-        return base / "emulator" if self.provider.get("name") == "emulator" else base
+        sub = state_subdir(ProviderConfig(**self.provider))
+        return base / sub if sub else base
 
     def manifest(self) -> dict:
         return json.loads((self.state / "manifest.json").read_text())

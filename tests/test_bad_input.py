@@ -113,7 +113,7 @@ def missing_channel(point_ids: list[int]) -> Breaks:
 FIELDS = "title, channel_title, category, tags, description, id, payload"
 SOURCE_KEYS = "collection, filter, fields, limit"
 SPEC_KEYS = ("name, description, needs, source, prompt, model, endpoint, params, input, "
-             "output, batch, budget")
+             "output, batch, budget, provider")
 FIELD_CHECKS = ("key, match, range, geo_bounding_box, geo_radius, geo_polygon, values_count, "
                 "is_empty, is_null")
 SYNTAX_HINT = "Jinja syntax: {{ field }}, {% if … %}…{% endif %}"
@@ -192,8 +192,10 @@ CASES = [
          f"under params: (params: {{temperature: …}}); expected one of: {SPEC_KEYS}"),
     Case("endpoint-typo", edit("/v1/chat/completions", "/v1/chat/completion"),
          "jobs/tags.yaml:18: endpoint", "expected one of '/v1/chat/completions', "
-         "'/v1/responses' or '/v1/embeddings', got \"/v1/chat/completion\"; did you mean "
-         "'/v1/chat/completions'?", "Batch API endpoint."),
+         "'/v1/responses', '/v1/embeddings' or '/v1/messages', got \"/v1/chat/completion\"; "
+         "did you mean '/v1/chat/completions'?", "Batch API endpoint (/v1/messages: "
+         "Anthropic's Messages API; with provider anthropic, /v1/chat/completions means it "
+         "too)."),
     Case("model-empty", edit("model: gpt-4o-mini", "model: ''"),
          "jobs/tags.yaml:17: model", 'expected a non-empty string, got ""',
          "Model id, e.g. gpt-4o-mini."),
@@ -240,15 +242,18 @@ CASES = [
          "'response_format' is set by batchrun from the spec and cannot be a param",
          "use model:, prompt: and output: instead"),
     Case("max-requests-over-api-limit", edit("max_requests: 100", "max_requests: 60000"),
-         "jobs/tags.yaml:31: batch.max_requests", "expected at most 50,000, got 60000",
-         "Requests per shard (API limit 50,000)."),
-    Case("max-bytes-over-api-limit", edit("max_attempts: 3", "max_bytes: 300MB"),
-         "jobs/tags.yaml:32: batch.max_bytes", 'expected at most 200,000,000, got "300MB"',
-         "Bytes per shard, e.g. 200MB (API limit 200 MB)."),
+         "jobs/tags.yaml:31: batch.max_requests", "batch.max_requests 60,000 is over the "
+         "emulator's limit of 50,000 per batch", "lower batch.max_requests"),
+    Case("max-requests-over-any-limit", edit("max_requests: 100", "max_requests: 200000"),
+         "jobs/tags.yaml:31: batch.max_requests", "expected at most 100,000, got 200000",
+         "Requests per shard (limit: OpenAI 50,000; Azure and Anthropic 100,000)."),
+    Case("max-bytes-over-api-limit", edit("max_attempts: 3", "max_bytes: 220MB"),
+         "jobs/tags.yaml:32: batch.max_bytes", "batch.max_bytes 220,000,000 is over the "
+         "emulator's limit of 200,000,000 per batch", "lower batch.max_bytes"),
     Case("max-bytes-not-a-size", edit("max_attempts: 3", "max_bytes: lots"),
          "jobs/tags.yaml:32: batch.max_bytes",
          'expected a size such as 200MB, 500kB or 1000000, got "lots"',
-         "Bytes per shard, e.g. 200MB (API limit 200 MB)."),
+         "Bytes per shard, e.g. 200MB (limit: OpenAI and Azure 200 MB; Anthropic 256 MB)."),
     Case("max-attempts-zero", edit("max_attempts: 3", "max_attempts: 0"),
          "jobs/tags.yaml:32: batch.max_attempts", "expected at least 1, got 0",
          "Attempts per request, across batches."),
@@ -296,10 +301,11 @@ CASES = [
          "/v1/embeddings returns vectors; expected no output.fields or output.schema",
          "remove them: the embedding itself is written back"),
     # ---- batchrun.yaml ----------------------------------------------------------------
-    Case("provider-azure", project_file("provider:\n  name: azure\n"),
-         "batchrun.yaml:3: provider.name", "expected one of 'openai' or 'emulator', got \"azure\"",
-         "openai (the real API or any compatible base_url), or emulator (batchrun's own, "
-         "in-process, free)."),
+    Case("provider-typo", project_file("provider:\n  name: azur\n"),
+         "batchrun.yaml:3: provider.name", "expected one of 'openai', 'anthropic', 'azure' or "
+         "'emulator', got \"azur\"; did you mean 'azure'?",
+         "openai (the real API or any compatible base_url), anthropic (Message Batches), "
+         "azure (Azure OpenAI), or emulator (batchrun's own, in-process, free)."),
     Case("project-file-unknown-key", project_file("provider: emulator\nstate_dri: .state\n"),
          "batchrun.yaml:3: state_dri", "unknown key 'state_dri'; did you mean 'state_dir'? "
          "expected one of: qdrant, provider, state_dir, jobs, prices"),

@@ -34,7 +34,7 @@ def spec_project(tmp_path: Path) -> Path:
 def test_commands_that_need_neither_load_neither(spec_project: Path, args: list[str]):
     loaded = modules_loaded(args, spec_project)
     assert "runner" in loaded
-    assert not loaded & {"openai", "qdrant_client", "httpx", "httpx2"}
+    assert not loaded & {"openai", "anthropic", "qdrant_client", "httpx", "httpx2"}
 
 
 @pytest.mark.parametrize("command", ["plan", "report"])
@@ -46,3 +46,14 @@ def test_plan_and_report_read_qdrant_but_never_load_the_sdk(spec_project: Path, 
 def test_render_reads_qdrant_but_never_loads_the_sdk(spec_project: Path):
     loaded = modules_loaded(["render", "tags"], spec_project)   # fails: no collection
     assert "qdrant_client" in loaded and "openai" not in loaded
+
+
+def test_an_anthropic_project_plans_without_either_sdk(spec_project: Path):
+    (spec_project / "batchrun.yaml").write_text(
+        "provider: {name: emulator, dialect: anthropic}\n")
+    job = spec_project / "jobs" / "tags.yaml"
+    job.write_text(job.read_text().replace("model: gpt-4o-mini", "model: claude-haiku-4-5")
+                   .replace("temperature: 0, ", ""))
+    assert not modules_loaded(["validate"], spec_project) & {"openai", "anthropic"}
+    loaded = modules_loaded(["plan"], spec_project)
+    assert "qdrant_client" in loaded and not loaded & {"openai", "anthropic"}

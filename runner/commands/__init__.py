@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -104,8 +104,9 @@ def open_workspace(state: State, paths: tuple[str, ...], options: Options | None
     """The workspace of one command: the project, its jobs (named by `paths`), progress on
     stderr; closed (progress stopped, Qdrant and the ledger released) however it ends."""
     from ..jobs import load_jobs
+    from ..lanes import open_lanes
     from ..progress import reporter
-    from ..workspace import Options, Workspace
+    from ..workspace import Options
 
     project = project_of(state, project)
     if jobs is None:
@@ -113,7 +114,8 @@ def open_workspace(state: State, paths: tuple[str, ...], options: Options | None
     live = False if (no_progress or state.json) else None
     options = options or Options()
     options.lock_timeout = state.lock_timeout
-    ws = Workspace(project, jobs, reporter(live=live), options)
+    # One workspace per provider answering these jobs, behind one interface (lanes.py).
+    ws = cast("Workspace", open_lanes(project, jobs, reporter(live=live), options))
     try:
         yield ws
     finally:

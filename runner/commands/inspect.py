@@ -127,8 +127,8 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
 
 
 @click.command()
-@click.option("--by", type=click.Choice(["job", "batch", "model", "day"]), default="job",
-              show_default=True, help="How to group the report.")
+@click.option("--by", type=click.Choice(["job", "batch", "model", "day", "provider"]),
+              default="job", show_default=True, help="How to group the report.")
 @report_option
 @json_option
 @partition_option
@@ -142,6 +142,7 @@ def costs(state: State, by: str, report_path: str | None, as_json: bool) -> None
       batchrun costs
       batchrun costs --by model --json
       batchrun costs --report costs.html   also the report page, with its cost charts
+      batchrun costs --by provider         OpenAI, Anthropic, Azure side by side
     """
     from .. import tables
     from ..costs import project_costs

@@ -19,11 +19,14 @@ from .report import write as write_report
 @click.option("--examples", default=5, show_default=True, metavar="N",
               help="Tagged videos to print at the end.")
 @report_option
+@click.option("--dialect", type=click.Choice(["openai", "anthropic", "azure"]),
+              default="openai", show_default=True,
+              help="Which API the emulator answers as (anthropic: with a Claude model).")
 @progress_option
 @lock_option
 @click.pass_obj
 @handle_errors
-def demo(state: State, speed: str, examples: int, report_path: str | None,
+def demo(state: State, speed: str, examples: int, dialect: str, report_path: str | None,
          no_progress: bool) -> None:
     """Tag 240 of 300 real YouTube videos with jobs/tags.yaml, against the emulator (free).
 
@@ -36,10 +39,12 @@ def demo(state: State, speed: str, examples: int, report_path: str | None,
     Examples:
       batchrun demo
       batchrun demo --speed instant    no waiting between batch states
+      batchrun demo --dialect anthropic   as Anthropic's Message Batches would
     """
     from .. import tables, views
     from ..apply import apply as run_apply
-    from ..demo import seed, with_emulator
+    from ..demo import for_dialect, seed, with_emulator
+    from ..jobs import load_jobs
     from ..project import load_project
     from ..starter import ensure_project
     from ..workspace import Options
@@ -52,8 +57,11 @@ def demo(state: State, speed: str, examples: int, report_path: str | None,
         raise BatchrunError("the demo runs on the embedded Qdrant only, and batchrun.yaml "
                             f"points at {project.config.qdrant.url}",
                             hint="run `batchrun demo` in an empty folder")
+    jobs = load_jobs(["jobs/tags.yaml"], project, state.directory)
+    project = with_emulator(project, dialect)
+    jobs = [for_dialect(job, project) for job in jobs]
     with open_workspace(state, ("jobs/tags.yaml",), Options(emulator_speed=speed),
-                        no_progress=no_progress, project=project) as ws:
+                        no_progress=no_progress, project=project, jobs=jobs) as ws:
         added = seed(ws.qdrant)
         click.echo(f"Qdrant: collection 'videos' has {ws.qdrant.count('videos').count} videos"
                    + (f" ({added} added now)" if added else "") + ".\n")
