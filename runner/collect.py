@@ -112,6 +112,7 @@ def collect_batch(ledger: Ledger, api: BatchAPI, row: BatchRecord, prices: Price
     JSON — an HTML page —, a line of no Batch API shape) or empty against the batch's own
     counts is downloaded once more before its requests are settled: a download that went
     wrong once is whole the second time. Not to be called inside a ledger transaction."""
+    row = ledger.batch(row.seq)   # as it is now: a twin of the same size may have swapped
     batch = api.retrieve(row.created_id)
     files = api.download_results(batch, ledger.artifacts, OUTPUTS)
     crash.point("after-download")

@@ -18,8 +18,9 @@ The scheme, for providers whose capabilities say `metadata: False`:
    from an older cache finds the batches it made. An ended one is verified by its
    custom_ids; one in progress is adopted provisionally.
 4. A provisional adoption is verified at collection (`verify_collected`): results whose
-   custom_ids are not exactly the shard's keys mean someone else's batch of the same
-   size. It is released — remembered as foreign, its keys re-queued without counting an
+   custom_ids are exactly the keys of another shard adopted by size (two of ours of the
+   same size, created in the same instant) swap the two rows' batches. Others mean
+   someone else's batch of the same size. It is released — remembered as foreign, its keys re-queued without counting an
    attempt — and the shard is sent at the next pass. A wrong guess costs time, never a
    second payment; a right one costs nothing.
 
@@ -63,7 +64,10 @@ class Candidates:
         if self._pool is None:
             known = self.ledger.known_batch_ids() | foreign_ids(self.ledger)
             found = [b for b in self.api.recent_batches(self.since) if b.id not in known]
-            self._pool = sorted(found, key=lambda b: b.created_at)
+            # Oldest first, as intents are taken (in the order they were created). The
+            # list is newest first: reversed, batches created in the same instant keep
+            # their order of creation through the stable sort.
+            self._pool = sorted(reversed(found), key=lambda b: b.created_at)
         return self._pool
 
     def take(self, row: BatchRecord, since: float) -> tuple[BatchView, str] | None:
@@ -148,9 +152,24 @@ def _custom_ids(path) -> Iterator[str]:
 def verify_collected(ledger: Ledger, row: BatchRecord, batch: BatchView,
                      files: dict[str, Downloaded], result: Collected) -> bool:
     """A provisional adoption, now that its batch has ended: ours if its results answer
-    exactly the shard's keys; else released (module doc, step 4). True when ours."""
-    if _ids(files) == shard_keys(ledger, row.shard):
+    exactly the shard's keys; another provisional row's, swapped with it; else released
+    (module doc, step 4). True when ours."""
+    ids = _ids(files)
+    if ids == shard_keys(ledger, row.shard):
         return True
+    twin = _twin(ledger, row, ids)
+    if twin is not None:
+        # Another shard of ours of the same size, adopted the other way round: each row
+        # follows the other's batch, and both are collected as theirs. Nothing is re-sent.
+        with ledger.transaction():   # through NULL: a batch id is one row's at a time
+            ledger.update_batch(row.seq, batch_id=None)
+            ledger.update_batch(twin.seq, batch_id=batch.id, status=batch.status,
+                                info=batch.info, adopted="ids")
+            ledger.update_batch(row.seq, batch_id=twin.batch_id, status=twin.status,
+                                info=twin.info)
+        result.note = (f"batch {batch.id} answered the shard {twin.shard[:12]} of the same "
+                       f"size: swapped with batch {twin.batch_id}, nothing sent again")
+        return False
     reason = (f"batch {batch.id} had the size of this shard but answered other requests: "
               "not ours; sent again")
     now = time.time()
@@ -163,6 +182,17 @@ def verify_collected(ledger: Ledger, row: BatchRecord, batch: BatchView,
         ledger.db.execute("DELETE FROM batches WHERE seq=?", (row.seq,))
     result.note = reason
     return False
+
+
+def _twin(ledger: Ledger, row: BatchRecord, ids: set[str] | None) -> BatchRecord | None:
+    """The open row, adopted by size like `row`, whose shard `ids` answer exactly."""
+    if ids is None:
+        return None
+    for other in ledger.batches(open_only=True):
+        if other.seq != row.seq and other.adopted == "size" and other.requests == len(ids) \
+                and other.batch_id and shard_keys(ledger, other.shard) == ids:
+            return other
+    return None
 
 
 # The foreign_batches table (migration 0006_providers) belongs to this scheme alone.

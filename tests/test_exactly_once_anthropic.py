@@ -32,6 +32,8 @@ from provider_fixtures import (
 )
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.faults import HttpFault
+from runner.ledger import Ledger
+from runner.project import load_project
 from runner.writeback import stamp_key
 from test_exactly_once import assert_nothing_paid_twice, holds_lock
 
@@ -226,4 +228,30 @@ def test_with_no_lookback_a_lost_state_directory_is_not_searched(serve_emulator,
     result = project.run("apply", JOB)
     assert "adopted" not in result.stderr
     assert len(anthropic_events(emulator, "batch_created")) == 2
+    assert_every_point_written(project)
+
+
+def test_two_shards_of_one_size_adopted_the_wrong_way_round_are_swapped_not_paid_again(
+        serve_emulator, tmp_path):
+    clock = FakeClock(time.time())
+    emulator = serve_emulator(SLOW, clock=clock)
+    project = new_project(tmp_path / "project", emulator)
+    project.run("apply", JOB, "--no-wait")
+    shutil.rmtree(project.root / ".batchrun")
+    project.run("apply", JOB, "--no-wait")          # three shards of 10, adopted by size
+    context = load_project(project.root)
+    ledger = Ledger(context.state_dir, context.provider_id)
+    try:                                            # the guess that could not be told apart
+        first, second = ledger.batches(open_only=True)[:2]
+        with ledger.transaction():
+            ledger.update_batch(first.seq, batch_id=None)
+            ledger.update_batch(second.seq, batch_id=first.batch_id)
+            ledger.update_batch(first.seq, batch_id=second.batch_id)
+    finally:
+        ledger.close()
+    clock.advance(3600)
+    result = project.run("apply", JOB)
+    assert "swapped with batch" in result.stderr
+    assert len(anthropic_events(emulator, "batch_created")) == 3
+    assert_each_key_sent_once(emulator)
     assert_every_point_written(project)
