@@ -1,14 +1,16 @@
 # Two commands do all the set-up; each creates the virtualenv (.venv) on first use.
 #   make demo       install, then tag 240 real videos against the built-in emulator (free)
 #   make test       install, then run the fast lane: every rule once, on every core
-#   make test-all   the fast lane plus the slow one (random kills, every crash point,
-#                   bench smoke, the CI recipe): what CI (.ci/run) runs
+#   make test-all   lint (ruff, mypy), then the fast lane plus the slow one (random
+#                   kills, every crash point, bench smoke, the CI recipe): what CI
+#                   (.ci/run) runs
+#   make lint       ruff over runner/, tests/ and bench/; mypy over runner/
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST := $(BIN)/python -m pytest -q -n auto --dist worksteal
 
-.PHONY: demo test test-all clean
+.PHONY: demo test test-all lint clean
 
 demo: $(VENV)/.installed
 	$(BIN)/batchrun demo
@@ -16,8 +18,12 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PYTEST) -m "not slow"
 
-test-all: $(VENV)/.installed
+test-all: lint
 	$(PYTEST)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check runner tests bench
+	$(BIN)/mypy
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

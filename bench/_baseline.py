@@ -13,11 +13,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import jinja2
-from qdrant_client import models
-
 import _common
+import jinja2
 from _common import COLLECTION, FAKE_RESULT, FIELDS, OUTPUT_KEY, SPEC
+from qdrant_client import models
 
 PAGE = 10_000          # batchrun's default qdrant.scroll_page
 WRITE_BATCH = 1_000    # batchrun's default qdrant.write_batch

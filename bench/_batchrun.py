@@ -26,35 +26,35 @@ import sys
 import time
 import tracemalloc
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
-import httpx2
-import openai
-from qdrant_client import QdrantClient
+from typing import Any
 
 import _common  # first: it puts this checkout on sys.path
+import httpx2
+import openai
 from _common import MEMORY
+from qdrant_client import QdrantClient
 
 import runner.apply
 import runner.keys
+import runner.ledger
 import runner.manifest
 import runner.pack
 import runner.reconcile
-import runner.ledger
 import runner.report
 import runner.workspace
 import runner.writeback
 from runner.emulator import Emulator, EmulatorConfig
-from runner.progress import Reporter
-from runner.provider import EMULATOR_URL, BatchAPI
-from runner.select import Selection
-from runner.writeback import Writer
 from runner.jobs import load_jobs
+from runner.progress import Reporter
 from runner.project import load_project
-from runner.spec import QdrantConfig
+from runner.provider import EMULATOR_URL, BatchAPI
 from runner.records import Result
+from runner.select import Selection
+from runner.spec import QdrantConfig
 from runner.workspace import Options, Workspace
+from runner.writeback import Writer
 
 # The modules running apply's loop; they import the stage functions under their own names.
 FLOW = [runner.apply, runner.workspace]

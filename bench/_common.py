@@ -28,9 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 from qdrant_client import QdrantClient, models
@@ -249,7 +250,7 @@ class Served:
 def embedded_page(points: int) -> int:
     """batchrun's page on the embedded engine for a collection of `points` (select.py's
     paging rule), for the baselines: both sides make as many passes over the engine."""
-    from runner.select import page_size   # in the parent only: the children stay batchrun-free
+    from runner.select import page_size  # in the parent only: the children stay batchrun-free
     from runner.spec import QdrantConfig
 
     return page_size(points, QdrantConfig().scroll_page, embedded=True)
@@ -326,7 +327,7 @@ class Profiles:
         return {"profile": str(path)}
 
     def print(self, limit: int = 30) -> None:
-        import pstats   # only with --profile
+        import pstats  # only with --profile
         for path in self.paths:
             print(f"\n--- cProfile of {path.name}, by cumulative time ---")
             pstats.Stats(str(path), stream=sys.stdout).strip_dirs().sort_stats(

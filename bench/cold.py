@@ -16,8 +16,18 @@ import json
 import shutil
 from pathlib import Path
 
-from _common import (DISK, MEMORY, Profiles, arguments, build_on_disk, comparison,
-                     scratch, side, write_project)
+from _common import (
+    DISK,
+    MEMORY,
+    Profiles,
+    arguments,
+    build_on_disk,
+    comparison,
+    scratch,
+    side,
+    write_project,
+)
+
 from runner.jobs import load_jobs
 from runner.project import load_project
 

@@ -9,8 +9,18 @@ requests' worth of work.
 
 from __future__ import annotations
 
-from _common import (COLLECTION, DISK, Profiles, Table, arguments, build_on_disk, open_qdrant,
-                     scratch, selected_ids, side)
+from _common import (
+    COLLECTION,
+    DISK,
+    Profiles,
+    Table,
+    arguments,
+    build_on_disk,
+    open_qdrant,
+    scratch,
+    selected_ids,
+    side,
+)
 
 
 def change(root, ids: list[int]) -> None:
@@ -18,7 +28,8 @@ def change(root, ids: list[int]) -> None:
     pipeline updating records)."""
     client = open_qdrant(root, DISK)
     try:
-        for point_id, record in zip(ids, client.retrieve(COLLECTION, ids, with_payload=["title"])):
+        for point_id, record in zip(ids, client.retrieve(COLLECTION, ids, with_payload=["title"]),
+                                    strict=True):
             client.set_payload(COLLECTION, {"title": f"{record.payload['title']} (edited)"},
                                points=[point_id])
     finally:

@@ -12,8 +12,17 @@ log; a real API costs one GET here).
 
 from __future__ import annotations
 
-from _common import (DISK, MEMORY, Profiles, arguments, build_on_disk, comparison,
-                     scratch, side, write_project)
+from _common import (
+    DISK,
+    MEMORY,
+    Profiles,
+    arguments,
+    build_on_disk,
+    comparison,
+    scratch,
+    side,
+    write_project,
+)
 
 TARGET = 1.2
 

@@ -150,8 +150,9 @@ def scenario_table(scenario: str, sizes: list[int], results: dict[int, dict],
     rss = "  ".join(f"{_mb(results[n][raw_key]['rss_mb']):>11} "
                     f"{_mb(results[n][scenario]['rss_mb']):>15}" for n in sizes)
     print(f"  {'peak RSS (MB)':<44} {rss}")
-    extra = "  ".join(f"{'':>11} {results[n][scenario]['rss_mb'] - results[n][raw_key]['rss_mb']:>+15.0f}"
-                      for n in sizes)
+    extra = "  ".join(
+        f"{'':>11} {results[n][scenario]['rss_mb'] - results[n][raw_key]['rss_mb']:>+15.0f}"
+        for n in sizes)
     print(f"  {'  batchrun − raw (MB)':<44} {extra}")
     calls = "  ".join(f"{results[n][raw_key].get('scroll_calls') or '':>11} "
                       f"{results[n][scenario].get('scroll_calls') or '':>15}" for n in sizes)
@@ -210,7 +211,8 @@ def trace_lines(points: list[int], tmp: Path) -> None:
         small, big = runs[points[0]], runs[points[-1]]
         added = max(big["written"] - small["written"], 1)
         print("  each further written point adds: " + ", ".join(
-            f"{owner} {(big['traced'].get(owner, 0) - small['traced'].get(owner, 0)) / added:,.0f} B"
+            f"{owner} "
+            f"{(big['traced'].get(owner, 0) - small['traced'].get(owner, 0)) / added:,.0f} B"
             for owner in owners))
     print("  (collection: allocated inside qdrant_client — what was written into the embedded "
           "engine, which holds it; batchrun: allocated in runner/ and still alive)")

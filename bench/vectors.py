@@ -18,8 +18,8 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from _common import REPO, Table, arguments, scratch
 

@@ -20,17 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 from .budget import Budget
 from .provider import config as providers
+from .retention import Garbage
 from .workspace import Options, Workspace
 
 if TYPE_CHECKING:
     from .collect import Collected
+    from .datacheck import DataWarning
     from .estimate import CostRange, Estimate
     from .jobs import Job
     from .ledger import Ledger
     from .progress import Reporter
     from .project import ProjectContext
     from .reconcile import JobPlan
-    from .records import BatchRecord, FailureRecord, JobRecord
+    from .records import BatchRecord, FailureRecord, JobRecord, PointFailureRecord
 
 
 def open_lanes(project: ProjectContext, jobs: list[Job], reporter: Reporter,
@@ -93,19 +95,23 @@ class Workspaces:
             lane.close()
 
     @contextlib.contextmanager
-    def locked(self, command: str) -> Iterator[None]:
+    def locked(self, command: str, *, tidy: bool = True) -> Iterator[None]:
         with contextlib.ExitStack() as stack:
             for lane in self.lanes:
-                stack.enter_context(lane.locked(command))
+                stack.enter_context(lane.locked(command, tidy=tidy))
             yield
 
     # ---- stages for one job go to its lane, stages for all to every lane ---------
 
-    def plan(self) -> dict[str, JobPlan]:
+    def plan(self, *, every_point: bool = False, estimate: bool = True) -> dict[str, JobPlan]:
         plans: dict[str, JobPlan] = {}
         for lane in self.lanes:
-            plans.update(lane.plan())
+            plans.update(lane.plan(every_point=every_point, estimate=estimate))
         return {job.name: plans[job.name] for job in self.jobs}
+
+    def empty_warnings(self, matched: dict[str, int]) -> list[DataWarning]:
+        return [warning for lane in self.lanes for warning in lane.empty_warnings(
+            {job.name: matched[job.name] for job in lane.jobs if job.name in matched})]
 
     def cost_range(self, job: Job, estimate: Estimate) -> CostRange:
         return self.lane(job.name).cost_range(job, estimate)
@@ -120,8 +126,8 @@ class Workspaces:
         return sum(lane.submit([j for j in jobs if self._lane[j.name] is lane])
                    for lane in self.lanes)
 
-    def adopt(self) -> int:
-        return sum(lane.adopt() for lane in self.lanes)
+    def adopt(self, *, lookback: float | None = None) -> int:
+        return sum(lane.adopt(lookback=lookback) for lane in self.lanes)
 
     def drop_stale_intents(self) -> None:
         for lane in self.lanes:
@@ -158,6 +164,17 @@ class Workspaces:
     def write_answered(self, job: Job) -> int:
         return self.lane(job.name).write_answered(job)
 
+    def garbage(self, keep: float, *, ask_provider: bool = True) -> Garbage:
+        return sum((lane.garbage(keep, ask_provider=ask_provider) for lane in self.lanes),
+                   Garbage())
+
+    def tidy(self, keep: float, *, ask_provider: bool = True) -> tuple[Garbage, list[str]]:
+        garbage, problems = Garbage(), list[str]()
+        for lane in self.lanes:
+            found, met = lane.tidy(keep, ask_provider=ask_provider)
+            garbage, problems = garbage + found, problems + met
+        return garbage, problems
+
 
 class Ledgers:
     """The lanes' ledgers, read as one by the apply loop and the views."""
@@ -177,6 +194,12 @@ class Ledgers:
 
     def failure_count(self, job: str) -> int:
         return self.ws.ledger_of(job).failure_count(job)
+
+    def point_failures(self, job: str, limit: int | None = None) -> list[PointFailureRecord]:
+        return self.ws.ledger_of(job).point_failures(job, limit)
+
+    def point_failure_count(self, job: str) -> int:
+        return self.ws.ledger_of(job).point_failure_count(job)
 
     def waiting_states(self, job: str, now: float) -> dict[str, int]:
         return self.ws.ledger_of(job).waiting_states(job, now)

@@ -80,8 +80,8 @@ def report_data(ws: Workspace, plans: Mapping[str, JobPlan], *,
                                   applied_now=job.name in recorded)
         jobs.append(job_report(ws, job, plan, lines))
     names = {job.name for job in ws.jobs}
-    provider = ws.ledger.provider
-    batches = [batch_report(row, provider) for row in ws.ledger.batches()
+    batches = [batch_report(row, lane.ledger.provider) for lane in ws.lanes
+               for row in lane.ledger.batches()
                if row.shard and (every_batch or row.job in names)]   # no shard: being packed
     return ReportData(project=ws.project.root.name, generated_at=datetime.now(UTC),
                       jobs=jobs, batches=batches)
@@ -90,12 +90,13 @@ def report_data(ws: Workspace, plans: Mapping[str, JobPlan], *,
 def job_report(ws: Workspace, job: Job, plan: JobPlan, changes: list[str]) -> JobReport:
     return JobReport(
         name=job.name, file=job.file, model=job.spec.model, endpoint=job.spec.endpoint,
-        provider=ws.ledger.provider, fingerprint=job.fingerprint, output_key=job.writes,
+        provider=ws.ledger_of(job.name).provider, fingerprint=job.fingerprint,
+        output_key=job.writes,
         counts=JobCounts.from_plan_json(views.job_counts(plan)),
         input_fields=input_fields(job), output_schema=job.output_schema, changes=changes,
         failures=[FailedRequest(row.key, row.last_error or "no reason recorded", row.attempts,
                                 point_ids=[row.point], points=row.points)
-                  for row in ws.ledger.failures(job.name)],
+                  for row in ws.ledger_of(job.name).failures(job.name)],
         render_errors=[RenderError(f.first.problem, _where(f.first.where) if f.first.where
                                    else "", point_ids=f.sample, points=f.count)
                        for f in plan.point_failures.values()],

@@ -54,6 +54,12 @@ class Garbage:
     def total_bytes(self) -> int:
         return self.file_bytes + sum(self.provider_files.values()) + self.ledger_bytes
 
+    def __add__(self, other: Garbage) -> Garbage:
+        """Two state directories' garbage (one per provider, lanes.py), as one gc's."""
+        return Garbage(self.files + other.files, self.file_bytes + other.file_bytes,
+                       {**self.provider_files, **other.provider_files},
+                       self.ledger_bytes + other.ledger_bytes)
+
     def as_json(self) -> dict[str, int]:
         return {"files": len(self.files), "file_bytes": self.file_bytes,
                 "provider_files": len(self.provider_files),

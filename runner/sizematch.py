@@ -20,9 +20,9 @@ The scheme, for providers whose capabilities say `metadata: False`:
 4. A provisional adoption is verified at collection (`verify_collected`): results whose
    custom_ids are exactly the keys of another shard adopted by size (two of ours of the
    same size, created in the same instant) swap the two rows' batches. Others mean
-   someone else's batch of the same size. It is released — remembered as foreign, its keys re-queued without counting an
-   attempt — and the shard is sent at the next pass. A wrong guess costs time, never a
-   second payment; a right one costs nothing.
+   someone else's batch of the same size. It is released — remembered as foreign, its
+   keys re-queued without counting an attempt — and the shard is sent at the next pass.
+   A wrong guess costs time, never a second payment; a right one costs nothing.
 
 What it cannot do: tell two batches of the same size created in the same window apart
 before they end (it waits for them to end), or recognise a batch whose shard would be

@@ -177,9 +177,9 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan],
         if several:
             lines.append(f"    provider: {providers.label(job.provider)} "
                          f"({providers.provider_id(job.provider)})")
-        reasons = plan_reasons(plan, job, recorded.get(job.name))
-        if reasons and (plan.pending or plan.cached):
-            lines.append("    why: " + "; ".join(reasons))
+        why = _why(plan, job, recorded.get(job.name))   # field reasons follow, a line each
+        if why and (plan.pending or plan.cached):
+            lines.append("    why: " + "; ".join(why))
             lines.extend("    " + line for line in spec_diff(job, recorded.get(job.name)))
             lines.extend("    " + line for line in point_lists(plan))
             lines.extend("    " + line for line in field_reasons(plan, job,

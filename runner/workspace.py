@@ -300,6 +300,11 @@ class Workspace:
         """The ledger a job's requests are recorded in (one per provider, lanes.py)."""
         return self.ledger
 
+    @property
+    def lanes(self) -> list[Workspace]:
+        """One provider's workspace is its own only lane (lanes.py has several)."""
+        return [self]
+
     def targets(self, jobs: list[Job]) -> dict[str, str]:
         return {j.name: self.project.target_id(j.spec.source.collection) for j in jobs}
 

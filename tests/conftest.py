@@ -11,14 +11,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from emulator_fixtures import FakeClock
 from qdrant_client import QdrantClient, models
 
-from emulator_fixtures import FakeClock
 from runner.cli import cli
 from runner.demo import sample_videos
 from runner.emulator import Emulator, EmulatorConfig, Faults, RunningServer, start_in_thread

@@ -9,9 +9,9 @@ import random
 import jsonschema
 import pytest
 
+from runner.answers import AnswerValidator, compile_check
 from runner.emulator.content import Prompt, instance
 from runner.schemas import from_fields
-from runner.answers import AnswerValidator, compile_check
 
 TAGS = from_fields({
     "topics": {"type": "array", "items": {"type": "string"}, "maxItems": 8},

@@ -6,7 +6,6 @@ HTTP on 127.0.0.1, through the official openai SDK.
 
 from __future__ import annotations
 
-
 from qdrant_client import models
 
 from runner.writeback import stamp_key

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import jsonschema
 import openai
 import pytest
 import yaml
-
 from conftest import Project
 
 ERROR_SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "output" /

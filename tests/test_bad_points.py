@@ -6,7 +6,6 @@ in plan, apply, show --failed and --json — and every other point is sent. appl
 from __future__ import annotations
 
 import pytest
-
 from conftest import Project
 from test_json_output import check  # tests/ is on sys.path: the documented schemas
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import API_KEY, Project
 from emulator_fixtures import FakeClock
+
 from runner.emulator import EmulatorConfig
 
 RECIPE = Path(__file__).resolve().parent.parent / "examples" / "github-actions.yml"

@@ -18,9 +18,9 @@ from typing import Any
 
 import openai
 import pytest
-
 from conftest import API_KEY, HttpEmulator, Project, sharded_project
 from emulator_fixtures import FakeClock
+
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.faults import HttpFault
 from runner.project import load_project

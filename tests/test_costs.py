@@ -11,9 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
 from conftest import cancel_midway, http_project_for
 from emulator_fixtures import FakeClock
+
 from runner.emulator import EmulatorConfig, Faults
 
 JOB = "jobs/tags.yaml"

@@ -9,10 +9,10 @@ import shutil
 from collections import Counter
 
 import pytest
-
 from conftest import Project, sharded_project
 from test_json_output import check  # tests/ is on sys.path: the documented schemas
-from runner.emulator import FileDamage, Faults
+
+from runner.emulator import Faults, FileDamage
 
 JOB = "jobs/tags.yaml"
 POINTS, SHARD = 30, 10          # three batches of ten requests

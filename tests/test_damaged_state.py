@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import Project, sharded_project
 from emulator_fixtures import FakeClock
+
 from runner.emulator import EmulatorConfig
 
 JOB = "jobs/tags.yaml"

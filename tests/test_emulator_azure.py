@@ -11,10 +11,19 @@ import httpx2
 import openai
 import pytest
 from click.testing import CliRunner
-
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    PACED, EmulatorProcess, chat_request, chat_requests, clock, jsonl, read_lines, run_batch,
-    sdk_client, wait)
+    PACED,
+    EmulatorProcess,
+    chat_request,
+    chat_requests,
+    clock,
+    jsonl,
+    read_lines,
+    run_batch,
+    sdk_client,
+    wait,
+)
+
 from runner.emulator import Emulator, EmulatorConfig, Faults, HttpFault, start_in_thread
 from runner.emulator.command import emulator_command
 from runner.errors import BatchrunError

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import openai
 import pytest
-
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    chat_requests, client, clock, emulator, inprocess_client, local, new_emulator,
-    paced, paced_client, read_lines, run_batch, submit, upload, wait)
+    chat_requests,
+    client,
+    clock,
+    emulator,
+    inprocess_client,
+    local,
+    new_emulator,
+    paced,
+    paced_client,
+    read_lines,
+    run_batch,
+    submit,
+    upload,
+    wait,
+)
+
 from runner.emulator import EmulatorConfig
 
 STAMPS = ("created_at", "in_progress_at", "finalizing_at", "completed_at")
@@ -33,10 +46,10 @@ def test_a_batch_runs_to_completed_with_its_output_in_a_batch_output_file(client
     assert client.files.retrieve(batch.output_file_id).filename == f"{batch.id}_output.jsonl"
     assert sorted(line["custom_id"] for line in output) == [f"r{i}" for i in range(5)]
     usage = batch.usage
-    assert usage.input_tokens == sum(l["response"]["body"]["usage"]["prompt_tokens"]
-                                     for l in output)
-    assert usage.output_tokens == sum(l["response"]["body"]["usage"]["completion_tokens"]
-                                      for l in output)
+    assert usage.input_tokens == sum(line["response"]["body"]["usage"]["prompt_tokens"]
+                                     for line in output)
+    assert usage.output_tokens == sum(line["response"]["body"]["usage"]["completion_tokens"]
+                                      for line in output)
     assert usage.total_tokens == usage.input_tokens + usage.output_tokens
 
 
@@ -149,7 +162,7 @@ def test_cancel_goes_through_cancelling_and_keeps_the_finished_lines(paced, cloc
     finished = read_lines(client, cancelled.output_file_id)
     rest = read_lines(client, cancelled.error_file_id)
     assert len(finished) == 3 and len(rest) == 7
-    assert {l["custom_id"] for l in finished + rest} == {f"r{i}" for i in range(10)}
+    assert {line["custom_id"] for line in finished + rest} == {f"r{i}" for i in range(10)}
     for line in rest:
         assert line["response"] is None and line["error"]["code"] == "batch_cancelled"
     assert client.batches.cancel(batch.id).status == "cancelled"  # cancelling again is fine
@@ -182,7 +195,8 @@ def test_a_batch_expires_at_the_end_of_its_window_keeping_what_finished(clock, n
     output = read_lines(client, expired.output_file_id)
     leftover = read_lines(client, expired.error_file_id)
     assert len(output) == 5 and len(leftover) == 3
-    assert all(l["response"] is None and l["error"]["code"] == "batch_expired" for l in leftover)
+    assert all(line["response"] is None and line["error"]["code"] == "batch_expired"
+               for line in leftover)
     assert expired.request_counts.model_dump() == {"total": 8, "completed": 5, "failed": 0}
 
 

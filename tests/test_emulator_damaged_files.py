@@ -7,10 +7,18 @@ import json
 
 import httpx2
 import pytest
-
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    EmulatorProcess, chat_requests, client, emulator, run_batch, sdk_client, submit, wait)
-from runner.emulator import FileDamage, Faults
+    EmulatorProcess,
+    chat_requests,
+    client,
+    emulator,
+    run_batch,
+    sdk_client,
+    submit,
+    wait,
+)
+
+from runner.emulator import Faults, FileDamage
 from runner.emulator.damage import UNKNOWN_CUSTOM_ID
 
 IDS = {"r0", "r1", "r2"}

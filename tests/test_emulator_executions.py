@@ -9,10 +9,22 @@ from collections import Counter
 from typing import Any
 
 import httpx2
-
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    PACED, FakeClock, chat_requests, clock, inprocess_client, new_emulator, paced,
-    paced_client, run_batch, running_emulator, sdk_client, submit, wait)
+    PACED,
+    FakeClock,
+    chat_requests,
+    clock,
+    inprocess_client,
+    new_emulator,
+    paced,
+    paced_client,
+    run_batch,
+    running_emulator,
+    sdk_client,
+    submit,
+    wait,
+)
+
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.log import RequestLog
 

@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import httpx2
 import openai
 import pytest
 from click.testing import CliRunner
-
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    chat_requests, client, clock, emulator, inprocess_client, local, new_emulator, paced,
+    chat_requests,
+    client,
+    clock,
+    emulator,
+    inprocess_client,
+    local,
+    new_emulator,
+    paced,
     paced_client,
-    run_batch, sdk_client, submit, upload, wait)
-from runner.emulator import (Emulator, EmulatorConfig, EmulatorCrashed, Faults, FileDamage,
-                             HttpFault)
-from runner.emulator import start_in_thread
-from runner.emulator.command import emulator_command
+    run_batch,
+    sdk_client,
+    submit,
+    upload,
+    wait,
+)
+
 from runner import tokens
+from runner.emulator import (
+    Emulator,
+    EmulatorConfig,
+    EmulatorCrashed,
+    Faults,
+    FileDamage,
+    HttpFault,
+    start_in_thread,
+)
+from runner.emulator.command import emulator_command
 from runner.errors import BatchrunError
 
 
@@ -84,7 +102,7 @@ def test_failing_requests_write_5xx_lines_to_the_error_file_and_are_not_billed(l
 def test_status_zero_lines_reproduce_the_real_oddity(local, emulator):
     emulator.faults = Faults(status_zero_rate=1.0)
     _, _, errors = run_batch(local, chat_requests(2))
-    assert [l["response"] for l in errors] == [{"status_code": 0, "request_id": "",
+    assert [line["response"] for line in errors] == [{"status_code": 0, "request_id": "",
                                                 "body": {}}] * 2
 
 

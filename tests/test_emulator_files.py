@@ -5,9 +5,17 @@ from __future__ import annotations
 import httpx2
 import openai
 import pytest
-
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    FakeClock, chat_requests, client, emulator, inprocess_client, jsonl, new_emulator, wait)
+    FakeClock,
+    chat_requests,
+    client,
+    emulator,
+    inprocess_client,
+    jsonl,
+    new_emulator,
+    wait,
+)
+
 from runner.emulator import EmulatorConfig, start_in_thread
 
 

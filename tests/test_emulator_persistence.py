@@ -7,10 +7,22 @@ import subprocess
 import sys
 
 import httpx2
-
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    PACED, ROOT, EmulatorProcess, FakeClock, chat_requests, inprocess_client, read_lines,
-    new_emulator, run_batch, running_emulator, sdk_client, submit, wait)
+    PACED,
+    ROOT,
+    EmulatorProcess,
+    FakeClock,
+    chat_requests,
+    inprocess_client,
+    new_emulator,
+    read_lines,
+    run_batch,
+    running_emulator,
+    sdk_client,
+    submit,
+    wait,
+)
+
 from runner.emulator import Emulator, EmulatorConfig
 
 

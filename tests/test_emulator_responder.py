@@ -9,9 +9,8 @@ from array import array
 
 import jsonschema
 import pytest
+from emulator_fixtures import chat_request, emulator, local, real_lines, run_batch, shape  # noqa: F401  (fixtures)
 
-from emulator_fixtures import (  # noqa: F401  (fixtures)
-    chat_request, emulator, local, real_lines, run_batch, shape)
 from runner import tokens
 from runner.emulator.content import Prompt, instance
 
@@ -221,7 +220,7 @@ def test_embeddings_in_base64_decode_to_the_same_vector(local):
     coded = _embedding(local, model="text-embedding-3-small",
                        encoding_format="base64")["body"]["data"][0]["embedding"]
     decoded = array("f", base64.b64decode(coded)).tolist()
-    assert all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(plain, decoded))
+    assert all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(plain, decoded, strict=True))
 
 
 def test_ada_refuses_dimensions_and_long_inputs_get_the_real_context_error(local):

@@ -7,7 +7,6 @@ import json
 import httpx2
 import openai
 import pytest
-
 from emulator_fixtures import EmulatorProcess, chat_requests, run_batch, sdk_client
 
 

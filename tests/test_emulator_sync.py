@@ -7,9 +7,8 @@ import json
 
 import openai
 import pytest
+from emulator_fixtures import chat_request, client, emulator, inprocess_client, run_batch  # noqa: F401  (fixtures)
 
-from emulator_fixtures import (  # noqa: F401  (fixtures)
-    chat_request, client, emulator, inprocess_client, run_batch)
 from runner.emulator import Faults, HttpFault
 from runner.keys import request_key
 

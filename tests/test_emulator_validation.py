@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from emulator_fixtures import (  # noqa: F401  (fixtures)
-    chat_request, chat_requests, emulator, inprocess_client, jsonl, local, new_emulator,
-    run_batch)
+    chat_request,
+    chat_requests,
+    emulator,
+    inprocess_client,
+    jsonl,
+    local,
+    new_emulator,
+    run_batch,
+)
+
 from runner.emulator import EmulatorConfig
 from runner.emulator.config import MAX_BATCH_BYTES, MAX_REQUESTS_PER_BATCH
 

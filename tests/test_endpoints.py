@@ -126,6 +126,7 @@ batch: {max_attempts: 2}
 
 def faulty_responses_project(tmp_path, serve_emulator, **rates):
     from conftest import http_project_for
+
     from runner.emulator import Faults
 
     project = http_project_for(tmp_path / "p", serve_emulator(faults=Faults(seed=3, **rates)))

@@ -20,9 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from conftest import API_KEY, SLOW, sharded_project, wait_until
 from emulator_fixtures import FakeClock
+
 from runner import crash
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.faults import HttpFault
@@ -118,7 +118,8 @@ def test_twenty_kills_at_random_times_never_pay_twice_nor_lose_a_result(serve_em
     rng = random.Random(20261129)
     for run in range(20):
         process = project.spawn("apply", JOB)
-        wait_until(lambda: holds_lock(process, project) or process.poll() is not None,
+        wait_until(lambda process=process: holds_lock(process, project)
+                   or process.poll() is not None,
                    "apply at work (holding the state lock)")
         try:   # the kill's instant, drawn at random within the run's work (the test's input)
             process.wait(timeout=rng.uniform(0.0, 1.5))

@@ -18,7 +18,6 @@ import time
 
 import anthropic
 import pytest
-
 from conftest import SLOW, wait_until
 from emulator_fixtures import FakeClock
 from provider_fixtures import (
@@ -26,16 +25,17 @@ from provider_fixtures import (
     CLAUDE,
     JOB,
     anthropic_events,
-    anthropic_project,
     anthropic_log,
+    anthropic_project,
     anthropic_sent_keys,
 )
+from test_exactly_once import assert_nothing_paid_twice, holds_lock
+
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.faults import HttpFault
 from runner.ledger import Ledger
 from runner.project import load_project
 from runner.writeback import stamp_key
-from test_exactly_once import assert_nothing_paid_twice, holds_lock
 
 POINTS = ("after-pack", "create-begun", "after-create", "after-record", "after-download",
           "after-results", "mid-write")
@@ -126,7 +126,8 @@ def test_twelve_kills_at_random_times_never_pay_twice_nor_lose_a_result(serve_em
     rng = random.Random(20261204)
     for run in range(12):
         process = project.spawn("apply", JOB)
-        wait_until(lambda: holds_lock(process, project) or process.poll() is not None,
+        wait_until(lambda process=process: holds_lock(process, project)
+                   or process.poll() is not None,
                    "apply at work (holding the state lock)")
         try:   # the kill's instant, drawn at random within the run's work (the test's input)
             process.wait(timeout=rng.uniform(0.0, 1.5))

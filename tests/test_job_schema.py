@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from runner.starter import schema_text
 from runner.spec import job_schema
+from runner.starter import schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_COMMENT = "# yaml-language-server: $schema=../schemas/job.schema.json"

@@ -42,7 +42,7 @@ def test_the_fast_frame_gives_the_canonical_bytes_key_and_line(endpoint, constan
 
 def test_canonical_json_sorts_keys_and_drops_whitespace():
     assert canonical_json({"b": 1, "a": [1, {"d": None, "c": "é"}]}) == \
-        '{"a":[1,{"c":"é","d":null}],"b":1}'.encode("utf-8")
+        '{"a":[1,{"c":"é","d":null}],"b":1}'.encode()
 
 
 def test_the_key_is_the_sha256_of_endpoint_and_body_and_the_scheme_is_named():

@@ -59,8 +59,8 @@ def test_init_edit_validate_plan_apply_show_costs(tmp_path):
     (root / "jobs" / "tags.yaml").unlink()
     (root / "jobs" / "summaries.yaml").write_text(SUMMARIES)
     config = (root / "batchrun.yaml").read_text()
-    (root / "batchrun.yaml").write_text(config.replace("  name: emulator",
-                                                       "  name: emulator\n  emulator_speed: instant"))
+    (root / "batchrun.yaml").write_text(
+        config.replace("  name: emulator", "  name: emulator\n  emulator_speed: instant"))
 
     assert batchrun(root, "validate") == "ok: jobs/summaries.yaml (job summaries)\n"
     plan = batchrun(root, "plan").splitlines()

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
+from runner.artifacts import Artifacts
 from runner.errors import BatchrunError
 from runner.keys import BodyFrame
 from runner.pack import SHARDS, Packer, Shard
-from runner.artifacts import Artifacts
 
 
 class Ledger:

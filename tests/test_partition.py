@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from conftest import sharded_project
 
 JOB = "jobs/tags.yaml"

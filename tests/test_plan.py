@@ -6,6 +6,7 @@ import time
 
 from conftest import cancel_midway, http_project_for
 from emulator_fixtures import FakeClock
+
 from runner.emulator import EmulatorConfig, Faults
 
 JOB = "jobs/tags.yaml"

@@ -11,11 +11,11 @@ from decimal import Decimal
 from importlib import resources
 
 import pytest
+from test_results import chat_line, outcomes, raw_usage, total  # tests/ is on sys.path
 
 from runner.errors import BatchrunError
 from runner.pricing import PriceTable, Rates, cost, usd
 from runner.results import Expect, Usage, parse_line
-from test_results import chat_line, outcomes, raw_usage, total  # tests/ is on sys.path
 
 TABLE = PriceTable.load()
 REQUIRED = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import API_KEY, http_project_for
 from provider_fixtures import (
     ANTHROPIC_KEY,
@@ -19,6 +18,7 @@ from provider_fixtures import (
     anthropic_sent_keys,
     to_anthropic,
 )
+
 from runner.emulator import Faults
 from runner.pricing import PriceTable
 

@@ -10,9 +10,9 @@ import shutil
 import signal
 
 import pytest
-
 from conftest import API_KEY, SLOW, http_project_for
 from provider_fixtures import AZURE_KEY, JOB, azure_project
+
 from runner.emulator import EmulatorConfig
 
 DEPLOYMENT = "tags-batch"

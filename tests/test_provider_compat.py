@@ -4,6 +4,7 @@ under another base path, a model batchrun has no price for — "price unknown", 
 from __future__ import annotations
 
 from conftest import API_KEY, Project
+
 from runner.emulator import EmulatorConfig
 
 JOB = "jobs/tags.yaml"

@@ -5,7 +5,6 @@ against its provider, with per-provider figures (runner/lanes.py)."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import API_KEY, http_project_for
 from provider_fixtures import ANTHROPIC_KEY, anthropic_sent_keys
 

@@ -5,6 +5,7 @@ other's batches."""
 from __future__ import annotations
 
 from conftest import API_KEY, http_project_for
+
 from runner.emulator import EmulatorConfig
 
 JOB = "jobs/tags.yaml"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.keys import request_key
-from runner.render import RenderError, render_body
 from runner.jobs import load_job
+from runner.keys import request_key
 from runner.project import load_project
+from runner.render import RenderError, render_body
 
 STARTER = Path(__file__).resolve().parent.parent / "runner" / "data" / "project"
 VIDEO = {"title": "Live in Berlin", "channel_title": "Band", "category": "Music",

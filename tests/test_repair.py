@@ -7,7 +7,6 @@ import os
 import re
 
 import pytest
-
 from conftest import sharded_project
 from test_damaged_state import damage_pages
 

@@ -13,19 +13,19 @@ import time
 from decimal import Decimal
 
 import pytest
-
 from conftest import SLOW, sharded_project, wait_until
+
 from runner.budget import Budget
 from runner.emulator import Faults
 from runner.errors import BudgetExceeded
 from runner.estimate import CostRange, Estimate
+from runner.jobs import load_jobs
+from runner.ledger import Ledger
+from runner.project import load_project
 from runner.reconcile import JobPlan
 from runner.records import Result
 from runner.select import Selection
 from runner.writeback import Writer, stamp_key
-from runner.ledger import Ledger
-from runner.jobs import load_jobs
-from runner.project import load_project
 
 JOB = "jobs/tags.yaml"
 

@@ -103,7 +103,8 @@ def test_reasoning_tokens_are_counted_inside_output_tokens():
 
 def test_plain_text_is_the_message_content_and_the_dated_model_is_reported():
     for obj, outcome in zip(raw_lines("chat-plain/gpt-4o-mini.output.jsonl"),
-                            outcomes("chat-plain/gpt-4o-mini.output.jsonl", Expect.TEXT)):
+                            outcomes("chat-plain/gpt-4o-mini.output.jsonl", Expect.TEXT),
+                            strict=True):
         assert outcome.value == obj["response"]["body"]["choices"][0]["message"]["content"]
         assert outcome.model == "gpt-4o-mini-2024-07-18"
         assert outcome.status_code == 200
@@ -112,7 +113,7 @@ def test_plain_text_is_the_message_content_and_the_dated_model_is_reported():
 def test_truncated_lines_are_retryable_billed_and_exactly_the_length_ones():
     raw = raw_lines("chat-finish-length/output.jsonl")
     results = outcomes("chat-finish-length/output.jsonl", Expect.JSON)
-    for obj, outcome in zip(raw, results):
+    for obj, outcome in zip(raw, results, strict=True):
         finish = obj["response"]["body"]["choices"][0]["finish_reason"]
         if finish == "length":
             assert outcome.reason == "truncated: finish_reason=length"
@@ -142,7 +143,8 @@ def test_responses_api_text_is_joined_from_output_text_parts_fenced_or_not():
 
 def test_one_embedding_input_gives_the_vector():
     raw = raw_lines("embeddings/output.jsonl")
-    for obj, outcome in zip(raw, outcomes("embeddings/output.jsonl", Expect.EMBEDDING)):
+    for obj, outcome in zip(raw, outcomes("embeddings/output.jsonl", Expect.EMBEDDING),
+                            strict=True):
         assert outcome.value == obj["response"]["body"]["data"][0]["embedding"]
         assert len(outcome.value) == 1536
 

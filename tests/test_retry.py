@@ -6,8 +6,14 @@ import pytest
 
 from runner.records import FAILED, RETRY, RequestState
 from runner.results import Outcome, Usage, unreadable
-from runner.retry import (TOKEN_LIMIT_TRIES, settle_invalid_batch, settle_line,
-                          settle_never_ran, settle_token_limit, settle_unreadable)
+from runner.retry import (
+    TOKEN_LIMIT_TRIES,
+    settle_invalid_batch,
+    settle_line,
+    settle_never_ran,
+    settle_token_limit,
+    settle_unreadable,
+)
 
 
 def outcome(reason: str, *, retryable: bool, billed: bool, status: int | None) -> Outcome:

@@ -52,8 +52,8 @@ def test_dated_and_family_model_ids_share_a_tokenizer():
 
 
 def test_unknown_models_are_counted_but_marked_approximate():
-    count = tokens.prompt_tokens("/v1/chat/completions",
-                                 {"model": "mystery-1", "messages": [{"role": "user", "content": "hi"}]})
+    count = tokens.prompt_tokens("/v1/chat/completions", {
+        "model": "mystery-1", "messages": [{"role": "user", "content": "hi"}]})
     assert count.tokens > 0 and not count.exact
 
 
