@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import Location, SpecError
+from .records import PointFailureRecord
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -128,6 +129,24 @@ def raise_strict(failures: dict[str, PointFailures], matched: int, job: Job) -> 
         where=worst.first.where or job.at("source", "collection"), hint=worst.first.hint)
 
 
+# ---- the point_failures table (migration 0002) belongs to this module ------------------
+# Each packing pass forgets its job's rows and records the points it could not send, so a
+# point that renders on a later run is no longer listed.
+
+def listed(ledger: Ledger, job: str, limit: int | None = None) -> list[PointFailureRecord]:
+    """The job's failed points, ids in their order: integers by value (shorter first),
+    UUIDs by text."""
+    sql = "SELECT point, reason FROM point_failures WHERE job=? ORDER BY length(point), point"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return [PointFailureRecord(json.loads(r[0]), r[1]) for r in ledger.db.execute(sql, (job,))]
+
+
+def count(ledger: Ledger, job: str) -> int:
+    row = ledger.db.execute("SELECT COUNT(*) FROM point_failures WHERE job=?", (job,)).fetchone()
+    return int(row[0])
+
+
 class FailedPointLog:
     """Every failed point of a packing pass, in the ledger (in batches of rows); the pass
     starts by forgetting the job's earlier ones, so a point that renders now is not listed."""
@@ -135,7 +154,7 @@ class FailedPointLog:
     def __init__(self, ledger: Ledger, job: str):
         self.ledger, self.job = ledger, job
         self.rows: list[tuple[str, str, str]] = []
-        ledger.forget_point_failures(job)
+        ledger.db.execute("DELETE FROM point_failures WHERE job=?", (job,))
 
     def add(self, point_id: Any, problem: PointProblem) -> None:
         self.rows.append((self.job, point_json(point_id), problem.reason))
@@ -143,7 +162,8 @@ class FailedPointLog:
             self.flush()
 
     def flush(self) -> None:
-        self.ledger.record_point_failures(self.rows)
+        self.ledger.db.executemany("INSERT OR REPLACE INTO point_failures VALUES (?, ?, ?)",
+                                   self.rows)   # (job, point id as JSON, reason)
         self.rows = []
 
 

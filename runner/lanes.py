@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .progress import Reporter
     from .project import ProjectContext
     from .reconcile import JobPlan
-    from .records import BatchRecord, FailureRecord, JobRecord, PointFailureRecord
+    from .records import BatchRecord, FailureRecord, JobRecord
 
 
 def open_lanes(project: ProjectContext, jobs: list[Job], reporter: Reporter,
@@ -194,12 +194,6 @@ class Ledgers:
 
     def failure_count(self, job: str) -> int:
         return self.ws.ledger_of(job).failure_count(job)
-
-    def point_failures(self, job: str, limit: int | None = None) -> list[PointFailureRecord]:
-        return self.ws.ledger_of(job).point_failures(job, limit)
-
-    def point_failure_count(self, job: str) -> int:
-        return self.ws.ledger_of(job).point_failure_count(job)
 
     def waiting_states(self, job: str, now: float) -> dict[str, int]:
         return self.ws.ledger_of(job).waiting_states(job, now)

@@ -29,7 +29,6 @@ from .records import (
     BatchRecord,
     FailureRecord,
     JobRecord,
-    PointFailureRecord,
     RequestState,
     Result,
     decode_value,
@@ -70,30 +69,11 @@ class Ledger:
             if path.with_name(FILENAME + suffix).exists():
                 private_file(path.with_name(FILENAME + suffix))
         self._depth = 0
-        self._upgrade()
+        migrations.upgrade(self.db, self.dir / FILENAME, self._meta("schema"))
         self._check_owner()
         self.db.execute("CREATE TEMP TABLE staged_results (key TEXT, kind TEXT, value BLOB, "
                         "model TEXT, batch_id TEXT)")   # stage_results(); this connection's
         self.artifacts = Artifacts(state_dir / "artifacts")
-
-    def _upgrade(self) -> None:
-        legacy = self._meta("schema")
-        if legacy is not None and legacy not in migrations.LEGACY_SCHEMA:
-            # Schema 1 (development versions) did not record who answered, and its stamps
-            # do not say either: its results cannot be told from the emulator's.
-            raise BatchrunError(f"{self.dir} was written by a development version of batchrun "
-                                f"(state schema {legacy}), which did not record which "
-                                "provider answered",
-                                hint="move the folder away to start over; batches it has in "
-                                     "flight finish at the provider and are not adopted")
-        if legacy is not None and not self._has_table("migrations"):
-            migrations.adopt_legacy(self.db, legacy)
-        try:
-            migrations.migrate(self.db)
-        except migrations.NewerLedger as exc:
-            raise BatchrunError(f"{self.dir / FILENAME} was written by a newer batchrun "
-                                f"(migrations {exc})",
-                                hint="upgrade batchrun, or use another state_dir") from None
 
     def _check_owner(self) -> None:
         """Who answered the results kept here, and how their keys were computed."""
@@ -253,30 +233,6 @@ class Ledger:
     def failure_count(self, job: str) -> int:
         row = self.db.execute("SELECT COUNT(DISTINCT q.key) FROM requests q JOIN points p "
                               "ON p.key = q.key WHERE q.state='failed' AND p.job=?",
-                              (job,)).fetchone()
-        return int(row[0])
-
-    # ---- points that cannot be sent ----------------------------------------------------
-    # Each packing pass forgets its job's rows and records the points it could not send,
-    # so a point that renders on a later run is no longer listed.
-
-    def forget_point_failures(self, job: str) -> None:
-        self.db.execute("DELETE FROM point_failures WHERE job=?", (job,))
-
-    def record_point_failures(self, rows: list[tuple[str, str, str]]) -> None:
-        """(job, point id as JSON, reason) rows."""
-        self.db.executemany("INSERT OR REPLACE INTO point_failures VALUES (?, ?, ?)", rows)
-
-    def point_failures(self, job: str, limit: int | None = None) -> list[PointFailureRecord]:
-        # ids in their order: integers by value (shorter first), UUIDs by text
-        sql = ("SELECT point, reason FROM point_failures WHERE job=? "
-               "ORDER BY length(point), point")
-        if limit:
-            sql += f" LIMIT {int(limit)}"
-        return [PointFailureRecord(json.loads(r[0]), r[1]) for r in self.db.execute(sql, (job,))]
-
-    def point_failure_count(self, job: str) -> int:
-        row = self.db.execute("SELECT COUNT(*) FROM point_failures WHERE job=?",
                               (job,)).fetchone()
         return int(row[0])
 

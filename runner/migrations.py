@@ -11,6 +11,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BatchrunError
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,28 @@ class NewerLedger(Exception):
     def __init__(self, unknown: list[str]):
         self.unknown = unknown
         super().__init__(", ".join(unknown))
+
+
+def upgrade(db: sqlite3.Connection, path: Path, legacy: str | None) -> None:
+    """Bring the ledger at `path` up to date (`legacy`: its `meta.schema`, from before
+    migrations were named), or say why it cannot be."""
+    if legacy is not None and legacy not in LEGACY_SCHEMA:
+        # Schema 1 (development versions) did not record who answered, and its stamps
+        # do not say either: its results cannot be told from the emulator's.
+        raise BatchrunError(f"{path.parent} was written by a development version of batchrun "
+                            f"(state schema {legacy}), which did not record which "
+                            "provider answered",
+                            hint="move the folder away to start over; batches it has in "
+                                 "flight finish at the provider and are not adopted")
+    has_migrations = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                "name='migrations'").fetchone() is not None
+    if legacy is not None and not has_migrations:
+        adopt_legacy(db, legacy)
+    try:
+        migrate(db)
+    except NewerLedger as exc:
+        raise BatchrunError(f"{path} was written by a newer batchrun (migrations {exc})",
+                            hint="upgrade batchrun, or use another state_dir") from None
 
 
 def migrate(db: sqlite3.Connection) -> list[str]:

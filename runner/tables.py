@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from . import failedpoints
 from .pack import SHARDS
 from .records import TERMINAL
 from .views import job_counts, money
@@ -225,7 +226,8 @@ def failure_rows(ws: Workspace, limit: int | None = None) -> list[dict[str, Any]
 def point_failure_rows(ws: Workspace, limit: int | None = None) -> list[dict[str, Any]]:
     """Points the last apply (or prepare) of each job could not send, and why."""
     return [{"job": job.name, "point": row.point, "reason": row.reason}
-            for job in ws.jobs for row in ws.ledger.point_failures(job.name, limit=limit)]
+            for job in ws.jobs
+            for row in failedpoints.listed(ws.ledger_of(job.name), job.name, limit=limit)]
 
 
 def failure_lines(ws: Workspace, job: Job, rows: list[dict[str, Any]],
@@ -248,7 +250,7 @@ def failure_lines(ws: Workspace, job: Job, rows: list[dict[str, Any]],
 
 
 def _point_failure_lines(ws: Workspace, job: Job, points: list[dict[str, Any]]) -> list[str]:
-    total = ws.ledger.point_failure_count(job.name)
+    total = failedpoints.count(ws.ledger_of(job.name), job.name)
     if not total:
         return []
     lines = [f"{job.name}: {total:,} point{'s' * (total != 1)} cannot be sent (nothing was "

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from . import changes
+from . import changes, failedpoints
 from .provider import config as providers
 
 MAX_LISTED_POINTS = 1000   # failed points listed by apply --json (show --failed lists more)
@@ -375,7 +375,8 @@ def apply_lines(ws: Workspace, out: ApplyResult,
                          "job prepared: `batchrun submit` sends it")
         for row in ws.ledger.failures(job.name, limit=5) if run.failed else ():
             lines.append(f"    failed {row.key[:12]}: {row.last_error}")
-        for point in ws.ledger.point_failures(job.name, limit=5) if run.failed_points else ():
+        for point in (failedpoints.listed(ws.ledger_of(job.name), job.name, limit=5)
+                      if run.failed_points else ()):
             lines.append(f"    point {point.point} cannot be sent: {point.reason}")
         if run.failed_points > 5:
             lines.append(f"    … {run.failed_points - 5:,} more: `batchrun show {job.name} "
@@ -424,7 +425,8 @@ def apply_json(ws: Workspace, out: ApplyResult,
                      "written_from_cache": run.written_from_cache, "batches": run.shards,
                      "failed_points": run.failed_points, "point_failures": [
                          {"point": r.point, "reason": r.reason}
-                         for r in ws.ledger.point_failures(job.name, limit=MAX_LISTED_POINTS)]}
+                         for r in failedpoints.listed(ws.ledger_of(job.name), job.name,
+                                                     limit=MAX_LISTED_POINTS)]}
             if job.name in out.refused:   # stopped by its budget after a first pass
                 entry["refused"] = out.refused[job.name].one_line()
         entry["failures"] = [{"key": r.key, "attempts": r.attempts, "reason": r.last_error}
