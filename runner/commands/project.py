@@ -28,9 +28,9 @@ from .report import write as write_report
 @handle_errors
 def demo(state: State, speed: str, examples: int, dialect: str, report_path: str | None,
          no_progress: bool) -> None:
-    """Tag and embed 240 of 300 real YouTube videos (jobs/tags.yaml, jobs/embed.yaml),
-    against the emulator (free), then search the new vectors.
+    """Tag and embed 240 real YouTube videos against the emulator (free), then search.
 
+    Runs jobs/tags.yaml and jobs/embed.yaml on 240 of 300 bundled videos.
     Seeds the embedded Qdrant (.qdrant/) with the bundled sample videos and adds the named
     vector `embedding` that jobs/embed.yaml writes (as `apply --create-vectors` does),
     shows the plan, applies it with progress, prints a few tagged videos, runs one vector
