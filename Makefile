@@ -1,5 +1,6 @@
 # Two commands do all the set-up; each creates the virtualenv (.venv) on first use.
-#   make demo       install, then tag 240 real videos against the built-in emulator (free)
+#   make demo       install, then tag and embed 240 real videos against the built-in
+#                   emulator (free), and search the vectors in Qdrant
 #   make test       install, then run the fast lane: every rule once, on every core
 #   make test-all   lint (ruff, mypy), then the fast lane plus the slow one (random
 #                   kills, every crash point, bench smoke, the CI recipe): what CI

@@ -56,7 +56,8 @@ def test_init_edit_validate_plan_apply_show_costs(tmp_path):
     client.upsert("products", [models.PointStruct(id=i + 1, vector={}, payload=p)
                                for i, p in enumerate(PRODUCTS)])
     client.close()
-    (root / "jobs" / "tags.yaml").unlink()
+    (root / "jobs" / "tags.yaml").unlink()       # the examples read the demo's videos
+    (root / "jobs" / "embed.yaml").unlink()
     (root / "jobs" / "summaries.yaml").write_text(SUMMARIES)
     config = (root / "batchrun.yaml").read_text()
     (root / "batchrun.yaml").write_text(

@@ -152,7 +152,10 @@ def test_the_demo_runs_against_the_anthropic_dialect(project):
     shown = project.run("demo", "--speed", "instant", "--dialect", "anthropic",
                         "--examples", "1")
     assert "240 written" in shown.stdout
+    # No embeddings endpoint at Anthropic: the demo tags only, and says so.
+    assert "the demo left jobs/embed.yaml out" in shown.stdout
     manifest = project.root / ".batchrun" / "emulator-anthropic" / "manifest.json"
+    assert sorted(json.loads(manifest.read_text())["jobs"]) == ["tags"]
     batches = json.loads(manifest.read_text())["jobs"]["tags"]["batches"]
     assert {b["billed_model"] for b in batches} == {"claude-haiku-4-5-20251001"}
     stamps = {p["_batchrun_tags"]["provider"] for p in project.payloads().values()
