@@ -5,9 +5,9 @@ independent query made with the real openai SDK."""
 
 from __future__ import annotations
 
+from emulator_fixtures import sdk_client
 from qdrant_client import models
 
-from emulator_fixtures import sdk_client
 from runner.demo import QUERY
 
 TAGGED_REGIONS = ["US", "GB", "CA"]      # the filter both demo jobs share
