@@ -20,7 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, SLOW, sharded_project, wait_until
+from conftest import API_KEY, SLOW, Project, sharded_project, wait_until
 from emulator_fixtures import FakeClock
 
 from runner import crash
@@ -49,6 +49,26 @@ def opened(process, path) -> bool:
         return any(os.readlink(fd) == os.path.realpath(path) for fd in fds.iterdir())
     except OSError:                  # the process ended, or a descriptor closed meanwhile
         return False
+
+
+def kill_at_random(project: Project, rng: random.Random, *, runs: int, points: int,
+                   edit_every: int) -> None:
+    """`runs` applies, each killed (SIGKILL) at a random instant of its work, or let
+    finish; every `edit_every`-th run a point's title changes while batches are in flight."""
+    for run in range(runs):
+        process = project.spawn("apply", JOB)
+        wait_until(lambda process=process: holds_lock(process, project)
+                   or process.poll() is not None,
+                   "apply at work (holding the state lock)")
+        try:   # the kill's instant, drawn at random within the run's work (the test's input)
+            process.wait(timeout=rng.uniform(0.0, 1.5))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+        if run % edit_every == edit_every - 1:   # new work arrives while batches are in flight
+            with project.qdrant() as client:
+                client.set_payload("videos", {"title": f"retitled in run {run}"},
+                                   [rng.randint(1, points)])
 
 
 def holds_lock(process, project) -> bool:
@@ -115,21 +135,7 @@ def test_a_kill_at_any_stage_boundary_is_finished_by_the_next_run(point, serve_e
 def test_twenty_kills_at_random_times_never_pay_twice_nor_lose_a_result(serve_emulator, tmp_path):
     emulator = serve_emulator(SLOW)
     project = new_project(tmp_path / "project", emulator, points=60)
-    rng = random.Random(20261129)
-    for run in range(20):
-        process = project.spawn("apply", JOB)
-        wait_until(lambda process=process: holds_lock(process, project)
-                   or process.poll() is not None,
-                   "apply at work (holding the state lock)")
-        try:   # the kill's instant, drawn at random within the run's work (the test's input)
-            process.wait(timeout=rng.uniform(0.0, 1.5))
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=60)
-        if run % 7 == 6:   # new work arrives while batches are in flight
-            with project.qdrant() as client:
-                client.set_payload("videos", {"title": f"retitled in run {run}"},
-                                   [rng.randint(1, 60)])
+    kill_at_random(project, random.Random(20261129), runs=20, points=60, edit_every=7)
     project.run("apply", JOB)
     assert_each_key_sent_once(emulator)
     assert_nothing_paid_twice(emulator)

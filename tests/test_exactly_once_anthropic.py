@@ -13,12 +13,11 @@ from __future__ import annotations
 import random
 import shutil
 import signal
-import subprocess
 import time
 
 import anthropic
 import pytest
-from conftest import SLOW, wait_until
+from conftest import SLOW
 from emulator_fixtures import FakeClock
 from provider_fixtures import (
     ANTHROPIC_KEY,
@@ -29,7 +28,7 @@ from provider_fixtures import (
     anthropic_project,
     anthropic_sent_keys,
 )
-from test_exactly_once import assert_nothing_paid_twice, holds_lock
+from test_exactly_once import assert_nothing_paid_twice, kill_at_random
 
 from runner.emulator import EmulatorConfig, Faults
 from runner.emulator.faults import HttpFault
@@ -123,21 +122,7 @@ def test_twelve_kills_at_random_times_never_pay_twice_nor_lose_a_result(serve_em
                                                                        tmp_path):
     emulator = serve_emulator(SLOW)
     project = new_project(tmp_path / "project", emulator, points=40)
-    rng = random.Random(20261204)
-    for run in range(12):
-        process = project.spawn("apply", JOB)
-        wait_until(lambda process=process: holds_lock(process, project)
-                   or process.poll() is not None,
-                   "apply at work (holding the state lock)")
-        try:   # the kill's instant, drawn at random within the run's work (the test's input)
-            process.wait(timeout=rng.uniform(0.0, 1.5))
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=60)
-        if run % 5 == 4:   # new work arrives while batches are in flight
-            with project.qdrant() as client:
-                client.set_payload("videos", {"title": f"retitled in run {run}"},
-                                   [rng.randint(1, 40)])
+    kill_at_random(project, random.Random(20261204), runs=12, points=40, edit_every=5)
     project.run("apply", JOB)
     assert_each_key_sent_once(emulator)
     assert_nothing_paid_twice(anthropic_log(emulator))
