@@ -46,6 +46,9 @@ def echo_lines(lines: list[str]) -> None:
         click.echo(line)
 
 
+strict_option = click.option(
+    "--strict", is_flag=True, help="A point that cannot be sent (its template fails, its text "
+    "is not Unicode, its request is too big) is an error.")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print machine-readable JSON (same exit codes).")
 paths_argument = click.argument("paths", nargs=-1, type=click.Path())

@@ -17,6 +17,7 @@ from . import (
     partition_option,
     paths_argument,
     progress_option,
+    strict_option,
 )
 
 
@@ -24,8 +25,7 @@ from . import (
 @paths_argument
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when nothing is to do, 2 when work is pending, 1 on error.")
-@click.option("--strict", is_flag=True, help="A point that cannot be sent (its template "
-              "fails, its text is not Unicode, its request is too big) is an error.")
+@strict_option
 @click.option("--points", "every_point", is_flag=True,
               help="List every new and changed point's id (default: the first few).")
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False), metavar="FILE",

@@ -19,13 +19,13 @@ from . import (
     partition_option,
     paths_argument,
     progress_option,
+    strict_option,
 )
 
 
 @click.command()
 @paths_argument
-@click.option("--strict", is_flag=True, help="A point that cannot be sent (its template "
-              "fails, its text is not Unicode, its request is too big) is an error.")
+@strict_option
 @progress_option
 @json_option
 @lock_option
