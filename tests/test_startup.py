@@ -51,6 +51,7 @@ def test_render_reads_qdrant_but_never_loads_the_sdk(spec_project: Path):
 def test_an_anthropic_project_plans_without_either_sdk(spec_project: Path):
     (spec_project / "batchrun.yaml").write_text(
         "provider: {name: emulator, dialect: anthropic}\n")
+    (spec_project / "jobs" / "embed.yaml").unlink()   # Anthropic has no embeddings endpoint
     job = spec_project / "jobs" / "tags.yaml"
     job.write_text(job.read_text().replace("model: gpt-4o-mini", "model: claude-haiku-4-5")
                    .replace("temperature: 0, ", ""))
