@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 import traceback
@@ -24,6 +25,7 @@ from .diagnose import environment
 from .errors import BatchrunError
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141   # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 
 
 def emit_json(data: Any) -> None:
@@ -54,6 +56,11 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except BatchrunError as exc:
             report(exc, as_json=state.json, debug=state.debug)
             sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            # The reader went away (`batchrun show … | head`): what it wanted, it has. Point
+            # stdout at /dev/null so the interpreter's last flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_BROKEN_PIPE)
         except KeyboardInterrupt:
             click.echo("Interrupted. Nothing is lost: rerun the command to resume.", err=True)
             sys.exit(EXIT_INTERRUPTED)

@@ -70,3 +70,4 @@ class ProviderError(BatchrunError):
     transient = False                  # it may succeed if tried again
     rejected = False                   # refused before doing anything (a 429)
     retry_after: float | None = None   # seconds the API asked to wait, if it said
+    status: int | None = None          # the HTTP status the API answered, if it answered

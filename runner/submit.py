@@ -32,8 +32,8 @@ from . import crash, rivals, sizematch
 from .errors import BatchrunError, Location, ProviderError
 from .ledger import Ledger
 from .pack import SHARDS
-from .provider import Submission
-from .records import QUEUED, SUBMITTING, BatchRecord
+from .provider import Downloaded, Submission
+from .records import QUEUED, SUBMITTING, TERMINAL, BatchRecord
 
 if TYPE_CHECKING:
     from .provider import BatchView as Batch
@@ -112,8 +112,12 @@ def _adopt_each(ledger: Ledger, api: BatchAPI, job: str, shard: str, batches: li
                 _record(ledger, intent.seq, batch)
                 ledger.update_batch(intent.seq, adopted="metadata")
                 intent = None
-            else:
-                _adopt_unknown(ledger, api, job, shard, batch, max_attempts[job])
+            elif not _adopt_unknown(ledger, api, job, shard, batch, max_attempts[job]):
+                if say:
+                    say(f"{job}: skipped batch {batch.id} ({batch.status}) of an earlier run: "
+                        "its input file is gone (deleted by gc, or by hand), so its requests "
+                        "cannot be known; any of them not written yet is sent again")
+                continue
         adopted += 1
         if say:
             say(f"{job}: adopted batch {batch.id} ({batch.status}) created by an earlier run")
@@ -141,7 +145,8 @@ def _keep(ledger: Ledger, api: BatchAPI, job: str, shard: str,
         for batch in decision.given_up:
             ledger.supersede(batch.id, job=job, shard=shard, kept=kept.id, status=batch.status)
         if row is None:
-            _adopt_unknown(ledger, api, job, shard, kept, max_attempts[job])
+            if not _adopt_unknown(ledger, api, job, shard, kept, max_attempts[job]):
+                return 0   # finished, its input file gone: given up (see _adopt_unknown)
         elif mine != kept.id:
             _record(ledger, row.seq, kept)
     if mine == kept.id:
@@ -167,12 +172,26 @@ def settle_duplicates(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
 
 
 def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: Batch,
-                   max_attempts: int) -> None:
-    """A batch of ours the ledger never saw: fetch its input file to learn its keys."""
+                   max_attempts: int) -> bool:
+    """A batch of ours the ledger never saw: its shard (kept here, or its input file
+    fetched) says its keys. A finished batch whose input file is gone — gc deletes the
+    files of collected batches — is given up (remembered, so it is not looked at again):
+    False."""
     if not batch.input_file_id:
         raise ProviderError(f"batch {batch.id} claims shard {shard[:12]} but names no input "
                             "file; not adopting it")
-    download = api.download(batch.input_file_id, ledger.artifacts, SHARDS)
+    if ledger.artifacts.intact(SHARDS, shard):
+        path = ledger.artifacts.path(SHARDS, shard)
+        download = Downloaded(shard, path, path.stat().st_size)
+    else:
+        try:
+            download = api.download(batch.input_file_id, ledger.artifacts, SHARDS)
+        except ProviderError as exc:
+            if exc.status != 404 or batch.status not in TERMINAL:
+                raise
+            ledger.supersede(batch.id, job=job, shard=shard, kept="",
+                             status=f"{batch.status}; input file gone")
+            return False
     if download.sha != shard:
         raise ProviderError(f"batch {batch.id} claims shard {shard[:12]} but its input file "
                             f"hashes to {download.sha[:12]}; not adopting it")
@@ -192,6 +211,7 @@ def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: B
         state = ledger.request(key)
         if ledger.result(key) is None and (state is None or state.state != QUEUED):
             ledger.queue(key, job, seq)
+    return True
 
 
 def _record(ledger: Ledger, seq: int, batch: Batch) -> None:

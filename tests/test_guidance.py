@@ -4,6 +4,9 @@ or a command that finishes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from runner.emulator import Faults
 
 JOB = "jobs/tags.yaml"
@@ -79,3 +82,17 @@ def test_status_watch_ends_when_every_batch_has_finished(http_project):
     watched = http_project.run("status", "--watch")
     assert "completed" in watched.stdout
     assert watched.stdout.rstrip().endswith("-")   # a finished batch does not expire
+
+
+def test_a_reader_that_stops_early_is_no_bug(project):
+    """`batchrun render tags --sample 100 | head -1`: the rest cannot be written, and that
+    is the reader's choice, not an internal error (100 lines are more than a pipe holds)."""
+    project.seed(120)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "-C", str(project.root), "render", "tags",
+         "--sample", "100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline().startswith(b"{")
+    process.stdout.close()                     # the reader leaves
+    stderr = process.communicate(timeout=120)[1].decode()
+    assert process.returncode == 141 and "internal error" not in stderr, stderr
+    assert not (project.root / ".batchrun" / "logs").exists()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 
+import openai
 import pytest
-from conftest import sharded_project
+from conftest import API_KEY, sharded_project
 from test_damaged_state import damage_pages
 
 JOB = "jobs/tags.yaml"
@@ -81,4 +83,21 @@ def test_repair_keeps_an_intact_ledger_and_adopts_what_it_lacks(submitted):
     out = submitted.run_json("repair", JOB)
     assert out["damaged"] is None and out["adopted"] == 3
     submitted.run("apply", JOB)
+    assert_paid_once_and_written(submitted)
+
+
+def test_finished_batches_whose_input_files_are_gone_are_given_up_not_a_stuck_error(
+        submitted):
+    submitted.run("apply", JOB)                       # collected and written
+    submitted.run("gc")                               # their shards deleted here
+    client = openai.OpenAI(api_key=API_KEY, base_url=submitted.emulator.url)
+    for batch in client.batches.list():               # and their inputs at the provider
+        client.files.delete(batch.input_file_id)      # (as gc does on the emulator)
+    (submitted.state / "state.db").write_bytes(os.urandom(8192))
+    assert submitted.run_json("repair", JOB)["adopted"] == 0   # before: HTTP 404, every run
+    with sqlite3.connect(submitted.state / "state.db") as db:   # given up, and remembered
+        assert db.execute("SELECT count(*) FROM superseded WHERE status LIKE "
+                          "'completed; input file gone'").fetchone()[0] == 3
+    assert submitted.run_json("apply", JOB)["submitted"] == 0   # written already: nothing
+    assert "input file is gone" not in submitted.run("apply", JOB).stderr   # remembered
     assert_paid_once_and_written(submitted)

@@ -33,10 +33,11 @@ class Calls:
         except sdk.AuthenticationError as exc:
             raise self.rejected_key(what, exc) from None
         except sdk.APIStatusError as exc:
-            raise ProviderError(f"{what}: {self.label} answered HTTP {exc.status_code}: "
-                                f"{message(exc)}",
-                                hint="nothing was lost; fix the cause and rerun to resume") \
-                from None
+            error = ProviderError(f"{what}: {self.label} answered HTTP {exc.status_code}: "
+                                  f"{message(exc)}",
+                                  hint="nothing was lost; fix the cause and rerun to resume")
+            error.status = exc.status_code
+            raise error from None
         except sdk.APIConnectionError as exc:
             raise ProviderError(f"{what}: could not reach {self.label} ({exc.__cause__ or exc})",
                                 hint="nothing was lost; rerun when the network is back") from None
