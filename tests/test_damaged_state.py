@@ -210,10 +210,7 @@ def test_a_file_size_limit_met_by_a_shard_is_named_with_its_size_and_the_rerun_r
     http_project.seed(200)
     http_project.edit(JOB, "max_requests: 100", "max_requests: 200")
     limit = 400_000        # the shard of 200 requests (445 kB) is larger; the ledger is not, yet
-    process = subprocess.run(
-        [sys.executable, "-m", "runner.cli", "-C", str(http_project.root), "apply", JOB],
-        capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"},
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    process = run_limited(http_project, limit)
     assert process.returncode == 1
     shards = http_project.state / "artifacts" / "shards"
     assert process.stderr.splitlines()[-2:] == [
