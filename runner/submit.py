@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from .provider import Provider as BatchAPI
 
 CLOCK_SKEW = 300.0            # seconds of disagreement tolerated between us and the API
-ADOPT_LOOKBACK = 72 * 3600.0  # in flight (24 h window) plus time to collect what finished
 CREATE_ATTEMPTS = 5
 
 Say = Callable[[str], None]
@@ -57,12 +56,14 @@ def input_filename(job: str, shard: str) -> str:
 
 
 def adopt(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
-          max_attempts: Mapping[str, int], *, lookback: float = ADOPT_LOOKBACK,
+          max_attempts: Mapping[str, int], *, lookback: float,
           since: float | None = None, unknown: bool = True, say: Say | None = None) -> int:
     """Attach batches the provider has and the ledger lacks, for these jobs (name → the
     target id of their data; name → their batch.max_attempts), and settle shards that
     have more than one batch (rivals.py). With `unknown` false, only shards the ledger
-    holds are looked at (a check in the middle of a run). Returns how many were adopted."""
+    holds are looked at (a check in the middle of a run). Batches are looked for back to
+    `since`, else `lookback` seconds (provider.adopt_lookback_hours). Returns how many
+    were adopted."""
     if not api.caps.metadata:   # no rivals to tell apart without metadata (sizematch.py)
         return sizematch.adopt(ledger, api, set(targets), say=say) if unknown else 0
     open_rows = ledger.batches(open_only=True)
@@ -168,7 +169,7 @@ def settle_duplicates(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str],
     if not rows:
         return 0
     since = min(min(r.intent_at, r.create_at or r.intent_at) for r in rows) - CLOCK_SKEW
-    return adopt(ledger, api, targets, {}, since=since, unknown=False, say=say)
+    return adopt(ledger, api, targets, {}, lookback=0.0, since=since, unknown=False, say=say)
 
 
 def _adopt_unknown(ledger: Ledger, api: BatchAPI, job: str, shard: str, batch: Batch,
@@ -225,7 +226,7 @@ def batch_info(batch: Batch) -> dict:
 
 
 def submit_pending(ledger: Ledger, api: BatchAPI, targets: Mapping[str, str], *,
-                   lookback: float = ADOPT_LOOKBACK, say: Say | None = None) -> list[int]:
+                   lookback: float, say: Say | None = None) -> list[int]:
     """Create a batch for every recorded intent of these jobs (name → target id). Call
     `adopt` first. Without batch metadata, an intent first looks for a batch an earlier
     run made of it (sizematch.py, step 3) within `lookback` seconds."""
