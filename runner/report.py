@@ -23,6 +23,7 @@ from typing import Any
 
 from . import views
 from .jobs import Job
+from .reasons import plan_reasons, spec_diff
 from .reconcile import JobPlan
 from .records import BatchRecord, JobRecord
 from .reportpage import (
@@ -108,10 +109,10 @@ def changes_since(job: Job, plan: JobPlan, before: JobRecord | None, *,
     """What `plan` says changed against the job's record `before` — the spec's changes,
     then the points' — with the diff of changed templates as indented lines. A job that
     had no record before and has one now was applied for the first time by this run."""
-    reasons = views.plan_reasons(plan, job, before)
+    reasons = plan_reasons(plan, job, before)
     if before is None and applied_now:
         reasons = [FIRST_RUN, *reasons[1:]]   # plan's first reason: "new job (never applied)"
-    return reasons + views.spec_diff(job, before)
+    return reasons + spec_diff(job, before)
 
 
 def input_fields(job: Job) -> list[str]:
