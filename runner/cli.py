@@ -10,26 +10,61 @@ qdrant-client until it needs them, so `batchrun --help` starts at once.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
 from . import __version__
 from .commands import State
-from .commands.apply import apply
-from .commands.gc import gc
-from .commands.inspect import costs, show, validate
-from .commands.plan import plan
-from .commands.project import demo, init
-from .commands.render import render
-from .commands.repair import repair
-from .commands.report import report
-from .commands.stages import cancel, collect, prepare, status, submit
-from .commands.tryout import try_command
-from .emulator.command import emulator_command
+
+# Each command's home (module: attribute), imported only when that command runs or its
+# help is shown: `batchrun validate` need not load what `apply` or the emulator load.
+COMMANDS = {
+    "apply": ".commands.apply:apply",
+    "cancel": ".commands.stages:cancel",
+    "collect": ".commands.stages:collect",
+    "costs": ".commands.inspect:costs",
+    "demo": ".commands.project:demo",
+    "emulator": ".emulator.command:emulator_command",
+    "gc": ".commands.gc:gc",
+    "init": ".commands.project:init",
+    "plan": ".commands.plan:plan",
+    "prepare": ".commands.stages:prepare",
+    "render": ".commands.render:render",
+    "repair": ".commands.repair:repair",
+    "report": ".commands.report:report",
+    "show": ".commands.inspect:show",
+    "status": ".commands.stages:status",
+    "submit": ".commands.stages:submit",
+    "try": ".commands.tryout:try_command",
+    "validate": ".commands.inspect:validate",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands are imported by name, on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        home = COMMANDS.get(cmd_name)
+        if home is None:
+            return None
+        module, attribute = home.split(":")
+        command: click.Command = getattr(importlib.import_module(module, __package__), attribute)
+        return command
+
+    @property
+    def every_command(self) -> dict[str, click.Command]:
+        """Name → command, every one imported (docs and tests walk them all)."""
+        ctx = click.Context(self)
+        return {name: command for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None}
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="batchrun")
 @click.option("-C", "--directory", type=click.Path(file_okay=False, exists=True),
               default=".", help="Run as if started in this directory (the project root).")
@@ -51,14 +86,6 @@ def cli(ctx: click.Context, directory: str, debug: bool) -> None:
       batchrun apply                do it
     """
     ctx.obj = State(Path(directory).resolve(), debug)
-
-
-for command in (apply, plan, render, try_command, prepare, submit, status, collect, cancel,
-                validate, show, costs, report, repair, gc, demo, init):
-    cli.add_command(command)
-
-
-cli.add_command(emulator_command)
 
 
 def main() -> None:

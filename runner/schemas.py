@@ -11,10 +11,9 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
-
-import jsonschema
 
 from .yamlfile import KeyPath
 
@@ -55,10 +54,9 @@ def close_objects(schema: Any) -> Any:
 
 def strict_mode_problems(schema: Any) -> Iterator[tuple[KeyPath, str]]:
     """Every reason strict mode would reject `schema`, with the path inside the schema."""
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        yield tuple(exc.path), _schema_error(exc)
+    invalid = not_json_schema(schema)
+    if invalid:
+        yield invalid
         return
     if not isinstance(schema, dict) or schema.get("type") != "object":
         got = schema.get("type") if isinstance(schema, dict) else schema
@@ -68,13 +66,154 @@ def strict_mode_problems(schema: Any) -> Iterator[tuple[KeyPath, str]]:
     yield from _walk(schema, (), 0)
 
 
-def _schema_error(exc: jsonschema.SchemaError) -> str:
-    if exc.path and exc.path[-1] == "type" and isinstance(exc.instance, str):
-        close = difflib.get_close_matches(exc.instance, TYPES, n=1)
-        return (f"{exc.instance!r} is not a JSON Schema type; "
-                + (f"did you mean {close[0]!r}? " if close else "")
-                + f"expected one of: {', '.join(TYPES)}")
-    return f"not a valid JSON Schema: {exc.message}"
+# The keywords strict mode's subset of JSON Schema is written in, by the kind of value
+# each takes. A schema using only these is checked here; one using any other keyword is
+# checked by jsonschema's metaschema, the reference, loaded only then (it takes longer to
+# import than `batchrun validate` takes to run otherwise).
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions"})
+_SCHEMAS = frozenset({"items", "additionalProperties", "not"})
+_SCHEMA_LISTS = frozenset({"anyOf", "oneOf", "allOf", "prefixItems"})
+_STRINGS = frozenset({"description", "title", "pattern", "format", "$ref", "$schema", "$id",
+                      "$comment", "$anchor"})
+_NUMBERS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+_COUNTS = frozenset({"minItems", "maxItems", "minLength", "maxLength", "minProperties",
+                     "maxProperties"})
+_ANYTHING = frozenset({"const", "default", "examples", "enum", "required", "type",
+                       "multipleOf"})
+_KNOWN = (_SCHEMA_MAPS | _SCHEMAS | _SCHEMA_LISTS | _STRINGS | _NUMBERS | _COUNTS | _ANYTHING)
+
+
+def not_json_schema(schema: Any) -> tuple[KeyPath, str] | None:
+    """Where and why `schema` is not a valid JSON Schema (draft 2020-12), or None."""
+    if not _uses_only_known_keywords(schema):
+        return _metaschema_problem(schema)
+    return _shape_problem(schema, ())
+
+
+def _uses_only_known_keywords(node: Any) -> bool:
+    if isinstance(node, bool):
+        return True
+    if not isinstance(node, dict):
+        return True          # _shape_problem says what is wrong with it
+    if not _KNOWN.issuperset(node):
+        return False
+    return all(_uses_only_known_keywords(sub) for sub in _subschemas(node))
+
+
+def _subschemas(node: dict) -> Iterator[Any]:
+    for key, value in node.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            yield from value.values()
+        elif key in _SCHEMAS:
+            yield value
+        elif key in _SCHEMA_LISTS and isinstance(value, list):
+            yield from value
+
+
+def _shape_problem(node: Any, path: KeyPath) -> tuple[KeyPath, str] | None:
+    """The first keyword of `node` (a schema using only _KNOWN keywords) whose value is
+    not what JSON Schema's metaschema allows there."""
+    if isinstance(node, bool):
+        return None
+    if not isinstance(node, dict):
+        return path, _invalid(f"{_shown(node)} is not of type 'object', 'boolean'")
+    for key, value in node.items():
+        at = (*path, key)
+        if key == "type":
+            problem = _type_problem(value, at)
+            if problem:
+                return problem
+        elif key in _SCHEMA_MAPS:
+            if not isinstance(value, dict):
+                return at, _invalid(f"{_shown(value)} is not of type 'object'")
+            for name, sub in value.items():
+                problem = _shape_problem(sub, (*at, name))
+                if problem:
+                    return problem
+        elif key in _SCHEMAS:
+            problem = _shape_problem(value, at)
+            if problem:
+                return problem
+        elif key in _SCHEMA_LISTS:
+            if not isinstance(value, list):
+                return at, _invalid(f"{_shown(value)} is not of type 'array'")
+            if not value:
+                return at, _invalid("[] should be non-empty")
+            for i, sub in enumerate(value):
+                problem = _shape_problem(sub, (*at, i))
+                if problem:
+                    return problem
+        elif key in _STRINGS and not isinstance(value, str):
+            return at, _invalid(f"{_shown(value)} is not of type 'string'")
+        elif key == "pattern" and _regex_problem(value):
+            return at, _invalid(_regex_problem(value) or "")
+        elif key in _NUMBERS and not _is_number(value):
+            return at, _invalid(f"{_shown(value)} is not of type 'number'")
+        elif key == "multipleOf" and not (_is_number(value) and value > 0):
+            return at, _invalid(f"{_shown(value)} is not a number greater than 0")
+        elif key in _COUNTS and not (_is_integer(value) and value >= 0):
+            return at, _invalid(f"{_shown(value)} is not a non-negative integer")
+        elif key == "required" and not (isinstance(value, list)
+                                        and all(isinstance(v, str) for v in value)
+                                        and len(set(value)) == len(value)):
+            return at, _invalid(f"{_shown(value)} is not a list of distinct strings")
+        elif key in ("enum", "examples") and not isinstance(value, list):
+            return at, _invalid(f"{_shown(value)} is not of type 'array'")
+    return None
+
+
+def _type_problem(value: Any, at: KeyPath) -> tuple[KeyPath, str] | None:
+    if isinstance(value, str):
+        if value in TYPES:
+            return None
+        close = difflib.get_close_matches(value, TYPES, n=1)
+        return at, (f"{value!r} is not a JSON Schema type; "
+                    + (f"did you mean {close[0]!r}? " if close else "")
+                    + f"expected one of: {', '.join(TYPES)}")
+    if isinstance(value, list) and value and len(set(map(str, value))) == len(value):
+        for i, item in enumerate(value):
+            problem = _type_problem(item, (*at, i)) if isinstance(item, str) else \
+                ((*at, i), _invalid(f"{_shown(item)} is not of type 'string'"))
+            if problem:
+                return problem
+        return None
+    return at, _invalid(f"{_shown(value)} is not a type name nor a non-empty list of "
+                        "distinct type names")
+
+
+def _metaschema_problem(schema: Any) -> tuple[KeyPath, str] | None:
+    import jsonschema  # the reference, for keywords beyond strict mode's subset
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        if exc.path and exc.path[-1] == "type" and isinstance(exc.instance, str):
+            return _type_problem(exc.instance, tuple(exc.path))
+        return tuple(exc.path), _invalid(exc.message)
+    return None
+
+
+def _invalid(why: str) -> str:
+    return f"not a valid JSON Schema: {why}"
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:   # JSON Schema counts 2.0 as an integer
+    return _is_number(value) and float(value).is_integer()
+
+
+def _regex_problem(value: str) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"{value!r} is not a 'regex' ({exc})"
+    return None
 
 
 def _walk(node: Any, path: KeyPath, depth: int) -> Iterator[tuple[KeyPath, str]]:

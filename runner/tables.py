@@ -15,9 +15,7 @@ from .views import job_counts, money
 
 if TYPE_CHECKING:
     from .artifacts import Artifacts
-    from .batchfile import FileCheck
     from .collect import Collected
-    from .datacheck import DataWarning
     from .jobs import Job
     from .reconcile import JobPlan
     from .records import BatchRecord
@@ -77,32 +75,6 @@ def collect_lines(plans: dict[str, JobPlan]) -> list[str]:
     return [f"{name}: {plan.cached:,} written, {plan.in_flight:,} in flight, "
             f"{plan.pending:,} not yet sent, {plan.failed:,} failed"
             for name, plan in plans.items()]
-
-
-def validate_json(jobs: list[Job], checks: dict[str, FileCheck],
-                  warnings: list[DataWarning] | None = None) -> dict[str, Any]:
-    flagged = {w.job for w in warnings or ()}
-    checked: list[dict[str, Any]] = [{"file": job.file, "job": job.name,
-                                      "ok": job.name not in flagged} for job in jobs]
-    checked += [{"file": path, "kind": c.summary.kind, "lines": c.summary.lines, "ok": c.ok,
-                 "problems": c.problem_count} for path, c in checks.items()]
-    return {"checked": checked,
-            "problems": [str(p) for c in checks.values() for p in c.problems],
-            "warnings": [w.to_json() for w in warnings or ()]}
-
-
-def validate_lines(jobs: list[Job], checks: dict[str, FileCheck],
-                   warnings: list[DataWarning] | None = None) -> list[str]:
-    lines = []
-    for job in jobs:
-        found = [w for w in warnings or () if w.job == job.name]
-        lines.append(f"{'FAILED' if found else 'ok'}: {job.file} (job {job.name})")
-        lines.extend(f"  warning: {w.text()}" for w in found)
-    for path, check in checks.items():
-        count = check.summary.lines
-        lines.append(f"{'ok' if check.ok else 'FAILED'}: {path} ({check.summary.kind} file, "
-                     f"{count:,} line{'s' * (count != 1)})")
-    return lines + [str(p) for c in checks.values() for p in c.problems]
 
 
 def show_json(ws: Workspace, job: Job, *, limit: int) -> dict[str, Any]:

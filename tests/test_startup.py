@@ -10,15 +10,17 @@ from pathlib import Path
 import pytest
 
 
-def modules_loaded(args: list[str], cwd: Path) -> set[str]:
-    """Top-level packages a `batchrun` command imports (from python -X importtime)."""
+def modules_imported(args: list[str], cwd: Path) -> set[str]:
+    """Every module a `batchrun` command imports (from python -X importtime)."""
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "runner.cli", *args],
                           cwd=cwd, capture_output=True, text=True, timeout=120)
-    names = set()
-    for line in done.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
-    return names
+    return {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def modules_loaded(args: list[str], cwd: Path) -> set[str]:
+    """Top-level packages a `batchrun` command imports."""
+    return {name.split(".")[0] for name in modules_imported(args, cwd)}
 
 
 @pytest.fixture
@@ -58,3 +60,11 @@ def test_an_anthropic_project_plans_without_either_sdk(spec_project: Path):
     assert not modules_loaded(["validate"], spec_project) & {"openai", "anthropic"}
     loaded = modules_loaded(["plan"], spec_project)
     assert "qdrant_client" in loaded and not loaded & {"openai", "anthropic"}
+
+
+def test_a_spec_only_validate_loads_only_what_checking_specs_needs(spec_project: Path):
+    imported = modules_imported(["validate"], spec_project)
+    # jsonschema checks answers and output schemas beyond strict mode's subset; the
+    # emulator serves tests and the demo; neither is needed to check the specs init wrote
+    assert not [name for name in imported if name.split(".")[0] == "jsonschema"
+                or name.startswith("runner.emulator")]

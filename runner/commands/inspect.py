@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,11 @@ from . import (
 )
 from .report import report_option
 from .report import write as write_report
+
+if TYPE_CHECKING:
+    from ..batchfile import FileCheck
+    from ..datacheck import DataWarning
+    from ..jobs import Job
 
 
 @click.command()
@@ -46,8 +51,6 @@ def validate(state: State, paths: tuple[str, ...], with_data: bool, as_json: boo
       batchrun validate --qdrant            against the data too
       batchrun validate batch_output.jsonl  a batch input or output file
     """
-    from .. import tables
-    from ..batchfile import check_file
     from ..jobs import load_jobs
     from ..project import load_project
 
@@ -55,14 +58,48 @@ def validate(state: State, paths: tuple[str, ...], with_data: bool, as_json: boo
     files = [p for p in paths if p.endswith(".jsonl")]
     specs = [p for p in paths if not p.endswith(".jsonl")]
     jobs = load_jobs(specs, project, state.directory) if specs or not files else []
-    checks = {path: check_file(state.directory / path, display=path) for path in files}
+    checks = _check_files(state, files)
     warnings = _data_warnings(project, jobs) if with_data else []
     if as_json:
-        emit_json(tables.validate_json(jobs, checks, warnings))
+        emit_json(_validate_json(jobs, checks, warnings))
     else:
-        echo_lines(tables.validate_lines(jobs, checks, warnings))
+        echo_lines(_validate_lines(jobs, checks, warnings))
     if any(not check.ok for check in checks.values()) or warnings:
         sys.exit(1)
+
+
+def _check_files(state: State, files: list[str]) -> dict[str, FileCheck]:
+    """Each batch JSONL file named on the command line, checked line by line."""
+    if not files:
+        return {}        # spec-only validate loads no answer parsing
+    from ..batchfile import check_file
+    return {path: check_file(state.directory / path, display=path) for path in files}
+
+
+def _validate_json(jobs: list[Job], checks: dict[str, FileCheck],
+                  warnings: list[DataWarning] | None = None) -> dict[str, Any]:
+    flagged = {w.job for w in warnings or ()}
+    checked: list[dict[str, Any]] = [{"file": job.file, "job": job.name,
+                                      "ok": job.name not in flagged} for job in jobs]
+    checked += [{"file": path, "kind": c.summary.kind, "lines": c.summary.lines, "ok": c.ok,
+                 "problems": c.problem_count} for path, c in checks.items()]
+    return {"checked": checked,
+            "problems": [str(p) for c in checks.values() for p in c.problems],
+            "warnings": [w.to_json() for w in warnings or ()]}
+
+
+def _validate_lines(jobs: list[Job], checks: dict[str, FileCheck],
+                   warnings: list[DataWarning] | None = None) -> list[str]:
+    lines = []
+    for job in jobs:
+        found = [w for w in warnings or () if w.job == job.name]
+        lines.append(f"{'FAILED' if found else 'ok'}: {job.file} (job {job.name})")
+        lines.extend(f"  warning: {w.text()}" for w in found)
+    for path, check in checks.items():
+        count = check.summary.lines
+        lines.append(f"{'ok' if check.ok else 'FAILED'}: {path} ({check.summary.kind} file, "
+                     f"{count:,} line{'s' * (count != 1)})")
+    return lines + [str(p) for c in checks.values() for p in c.problems]
 
 
 def _data_warnings(project: Any, jobs: list[Any]) -> list[Any]:
