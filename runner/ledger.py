@@ -21,9 +21,7 @@ from typing import Any
 from . import migrations
 from .artifacts import Artifacts, private_file
 from .diagnose import ensure_dir
-from .errors import BatchrunError
-from .keys import KEY_SCHEME
-from .ledgerfile import FILENAME, LedgerDamaged, damage
+from .ledgerfile import FILENAME, LedgerDamaged, check_owner, damage
 from .records import (
     SUBMITTING,
     BatchRecord,
@@ -69,54 +67,27 @@ class Ledger:
             if path.with_name(FILENAME + suffix).exists():
                 private_file(path.with_name(FILENAME + suffix))
         self._depth = 0
-        migrations.upgrade(self.db, self.dir / FILENAME, self._meta("schema"))
-        self._check_owner()
+        migrations.upgrade(self.db, self.dir / FILENAME, self.meta("schema"))
+        check_owner(self)
         self.db.execute("CREATE TEMP TABLE staged_results (key TEXT, kind TEXT, value BLOB, "
                         "model TEXT, batch_id TEXT)")   # stage_results(); this connection's
         self.artifacts = Artifacts(state_dir / "artifacts")
-
-    def _check_owner(self) -> None:
-        """Who answered the results kept here, and how their keys were computed."""
-        recorded = self._meta("provider")
-        if recorded is None or (recorded != self.provider and self._empty()):
-            # A new ledger, or one where nothing was ever sent or answered (a plan, say):
-            # it may change hands.
-            with self.transaction():
-                self._set_meta("provider", self.provider)
-                self._set_meta("key_scheme", KEY_SCHEME)
-            recorded = self.provider
-        if recorded != self.provider:
-            # Results and batches belong to the API that produced them: reusing another's
-            # would write its answers (or the emulator's made-up ones) as if they were these.
-            raise BatchrunError(
-                f"{self.dir} holds the batches and results of {recorded}, but the provider "
-                f"is now {self.provider}",
-                hint="give each provider its own state_dir in batchrun.yaml (for example "
-                     "state_dir: .batchrun-other), or move this folder away to start over")
-        scheme = self._meta("key_scheme") or KEY_SCHEME   # ledgers of 0.1 did not record it
-        if scheme != KEY_SCHEME:
-            raise BatchrunError(
-                f"{self.dir / FILENAME} keys its results by {scheme}, and this batchrun "
-                f"computes request keys by {KEY_SCHEME}: none of its answers would be found, "
-                "and every request would be paid for again",
-                hint="use the batchrun version that wrote it, or move the folder away to "
-                     "start over knowingly")
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
                                (name,)).fetchone() is not None
 
-    def _empty(self) -> bool:
+    def empty(self) -> bool:
         return not self.db.execute("SELECT 1 FROM batches UNION ALL SELECT 1 FROM results "
                                    "LIMIT 1").fetchone()
 
-    def _meta(self, name: str) -> str | None:
+    def meta(self, name: str) -> str | None:
         if not self._has_table("meta"):
             return None
         row = self.db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
         return row["value"] if row else None
 
-    def _set_meta(self, name: str, value: str) -> None:
+    def set_meta(self, name: str, value: str) -> None:
         self.db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET "
                         "value=excluded.value", (name, value))
 

@@ -183,3 +183,32 @@ def _readable(row: tuple) -> bool:
     except (UnicodeDecodeError, ValueError):
         return False
     return True
+
+
+def check_owner(ledger: Ledger) -> None:
+    """The ledger belongs to this provider and keys results as this batchrun does:
+    who answered the results kept here, and how their keys were computed."""
+    recorded = ledger.meta("provider")
+    if recorded is None or (recorded != ledger.provider and ledger.empty()):
+        # A new ledger, or one where nothing was ever sent or answered (a plan, say):
+        # it may change hands.
+        with ledger.transaction():
+            ledger.set_meta("provider", ledger.provider)
+            ledger.set_meta("key_scheme", KEY_SCHEME)
+        recorded = ledger.provider
+    if recorded != ledger.provider:
+        # Results and batches belong to the API that produced them: reusing another's
+        # would write its answers (or the emulator's made-up ones) as if they were these.
+        raise BatchrunError(
+            f"{ledger.dir} holds the batches and results of {recorded}, but the provider "
+            f"is now {ledger.provider}",
+            hint="give each provider its own state_dir in batchrun.yaml (for example "
+                 "state_dir: .batchrun-other), or move this folder away to start over")
+    scheme = ledger.meta("key_scheme") or KEY_SCHEME   # ledgers of 0.1 did not record it
+    if scheme != KEY_SCHEME:
+        raise BatchrunError(
+            f"{ledger.dir / FILENAME} keys its results by {scheme}, and this batchrun "
+            f"computes request keys by {KEY_SCHEME}: none of its answers would be found, "
+            "and every request would be paid for again",
+            hint="use the batchrun version that wrote it, or move the folder away to "
+                 "start over knowingly")

@@ -371,3 +371,21 @@ def _create_exactly_once(api: BatchAPI, submission: Submission, ledger: Ledger,
             if found is not None:
                 return found
     raise AssertionError("unreachable")
+
+
+def cancel_in_flight(ledger: Ledger, api: BatchAPI, jobs: set[str]) -> tuple[list[str], list[str]]:
+    """Cancel every batch of `jobs` in flight: the ids cancelling, and why the others
+    could not be (a batch that finished between our last look and now)."""
+    cancelled, problems = [], []
+    for row in ledger.in_flight():
+        if row.job not in jobs or row.status in TERMINAL:
+            continue
+        try:
+            batch = api.cancel(row.created_id)
+        except ProviderError as exc:
+            problems.append(f"{row.batch_id}: {exc.message}")
+            continue
+        with ledger.transaction():
+            ledger.update_batch(row.seq, status=batch.status)
+        cancelled.append(batch.id)
+    return cancelled, problems

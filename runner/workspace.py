@@ -31,9 +31,8 @@ from .pricing import PriceTable
 from .progress import Reporter
 from .project import ProjectContext
 from .reconcile import JobPlan, PassOptions, reconcile
-from .records import TERMINAL
 from .select import Selection, connect
-from .submit import adopt, settle_duplicates, submit_pending
+from .submit import adopt, cancel_in_flight, settle_duplicates, submit_pending
 from .vectors import check_vector
 from .writeback import Writer, write_answered
 
@@ -377,19 +376,7 @@ class Workspace:
     def cancel(self) -> tuple[list[str], list[str]]:
         """Ask the provider to cancel every batch of these jobs in flight. Returns the ids
         cancelling, and the problems of those that could not be (finished meanwhile)."""
-        names = {j.name for j in self.jobs}
-        cancelled, problems = [], []
-        for row in self.ledger.in_flight():
-            if row.job not in names or row.status in TERMINAL:
-                continue
-            try:
-                batch = self.api.cancel(row.created_id)
-            except ProviderError as exc:   # finished between our last look and now
-                problems.append(f"{row.batch_id}: {exc.message}")
-                continue
-            with self.ledger.transaction():
-                self.ledger.update_batch(row.seq, status=batch.status)
-            cancelled.append(batch.id)
+        cancelled, problems = cancel_in_flight(self.ledger, self.api, {j.name for j in self.jobs})
         manifest.write(self.ledger)
         return cancelled, problems
 
