@@ -9,7 +9,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PYTEST := $(BIN)/python -m pytest -q -n auto --dist worksteal
+# Tests write embedded Qdrant stores, ledgers and emulator files by the thousand, and the
+# embedded engine commits (fsync) once per point: on a RAM disk (/dev/shm, where there is
+# one) those syncs and deletes cost nothing, and a failed test's folder is still kept.
+TEST_TMPDIR := $(shell test -d /dev/shm -a -w /dev/shm && echo /dev/shm || echo $${TMPDIR:-/tmp})
+PYTEST := TMPDIR=$(TEST_TMPDIR) $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 .PHONY: demo test test-all lint clean
 

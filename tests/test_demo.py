@@ -52,7 +52,18 @@ def test_the_demo_embeds_every_tagged_video_and_searches_the_vectors(project, ht
     assert hits == [f"  {p.score:.3f}  {p.payload['title']}" for p in expected]
     assert "deterministic hashes of the text, not of its meaning" in out
 
+    # It ends by writing its report page, and saying where.
+    page = project.root / "report.html"
+    assert out.splitlines()[-1].startswith(f"Report: {page} (") and page.is_file()
+    assert '<tr data-job="tags">' in page.read_text(encoding="utf-8")
+
     # What the README says next works as printed: plan, without --create-vectors.
     plan = project.run("plan").stdout
     assert "= embed (jobs/embed.yaml): 240 matched, all up to date" in plan
     assert plan.splitlines()[-1] == "Plan: nothing to do; 2 jobs up to date."
+
+    # And the demo again: nothing to send, and the same search.
+    again = project.run("demo", "--speed", "instant", "--examples", "1").stdout
+    assert "= tags (jobs/tags.yaml): 240 matched, all up to date" in again
+    assert "= embed (jobs/embed.yaml): 240 matched, all up to date" in again
+    assert search_lines(again) == search_lines(out)

@@ -44,13 +44,12 @@ def batchrun(root: Path, *args: str, code: int = 0) -> str:
     return result.stdout
 
 
-def test_init_edit_validate_plan_apply_show_costs(tmp_path):
+def products_project(tmp_path: Path) -> Path:
+    """What the README has a new user do: init, load their own collection, write a job."""
     root = tmp_path / "my-project"
     created = batchrun(tmp_path, "init", "my-project")
     assert "created batchrun.yaml" in created and "created jobs/tags.yaml" in created
     assert "created schemas/job.schema.json" in created
-    assert "already exist" in CliRunner().invoke(cli, ["-C", str(tmp_path), "init",
-                                                       "my-project"]).output
     client = QdrantClient(path=str(root / ".qdrant"))     # the user's own collection
     client.create_collection("products", vectors_config={})
     client.upsert("products", [models.PointStruct(id=i + 1, vector={}, payload=p)
@@ -62,7 +61,13 @@ def test_init_edit_validate_plan_apply_show_costs(tmp_path):
     config = (root / "batchrun.yaml").read_text()
     (root / "batchrun.yaml").write_text(
         config.replace("  name: emulator", "  name: emulator\n  emulator_speed: instant"))
+    return root
 
+
+def test_init_edit_validate_plan_apply_show_costs(tmp_path):
+    root = products_project(tmp_path)
+    assert "already exist" in CliRunner().invoke(cli, ["-C", str(tmp_path), "init",
+                                                       "my-project"]).output
     assert batchrun(root, "validate") == "ok: jobs/summaries.yaml (job summaries)\n"
     plan = batchrun(root, "plan").splitlines()
     assert plan[0] == "+ summaries (jobs/summaries.yaml): 3 matched — 3 to submit"
@@ -81,17 +86,16 @@ def test_init_edit_validate_plan_apply_show_costs(tmp_path):
         "= summaries (jobs/summaries.yaml): 3 matched, all up to date"
 
 
-def demo_command(root: Path) -> tuple[list[str], dict[str, str]]:
-    """`batchrun demo` in `root`, with the environment of a colour terminal."""
+def apply_command(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """`batchrun apply` on a new user's project, with the environment of a colour terminal."""
     env = {**os.environ, "TERM": "xterm-256color"}
     env.pop("NO_COLOR", None)
-    return [sys.executable, "-m", "runner.cli", "-C", str(root), "demo", "--speed", "instant",
-            "--examples", "1"], env
+    return [sys.executable, "-m", "runner.cli", "-C", str(products_project(tmp_path)),
+            "apply"], env
 
 
-# Two tests, not one: each runs the whole demo, and apart they run on two cores at once.
 def test_piped_output_has_no_control_codes(tmp_path):
-    command, env = demo_command(tmp_path)
+    command, env = apply_command(tmp_path)
     piped = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert piped.returncode == 0, piped.stderr
     assert "\x1b" not in piped.stdout + piped.stderr
@@ -99,7 +103,7 @@ def test_piped_output_has_no_control_codes(tmp_path):
 
 
 def test_a_terminal_gets_live_progress(tmp_path):
-    command, env = demo_command(tmp_path)
+    command, env = apply_command(tmp_path)
     main, secondary = pty.openpty()
     process = subprocess.Popen(command, stdin=secondary, stdout=secondary, stderr=secondary,
                                env=env, close_fds=True)

@@ -68,14 +68,6 @@ def test_the_demo_refuses_a_collection_that_holds_someone_elses_data(project):
     assert all("llm_tags" not in p for p in project.payloads().values())
 
 
-def test_the_demo_reruns_on_its_own_collection(project):
-    project.run("demo", "--speed", "instant", "--examples", "1")
-    again = project.run("demo", "--speed", "instant", "--examples", "1")
-    assert "= tags (jobs/tags.yaml): 240 matched, all up to date" in again.stdout
-    assert "= embed (jobs/embed.yaml): 240 matched, all up to date" in again.stdout
-    assert "Vector search in Qdrant: the 3 videos nearest to" in again.stdout
-
-
 def test_a_state_directory_that_holds_nothing_yet_may_change_provider(http_project,
                                                                       serve_emulator):
     http_project.seed(5)

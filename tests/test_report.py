@@ -180,10 +180,3 @@ def test_a_report_into_a_missing_folder_says_so(project):
     missing = project.run("report", "-o", "out/report.html", expect=1)
     assert "no such folder for the report" in missing.stderr
     assert "out/report.html" in missing.stderr
-
-
-def test_the_demo_ends_by_writing_its_report_and_printing_where(project):
-    out = project.run("demo", "--speed", "instant", "--examples", "1").stdout.splitlines()
-    page = project.root / "report.html"
-    assert out[-1].startswith(f"Report: {page} (") and page.is_file()
-    assert '<tr data-job="tags">' in page.read_text(encoding="utf-8")
