@@ -62,8 +62,9 @@ def test_the_demo_embeds_every_tagged_video_and_searches_the_vectors(project, ht
     assert "= embed (jobs/embed.yaml): 240 matched, all up to date" in plan
     assert plan.splitlines()[-1] == "Plan: nothing to do; 2 jobs up to date."
 
-    # And the demo again: nothing to send, and the same search.
-    again = project.run("demo", "--speed", "instant", "--examples", "1").stdout
+    # And the demo again: nothing to send, and the same search (no videos printed: 0).
+    again = project.run("demo", "--speed", "instant", "--examples", "0").stdout
+    assert not [line for line in again.splitlines() if line.startswith("point ")]
     assert "= tags (jobs/tags.yaml): 240 matched, all up to date" in again
     assert "= embed (jobs/embed.yaml): 240 matched, all up to date" in again
     assert search_lines(again) == search_lines(out)

@@ -16,8 +16,8 @@ from .report import write as write_report
 @click.command()
 @click.option("--speed", type=click.Choice(["demo", "instant"]), default="demo",
               show_default=True, help="How fast the emulator moves batches along.")
-@click.option("--examples", default=5, show_default=True, metavar="N",
-              help="Tagged videos to print at the end.")
+@click.option("--examples", type=click.IntRange(min=0), default=5, show_default=True,
+              metavar="N", help="Tagged videos to print at the end (0: none).")
 @report_option
 @click.option("--dialect", type=click.Choice(["openai", "anthropic", "azure"]),
               default="openai", show_default=True,
@@ -79,9 +79,10 @@ def demo(state: State, speed: str, examples: int, dialect: str, report_path: str
         ws.progress.close()
         echo_lines(views.apply_lines(ws, outcome))
         click.echo("")
-        tagger = next(job for job in ws.jobs if job.output_vector is None)
-        echo_lines(tables.show_lines(ws, tagger, limit=examples))
-        click.echo("")
+        if examples:
+            tagger = next(job for job in ws.jobs if job.output_vector is None)
+            echo_lines(tables.show_lines(ws, tagger, limit=examples))
+            click.echo("")
         embedder = next((job for job in ws.jobs if job.output_vector is not None), None)
         echo_lines(_search_lines(ws, embedder) if embedder else [
             "Anthropic has no embeddings endpoint: the demo left jobs/embed.yaml out."])
