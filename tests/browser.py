@@ -38,7 +38,7 @@ def chromium() -> str | None:
 
 
 @contextlib.contextmanager
-def browser(profile: Path, *, javascript: bool = True) -> Iterator[BrowserContext]:
+def browser(profile: Path) -> Iterator[BrowserContext]:
     """Chromium with a fresh profile in `profile`, a 1280×800 viewport."""
     executable = chromium()
     if executable is None:
@@ -46,7 +46,7 @@ def browser(profile: Path, *, javascript: bool = True) -> Iterator[BrowserContex
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=executable, headless=True, args=FLAGS,
-            viewport=VIEWPORT, java_script_enabled=javascript)
+            viewport=VIEWPORT)
         try:
             yield context
         finally:
@@ -68,10 +68,15 @@ class Watched:
 
 
 def open_file(context: BrowserContext, path: Path, *, ready: bool = True,
-              timeout_ms: float = 30_000) -> Watched:
+              javascript: bool = True, timeout_ms: float = 30_000) -> Watched:
     """Open a local file in a new page, recording console, errors and requests; wait for
-    the report's script to say it is ready (`<html data-ready>`) unless `ready` is False."""
+    the report's script to say it is ready (`<html data-ready>`) unless `ready` is False.
+    `javascript=False`: this page runs no script (Chromium's own switch, through the
+    DevTools protocol, so that one browser serves pages with and without)."""
     page = context.new_page()
+    if not javascript:
+        context.new_cdp_session(page).send("Emulation.setScriptExecutionDisabled",
+                                           {"value": True})
     watched = Watched(page)
     page.on("console", lambda message: watched.console.append(message))
     page.on("pageerror", lambda error: watched.page_errors.append(str(error)))

@@ -25,15 +25,17 @@ pytestmark = pytest.mark.skipif(chromium() is None, reason=WHY_MISSING)
 POINTS = 2000
 
 
-@pytest.fixture
-def context(tmp_path: Path) -> Iterator[BrowserContext]:
-    with browser(tmp_path / "profile") as ctx:
+# One browser and one page file for the module's tests (each opens its own tab and
+# watches only that tab): launching Chromium takes longer than most of these tests.
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    with browser(tmp_path_factory.mktemp("chromium") / "profile") as ctx:
         yield ctx
 
 
-@pytest.fixture
-def report(tmp_path: Path) -> Path:
-    path = tmp_path / "report.html"
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "report.html"
     render(report_data.report(POINTS), path)
     return path
 
@@ -139,15 +141,14 @@ def test_the_keyboard_pages_through_the_table(context, report):
     assert watched.errors() == []
 
 
-def test_the_summary_reads_without_javascript(tmp_path, report):
-    with browser(tmp_path / "profile", javascript=False) as context:
-        watched = open_file(context, report, ready=False)
-        page = watched.page
-        assert page.get_attribute("html", "data-ready") is None
-        counts = report_data.counts(POINTS)
-        assert counts_on_screen(page, '#overview tr[data-job="tags"]')["failed"] == counts.failed
-        expect(page.locator("svg.chart").first).to_be_visible()
-        expect(page.locator("table.results tbody tr")).to_have_count(50)
-        expect(page.locator("form.controls")).to_be_hidden()
-        expect(page.get_by_text("Filtering and paging need JavaScript")).to_be_visible()
-        assert watched.errors() == []
+def test_the_summary_reads_without_javascript(context, report):
+    watched = open_file(context, report, ready=False, javascript=False)
+    page = watched.page
+    assert page.get_attribute("html", "data-ready") is None
+    counts = report_data.counts(POINTS)
+    assert counts_on_screen(page, '#overview tr[data-job="tags"]')["failed"] == counts.failed
+    expect(page.locator("svg.chart").first).to_be_visible()
+    expect(page.locator("table.results tbody tr")).to_have_count(50)
+    expect(page.locator("form.controls")).to_be_hidden()
+    expect(page.get_by_text("Filtering and paging need JavaScript")).to_be_visible()
+    assert watched.errors() == []
