@@ -93,8 +93,9 @@ def plan_lines(ws: Workspace, plans: dict[str, JobPlan],
         if plan.requests:
             est = plan.estimate
             cost = ws.cost_range(job, est)
-            cap = f"≤ {est.output_cap:,} output tokens" if est.output_cap is not None \
-                else "output uncapped"
+            cap = ("output uncapped" if est.output_cap is None
+                   else "no output tokens" if est.output_cap == 0   # embeddings bill input only
+                   else f"≤ {est.output_cap:,} output tokens")
             exact = "exact" if est.input_exact else "approximate"
             lines.append(f"    estimate: {est.input_tokens:,} input tokens ({exact}), {cap}; "
                          + cost_text(cost, ws.prices.close_to(job.spec.model)))

@@ -78,6 +78,7 @@ def test_init_edit_validate_plan_apply_show_costs(tmp_path):
     shown = batchrun(root, "show", "summaries", "--limit", "1")
     assert shown.startswith("point 1\n  name: Trail running shoe\n")
     assert "  → summary: {" in shown
+    assert batchrun(root, "show", "jobs/summaries.yaml", "--limit", "1") == shown   # or its file
     costs = batchrun(root, "costs").splitlines()
     assert costs[0].split() == ["JOB", "BATCHES", "SENT", "BILLED", "INPUT", "CACHED", "OUTPUT",
                                 "REASONING", "COST", "AT", "STANDARD", "SAVED"]

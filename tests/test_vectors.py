@@ -40,6 +40,9 @@ def posts(project) -> int:
 def test_embeddings_go_into_a_named_vector_qdrant_can_search(http_project):
     videos_with_vector(http_project, 12)
     job = embed_job(http_project)
+    estimate = next(line for line in http_project.run("plan", job).stdout.splitlines()
+                    if line.strip().startswith("estimate:"))
+    assert "input tokens (exact), no output tokens;" in estimate   # embeddings bill input only
     applied = http_project.run_json("apply", job)
     assert applied["jobs"]["embed"]["sent"] == 12
     with http_project.qdrant() as client:

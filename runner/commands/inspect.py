@@ -133,17 +133,20 @@ def _data_warnings(project: Any, jobs: list[Any]) -> list[Any]:
 @click.pass_obj
 @handle_errors
 def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -> None:
-    """Points with their inputs and written results side by side.
+    """Points with their inputs and written results side by side. JOB is a job's name or
+    its spec file.
 
     \b
     Examples:
       batchrun show tags --limit 3
-      batchrun show tags --failed
+      batchrun show jobs/tags.yaml --failed
     """
     from .. import tables
     from ..jobs import load_jobs
     project = project_of(state)
     jobs = {j.name: j for j in load_jobs([], project, state.directory)}
+    by_file = {j.file: j.name for j in jobs.values()}
+    job_name = by_file.get(job_name, by_file.get(job_name.removeprefix("./"), job_name))
     if job_name not in jobs:
         raise BatchrunError(f"no job named {job_name!r}",
                             hint=f"jobs: {', '.join(sorted(jobs)) or 'none'}")
