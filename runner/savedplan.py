@@ -97,6 +97,11 @@ def verify(ws: Workspace, data: dict[str, Any], display: str) -> None:
         problems.append(f"the plan covers {_names(set(saved))}, the specs now give "
                         f"{_names(now)}")
     plans = ws.plan()
+    if set(saved) == now and _spent(ws.jobs, saved, plans):
+        raise BatchrunError("this plan has been applied already: every job it covers is up "
+                            "to date now, and a saved plan is spent once applied",
+                            where=Location(display),
+                            hint="`batchrun plan` shows what is pending now; nothing was sent")
     for job in ws.jobs:
         if job.name in saved:
             problems.extend(f"{job.name}: {p}" for p in _changed(job, saved[job.name],
@@ -107,6 +112,14 @@ def verify(ws: Workspace, data: dict[str, Any], display: str) -> None:
                             where=Location(display),
                             hint=f"plan again (`batchrun plan -o {display}`), review it, and "
                                  "apply that; nothing was sent")
+
+
+def _spent(jobs: list[Any], saved: dict[str, Any], plans: dict[str, JobPlan]) -> bool:
+    """The plan had work, its specs are unchanged, and none is left: it was applied."""
+    had_work = any(s["requests"] or s["cached"] for s in saved.values())
+    return had_work and all(
+        saved[job.name]["fingerprint"] == job.fingerprint and not plans[job.name].requests
+        and not plans[job.name].cached and not plans[job.name].unready for job in jobs)
 
 
 def _names(names: set[str]) -> str:
