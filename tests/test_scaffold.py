@@ -5,6 +5,7 @@ for a payload-only collection (no vectors)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,7 +104,9 @@ def test_in_a_project_init_collection_adds_only_the_job(tmp_path):
                                     "created prompts/describe.user.j2"]
     assert (tmp_path / "batchrun.yaml").read_text() == config
     instant(tmp_path)
-    assert "2 matched — 2 to submit" in batchrun(tmp_path, "plan", "jobs/describe.yaml")
+    suggested = re.search(r"then `batchrun (plan [^`]+)`", out).group(1).split()
+    assert suggested == ["plan", "jobs/describe.yaml"]     # not every job: tags reads 'videos'
+    assert "2 matched — 2 to submit" in batchrun(tmp_path, *suggested)
     again = batchrun(tmp_path, "init", ".", "--collection", "products", "--job", "describe",
                      code=1)
     assert "already exist, nothing was written: jobs/describe.yaml" in again

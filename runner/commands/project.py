@@ -153,8 +153,11 @@ def init(state: State, directory: str, collection: str | None, qdrant_location: 
     written, job = _init_for_collection(state, target, collection, qdrant_location, job_name)
     for rel in written:
         click.echo(f"created {rel}")
+    # The job's own file: the folder may hold other jobs (the starter's read 'videos').
+    spec = f"jobs/{job}.yaml"
     click.echo(f"Next: `batchrun render {job}` shows the request a point makes, `batchrun "
-               f"try {job}` answers 5 points now, then `batchrun plan` and `batchrun apply`.")
+               f"try {job}` answers 5 points now, then `batchrun plan {spec}` and "
+               f"`batchrun apply {spec}`.")
 
 
 def _init_for_collection(state: State, target: Any, collection: str, location: str | None,
