@@ -26,6 +26,10 @@ RUNS = {
                 ["batchrun --help / python -c pass", "batchrun --version / python -c pass",
                  "batchrun init DIR / python -c pass",
                  "batchrun validate (spec-only project) / python -c pass"]),
+    "vectors": (["--points", "2000", "--disk-points", "500"],   # 500 < one batch: no growth line
+                ["memory: batchrun / raw update_vectors at 2,000",
+                 "memory: RSS beyond raw, growth 1,000 → 2,000",
+                 "disk: batchrun / raw update_vectors at 500"]),
     "scale": (["--sizes", "300,900", "--trace-points", "", "--disk-points", "20"],
               ["peak RSS − raw, cold run at 900", "peak RSS − raw, no-op at 900",
                "peak RSS − raw, 1 % change at 900"]),
