@@ -91,75 +91,66 @@ def not_json_schema(schema: Any) -> tuple[KeyPath, str] | None:
 
 
 def _uses_only_known_keywords(node: Any) -> bool:
-    if isinstance(node, bool):
-        return True
     if not isinstance(node, dict):
-        return True          # _shape_problem says what is wrong with it
-    if not _KNOWN.issuperset(node):
-        return False
-    return all(_uses_only_known_keywords(sub) for sub in _subschemas(node))
+        return True          # a boolean schema, or what _shape_problem says is wrong
+    return _KNOWN.issuperset(node) and all(
+        _uses_only_known_keywords(sub) for key, value in node.items()
+        for _, sub in _children(key, value, ()))
 
 
-def _subschemas(node: dict) -> Iterator[Any]:
-    for key, value in node.items():
-        if key in _SCHEMA_MAPS and isinstance(value, dict):
-            yield from value.values()
-        elif key in _SCHEMAS:
-            yield value
-        elif key in _SCHEMA_LISTS and isinstance(value, list):
-            yield from value
+def _children(key: str, value: Any, at: KeyPath) -> list[tuple[KeyPath, Any]]:
+    """The subschemas a keyword's value holds, with their paths."""
+    if key in _SCHEMA_MAPS and isinstance(value, dict):
+        return [((*at, name), sub) for name, sub in value.items()]
+    if key in _SCHEMA_LISTS and isinstance(value, list):
+        return [((*at, i), sub) for i, sub in enumerate(value)]
+    return [(at, value)] if key in _SCHEMAS else []
 
 
 def _shape_problem(node: Any, path: KeyPath) -> tuple[KeyPath, str] | None:
-    """The first keyword of `node` (a schema using only _KNOWN keywords) whose value is
-    not what JSON Schema's metaschema allows there."""
+    """The first keyword of `node` (a schema using only _KNOWN keywords), or of a schema
+    inside it, whose value is not what JSON Schema's metaschema allows there."""
     if isinstance(node, bool):
         return None
     if not isinstance(node, dict):
         return path, _invalid(f"{_shown(node)} is not of type 'object', 'boolean'")
     for key, value in node.items():
         at = (*path, key)
-        if key == "type":
-            problem = _type_problem(value, at)
-            if problem:
-                return problem
-        elif key in _SCHEMA_MAPS:
-            if not isinstance(value, dict):
-                return at, _invalid(f"{_shown(value)} is not of type 'object'")
-            for name, sub in value.items():
-                problem = _shape_problem(sub, (*at, name))
-                if problem:
-                    return problem
-        elif key in _SCHEMAS:
-            problem = _shape_problem(value, at)
-            if problem:
-                return problem
-        elif key in _SCHEMA_LISTS:
-            if not isinstance(value, list):
-                return at, _invalid(f"{_shown(value)} is not of type 'array'")
-            if not value:
-                return at, _invalid("[] should be non-empty")
-            for i, sub in enumerate(value):
-                problem = _shape_problem(sub, (*at, i))
-                if problem:
-                    return problem
-        elif key in _STRINGS and not isinstance(value, str):
-            return at, _invalid(f"{_shown(value)} is not of type 'string'")
-        elif key == "pattern" and _regex_problem(value):
-            return at, _invalid(_regex_problem(value) or "")
-        elif key in _NUMBERS and not _is_number(value):
-            return at, _invalid(f"{_shown(value)} is not of type 'number'")
-        elif key == "multipleOf" and not (_is_number(value) and value > 0):
-            return at, _invalid(f"{_shown(value)} is not a number greater than 0")
-        elif key in _COUNTS and not (_is_integer(value) and value >= 0):
-            return at, _invalid(f"{_shown(value)} is not a non-negative integer")
-        elif key == "required" and not (isinstance(value, list)
-                                        and all(isinstance(v, str) for v in value)
-                                        and len(set(value)) == len(value)):
-            return at, _invalid(f"{_shown(value)} is not a list of distinct strings")
-        elif key in ("enum", "examples") and not isinstance(value, list):
-            return at, _invalid(f"{_shown(value)} is not of type 'array'")
+        problem = _keyword_problem(key, value, at)
+        for sub_at, sub in _children(key, value, at):
+            problem = problem or _shape_problem(sub, sub_at)
+        if problem:
+            return problem
     return None
+
+
+def _keyword_problem(key: str, value: Any, at: KeyPath) -> tuple[KeyPath, str] | None:
+    """What is wrong with one keyword's own value (its subschemas are checked apart)."""
+    why = None
+    if key == "type":
+        return _type_problem(value, at)
+    if key in _SCHEMA_MAPS and not isinstance(value, dict):
+        why = f"{_shown(value)} is not of type 'object'"
+    elif key in _SCHEMA_LISTS:
+        why = (f"{_shown(value)} is not of type 'array'" if not isinstance(value, list)
+               else "[] should be non-empty" if not value else None)
+    elif key in _STRINGS and not isinstance(value, str):
+        why = f"{_shown(value)} is not of type 'string'"
+    elif key == "pattern":
+        why = _regex_problem(value)
+    elif key in _NUMBERS and not _is_number(value):
+        why = f"{_shown(value)} is not of type 'number'"
+    elif key == "multipleOf" and not (_is_number(value) and value > 0):
+        why = f"{_shown(value)} is not a number greater than 0"
+    elif key in _COUNTS and not (_is_integer(value) and value >= 0):
+        why = f"{_shown(value)} is not a non-negative integer"
+    elif key == "required" and not (isinstance(value, list)
+                                    and all(isinstance(v, str) for v in value)
+                                    and len(set(value)) == len(value)):
+        why = f"{_shown(value)} is not a list of distinct strings"
+    elif key in ("enum", "examples") and not isinstance(value, list):
+        why = f"{_shown(value)} is not of type 'array'"
+    return (at, _invalid(why)) if why else None
 
 
 def _type_problem(value: Any, at: KeyPath) -> tuple[KeyPath, str] | None:
