@@ -28,7 +28,6 @@ from .manifest import FILENAME
 from .project import ProjectContext
 
 TOKEN_KINDS = ("input", "cached_input", "output", "reasoning", "cache_write")
-SYNC_TOKEN_KINDS = TOKEN_KINDS[:4]   # synclog.py keeps no prompt-cache writes
 REAL_DIRS = (None, "anthropic", "azure")
 EMULATOR_DIRS = ("emulator", "emulator-anthropic", "emulator-azure")
 
@@ -117,12 +116,12 @@ def _add_sync(group: dict[str, Any], total: dict[str, Any], row: dict) -> None:
         for key in ("calls", "billed_calls", "unpriced_calls"):
             summed[key] += row[key]
         summed["cost_usd"] += Decimal(str(row["cost_usd"]))
-        for kind in SYNC_TOKEN_KINDS:
-            summed["tokens"][kind] += row["tokens"][kind]
+        for kind in TOKEN_KINDS:   # manifests before 0007_sync_cache_writes lack cache_write
+            summed["tokens"][kind] += row["tokens"].get(kind, 0)
 
 
 def _empty_sync() -> dict[str, Any]:
-    return {"calls": 0, "billed_calls": 0, "tokens": dict.fromkeys(SYNC_TOKEN_KINDS, 0),
+    return {"calls": 0, "billed_calls": 0, "tokens": dict.fromkeys(TOKEN_KINDS, 0),
             "cost_usd": Decimal(0), "unpriced_calls": 0}
 
 

@@ -168,6 +168,13 @@ CREATE TABLE IF NOT EXISTS foreign_batches (
 ) WITHOUT ROWID
 """
 
+# `batchrun try` on Anthropic: the prompt-cache writes of each synchronous call, kept as the
+# batches keep theirs (its cost always counted them; its token figures did not).
+_SYNC_CACHE_WRITES = """
+ALTER TABLE sync_calls ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sync_calls ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0
+"""
+
 # The ledger as batchrun 0.1 wrote it ("state schema 2" in its meta table). Ledgers of
 # that release hold exactly these tables and count as having applied it.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -179,6 +186,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0004_incremental_vacuum", _incremental_vacuum),
     Migration("0005_exactly_once", _script(_EXACTLY_ONCE)),
     Migration("0006_providers", _script(_PROVIDERS)),
+    Migration("0007_sync_cache_writes", _script(_SYNC_CACHE_WRITES)),
 )
 
 # The `meta.schema` value of ledgers written before migrations were named, and which

@@ -17,7 +17,7 @@ from typing import Any
 from .ledger import Ledger
 from .results import Usage
 
-TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
+TOKEN_KINDS = ("input", "cached_input", "output", "reasoning", "cache_write")
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,12 @@ def record(ledger: Ledger, calls: list[SyncCall]) -> None:
     now = time.time()
     ledger.db.executemany(
         "INSERT INTO sync_calls (job, key, at, endpoint, model, ok, billed, input_tokens, "
-        "cached_tokens, output_tokens, reasoning_tokens, cost_usd) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "cached_tokens, output_tokens, reasoning_tokens, cache_write_tokens, "
+        "cache_write_1h_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(c.job, c.key, now, c.endpoint, c.model, int(c.ok), int(c.billed),
           c.usage.input_tokens, c.usage.cached_tokens, c.usage.output_tokens,
-          c.usage.reasoning_tokens, None if c.cost_usd is None else str(c.cost_usd))
+          c.usage.reasoning_tokens, c.usage.cache_write_tokens, c.usage.cache_write_1h_tokens,
+          None if c.cost_usd is None else str(c.cost_usd))
          for c in calls])
 
 
@@ -50,19 +51,19 @@ def spend(ledger: Ledger) -> dict[str, list[dict[str, Any]]]:
     groups: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(_empty)
     cursor = ledger.db.execute(
         "SELECT job, at, model, billed, input_tokens, cached_tokens, output_tokens, "
-        "reasoning_tokens, cost_usd FROM sync_calls ORDER BY seq")
+        "reasoning_tokens, cache_write_tokens, cost_usd FROM sync_calls ORDER BY seq")
     while rows := cursor.fetchmany(1000):
         for row in rows:
             day = datetime.fromtimestamp(row[1], UTC).strftime("%Y-%m-%d")
             group = groups[(row[0], day, row[2])]
             group["calls"] += 1
             group["billed_calls"] += row[3]
-            for kind, tokens in zip(TOKEN_KINDS, row[4:8], strict=True):
+            for kind, tokens in zip(TOKEN_KINDS, row[4:9], strict=True):
                 group["tokens"][kind] += tokens
-            if row[8] is None:
+            if row[9] is None:
                 group["unpriced_calls"] += row[3]   # unpriced and billed: cost unknown
             else:
-                group["cost_usd"] += Decimal(row[8])
+                group["cost_usd"] += Decimal(row[9])
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (job, day, model), group in sorted(groups.items()):
         out[job].append({"day": day, "model": model, "price": "standard", **group,

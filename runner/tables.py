@@ -253,10 +253,7 @@ def cost_lines(report: dict[str, Any], by: str) -> list[str]:
     if len(providers) > 1 and by != "provider":
         lines.extend(f"  {name}: {row['batches']:,} batches, {money(row['cost_usd'])}"
                      for name, row in providers.items())
-    cache_write = report["total"]["tokens"].get("cache_write", 0)
-    if cache_write:
-        lines.append(f"{cache_write:,} input tokens were written to a prompt cache (inside "
-                     "INPUT, billed at the cache-write price).")
+    lines += _cache_write_lines(report["total"])
     unpriced = report["total"]["unpriced_batches"]
     lines.append("Costs at Batch API prices, from each line's usage and the price table. SENT: "
                  "requests in batches; BILLED: lines that ran (a cancelled batch bills fewer).")
@@ -284,10 +281,17 @@ def _sync_cost_lines(sync: dict[str, Any], by: str) -> list[str]:
     lines += ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                         for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
               for line in table]
+    lines += _cache_write_lines(sync["total"])
     if sync["total"]["unpriced_calls"]:
         lines.append(f"{sync['total']['unpriced_calls']} call(s) used a model with no known "
                      "price: their cost is not counted.")
     return lines
+
+
+def _cache_write_lines(total: dict[str, Any]) -> list[str]:
+    cache_write = total["tokens"].get("cache_write", 0)
+    return [f"{cache_write:,} input tokens were written to a prompt cache (inside INPUT, "
+            "billed at the cache-write price)."] if cache_write else []
 
 
 def report_json(written: Written, *, with_jobs: bool = False) -> dict[str, Any]:

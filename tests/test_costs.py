@@ -190,3 +190,38 @@ def test_money_shows_two_significant_digits_below_a_hundredth_of_a_cent():
     from runner.views import money
     assert [money(Decimal(v)) for v in ("0", "0.0000018", "0.00001", "0.0123", "12.5")] == [
         "$0.0000", "$0.0000018", "$0.000010", "$0.0123", "$12.50"]
+
+
+def test_synchronous_calls_keep_their_prompt_cache_writes_and_older_ledgers_gain_the_column(
+        tmp_path):
+    import sqlite3
+
+    from runner import migrations, synclog
+    from runner.ledger import Ledger
+    from runner.results import Usage
+
+    old = sqlite3.connect(tmp_path / "state.db", isolation_level=None)   # as 0006 left it
+    old.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, "
+                "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    for migration in migrations.MIGRATIONS[:6]:
+        migration.apply(old)
+        old.execute("INSERT INTO migrations (name) VALUES (?)", (migration.name,))
+    old.execute("INSERT INTO sync_calls (job, key, at, endpoint, model, ok, billed, "
+                "input_tokens, cached_tokens, output_tokens, reasoning_tokens, cost_usd) "
+                "VALUES ('tags', 'k0', ?, '/v1/messages', 'claude-haiku-4-5', 1, 1, "
+                "100, 0, 10, 0, '0.0002')", (time.time(),))
+    old.close()
+    ledger = Ledger(tmp_path, "emulator")
+    try:
+        written = Usage(input_tokens=1500, output_tokens=20, cache_write_tokens=1200,
+                        cache_write_1h_tokens=200)
+        with ledger.transaction():
+            synclog.record(ledger, [synclog.SyncCall("tags", "k1", "/v1/messages",
+                                                     "claude-haiku-4-5", True, True, written,
+                                                     Decimal("0.003"))])
+        (day,) = synclog.spend(ledger)["tags"]
+    finally:
+        ledger.close()
+    assert day["tokens"] == {"input": 1600, "cached_input": 0, "output": 30, "reasoning": 0,
+                             "cache_write": 1200}
+    assert day["calls"] == 2 and day["cost_usd"] == 0.0032
