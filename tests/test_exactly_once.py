@@ -290,7 +290,8 @@ def test_a_run_after_a_killed_one_says_it_resumes(serve_emulator, tmp_path):
 def test_a_batch_that_alone_overfills_the_queue_fails_with_what_to_do(serve_emulator,
                                                                       tmp_path):
     emulator = serve_emulator(faults=Faults(enqueued_token_limit=2_000))
-    project = new_project(tmp_path / "project", emulator, points=10)
+    # The queue refuses the batch 8 times, backing off 4 polls, doubling: 127 × 4 polls.
+    project = new_project(tmp_path / "project", emulator, points=10, poll_interval=0.001)
     result = project.run("apply", JOB, expect=3)
     assert "does not fit the organisation's enqueued-token limit for gpt-4o-mini" in result.stdout
     assert "set batch.max_enqueued_tokens" in result.stdout
