@@ -2,7 +2,7 @@
 
 `BATCHRUN_CRASH_AT=after-create` makes the process SIGKILL itself when it reaches that
 point (optionally `name:N` for the N-th time). Nothing happens when the variable is unset;
-it is read once, at import.
+it is read once, at import (or given to `arm`, by a process forked after the import).
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-_TARGET = os.environ.get("BATCHRUN_CRASH_AT", "")
-_NAME, _, _NTH = _TARGET.partition(":")
+_NAME = _NTH = ""
 _seen = 0
 
 POINTS = (
@@ -30,6 +29,16 @@ POINTS = (
 INLINE_POINTS = (
     "create-begun",        # the create call's start recorded, the call not made
 )
+
+
+def arm(target: str) -> None:
+    """Die at `target` (`name` or `name:N`); "" never."""
+    global _NAME, _NTH, _seen
+    _NAME, _, _NTH = target.partition(":")
+    _seen = 0
+
+
+arm(os.environ.get("BATCHRUN_CRASH_AT", ""))
 
 
 def point(name: str) -> None:

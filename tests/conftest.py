@@ -7,8 +7,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,6 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from emulator_fixtures import FakeClock
+from forked import Forked
 from qdrant_client import QdrantClient, models
 
 from runner.cli import cli
@@ -142,15 +141,14 @@ class Project:
     def run_json(self, *args: str, expect: int | None = 0) -> Any:
         return json.loads(self.run(*args, "--json", expect=expect).stdout)
 
-    def spawn(self, *args: str, crash_at: str | None = None) -> subprocess.Popen:
-        """batchrun in a subprocess (to kill it), with the test's environment."""
+    def spawn(self, *args: str, crash_at: str | None = None) -> Forked:
+        """batchrun in a process of its own (to kill it), with the test's environment:
+        forked from this one, which has imported everything already (tests/forked.py)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("BATCHRUN_CRASH_AT", None)
         if crash_at:
             env["BATCHRUN_CRASH_AT"] = crash_at
-        return subprocess.Popen([sys.executable, "-m", "runner.cli", "-C", str(self.root), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env)
+        return Forked(["-C", str(self.root), *args], env)
 
 
 @pytest.fixture
