@@ -34,8 +34,9 @@ def _one_inference_parser_per_process() -> None:
     suite opens about 900 clients in-process (each batchrun command one, each look at the
     collection one), and that copy was its largest single cost (profiled: 33 of 277 s). The
     parser only caches what it learns of each model, the same for every client, so each
-    test process shares one. The engine itself is untouched; batchrun's own processes
-    (spawned by tests) build theirs as users' do."""
+    test process (and the batchrun processes it forks, tests/forked.py) shares one. The
+    engine itself is untouched; batchrun started as a fresh process builds its own, as
+    users' does."""
     from qdrant_client import qdrant_client as client_module
     from qdrant_client.embed.schema_parser import ModelSchemaParser
     from qdrant_client.embed.type_inspector import Inspector
