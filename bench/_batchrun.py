@@ -268,6 +268,7 @@ def timed(spec: dict, client: QdrantClient, stages: Stages,
             "calls": dict(counting.calls) if counting else {}, "stages": dict(stages.seconds),
             "own_cpu": cpu - stages.cpu.get("emulator", 0.0), "stages_cpu": dict(stages.cpu),
             "traced": traced, "floor_seconds": full_pass(client) if spec.get("floor") else None,
+            "stamp_bytes": stamp_bytes(client, ws.jobs[0]) if spec.get("floor") else None,
             "state_bytes": folder_bytes(Path(spec["root"]) / ".batchrun")}
 
 
@@ -315,6 +316,24 @@ def full_pass(client: QdrantClient) -> float:
         client.count(_common.COLLECTION, count_filter=flt, exact=True)
         runs.append(time.process_time() - started)
     return min(runs)
+
+
+def stamp_bytes(client: QdrantClient, job: Any, points: int = 10_000) -> float:
+    """Bytes each point's stamp adds to a record of a scroll page (traced): batchrun reads
+    it with the job's fields, a raw scroll does not. Measured after a cold run, when every
+    point has one."""
+    fields = list(job.spec.source.fields or [])
+    peaks, read = [], 1
+    for payload in (fields, [*fields, runner.writeback.stamp_key(job.name)]):
+        gc.collect()
+        tracemalloc.start()
+        records, _ = client.scroll(_common.COLLECTION, scroll_filter=_common.qdrant_filter(),
+                                   limit=points, with_payload=payload)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        read = max(len(records), 1)
+        del records
+    return (peaks[1] - peaks[0]) / read
 
 
 def folder_bytes(folder: Path) -> dict:

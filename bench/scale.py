@@ -190,6 +190,19 @@ def print_misses(misses: list, sizes: list[int], results: dict[int, dict],
         print(f"  MISS  {TITLES[scenario]}, {name}: {ratio:.2f}× — {reason}")
 
 
+def print_floors_of_targets(big: int, result: dict, noop_seconds: float) -> None:
+    """What the no-op's wall time and the memory beyond the raw script are made of."""
+    scroll = result["noop"]["stages"].get("select", 0.0)
+    print(f"\nno-op at {big:,}: {noop_seconds:.1f} s wall, of which the engine's scroll "
+          f"{scroll:.1f} s")
+    stamp = result["cold"].get("stamp_bytes")
+    if stamp is not None:
+        page = min(result["page"], result["noop"]["matched"])   # stamped points in a page
+        print(f"memory: batchrun's pages carry each point's stamp, which the raw scroll does "
+              f"not read: {stamp:,.0f} bytes a point (traced), {stamp * page / 1e6:.1f} MB "
+              f"for a page of {page:,} selected points at {big:,}")
+
+
 def trace_lines(points: list[int], tmp: Path) -> None:
     """What a cold run leaves allocated, by owner (tracemalloc; slow, so small sizes), and
     what each further written point adds: what grows with the requests, and whose it is."""
@@ -266,6 +279,7 @@ def main() -> None:
                     results[big]["raw cold"]["matched"])
         table.print()
         print_misses(misses, sizes, results, floors)
+        print_floors_of_targets(big, results[big], noop)
         print("\nthe emulator's own peak RSS (its process): "
               + ", ".join(f"{n:,}: {_mb(results[n]['emulator_rss_mb'])} MB" for n in sizes))
         for n in sizes:
