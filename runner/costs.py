@@ -26,8 +26,8 @@ from .ledger import FILENAME as LEDGER_FILE
 from .ledger import Ledger
 from .manifest import FILENAME
 from .project import ProjectContext
+from .synclog import TOKEN_KINDS  # a manifest counts these, for batches and calls alike
 
-TOKEN_KINDS = ("input", "cached_input", "output", "reasoning", "cache_write")
 REAL_DIRS = (None, "anthropic", "azure")
 EMULATOR_DIRS = ("emulator", "emulator-anthropic", "emulator-azure")
 

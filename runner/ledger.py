@@ -73,16 +73,12 @@ class Ledger:
                         "model TEXT, batch_id TEXT)")   # stage_results(); this connection's
         self.artifacts = Artifacts(state_dir / "artifacts")
 
-    def _has_table(self, name: str) -> bool:
-        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
-                               (name,)).fetchone() is not None
-
     def empty(self) -> bool:
         return not self.db.execute("SELECT 1 FROM batches UNION ALL SELECT 1 FROM results "
                                    "LIMIT 1").fetchone()
 
     def meta(self, name: str) -> str | None:
-        if not self._has_table("meta"):
+        if not migrations.has_table(self.db, "meta"):
             return None
         row = self.db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
         return row["value"] if row else None

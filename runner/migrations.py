@@ -214,9 +214,7 @@ def upgrade(db: sqlite3.Connection, path: Path, legacy: str | None) -> None:
                             "provider answered",
                             hint="move the folder away to start over; batches it has in "
                                  "flight finish at the provider and are not adopted")
-    has_migrations = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
-                                "name='migrations'").fetchone() is not None
-    if legacy is not None and not has_migrations:
+    if legacy is not None and not has_table(db, "migrations"):
         adopt_legacy(db, legacy)
     try:
         migrate(db)
@@ -270,6 +268,11 @@ def finish_incremental_vacuum(db: sqlite3.Connection) -> bool:
     finally:
         db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
     return True
+
+
+def has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                      (name,)).fetchone() is not None
 
 
 def applied_names(db: sqlite3.Connection) -> set[str]:

@@ -17,6 +17,8 @@ from typing import Any
 from .ledger import Ledger
 from .results import Usage
 
+# The token kinds a manifest counts (costs.py reads batches' by the same names); in the
+# order of sync_calls' columns below.
 TOKEN_KINDS = ("input", "cached_input", "output", "reasoning", "cache_write")
 
 

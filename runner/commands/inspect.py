@@ -146,7 +146,7 @@ def show(state: State, job_name: str, limit: int, failed: bool, as_json: bool) -
     project = project_of(state)
     jobs = {j.name: j for j in load_jobs([], project, state.directory)}
     by_file = {j.file: j.name for j in jobs.values()}
-    job_name = by_file.get(job_name, by_file.get(job_name.removeprefix("./"), job_name))
+    job_name = by_file.get(job_name.removeprefix("./"), job_name)
     if job_name not in jobs:
         raise BatchrunError(f"no job named {job_name!r}",
                             hint=f"jobs: {', '.join(sorted(jobs)) or 'none'}")
