@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from .decide import changed_fields
 
 SAMPLE = 5          # ids kept of each kind without --points
 NEW, CHANGED = "new", "changed"
@@ -86,3 +88,31 @@ class PointChanges:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+class ChangedPoints:
+    """Changed points wait here until the field digests their stamps recorded are read,
+    `BATCH` points a call: a pass reads only the parts of a stamp it decides by
+    (writeback.STAMP_READ), and of the digests, which only a changed point needs, it
+    reads those of the changed points alone."""
+
+    BATCH = 1000
+
+    def __init__(self, changes: PointChanges,
+                 stamps: Callable[[list[Any]], dict[Any, dict | None]]):
+        self.changes = changes
+        self.stamps = stamps      # ids → {id: the part of its stamp holding `fields`}
+        self._waiting: list[tuple[Any, dict[str, str]]] = []
+
+    def add(self, point_id: Any, fields: dict[str, str]) -> None:
+        self._waiting.append((point_id, fields))
+        if len(self._waiting) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        old = self.stamps([point_id for point_id, _ in waiting])
+        for point_id, fields in waiting:
+            self.changes.add_changed(point_id, changed_fields(old.get(point_id), fields))

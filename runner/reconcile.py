@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .decide import Rules, Verdict, Why, changed_fields, decide, unchanged
+from .decide import Rules, Verdict, Why, decide, unchanged
 from .errors import BatchrunError
 from .estimate import Estimate
 from .failedpoints import (
@@ -43,7 +43,7 @@ from .jobs import Job
 from .keys import KeySetDigest
 from .ledger import Ledger
 from .pack import Packer, Shard
-from .pointchanges import PointChanges
+from .pointchanges import ChangedPoints, PointChanges
 from .render import RenderError, render_parts, request_frame
 from .select import Point, Selection, has
 from .tokens import max_output_tokens, prompt_tokens
@@ -80,8 +80,9 @@ class JobPlan:
     points: PointChanges = field(default_factory=PointChanges)   # which are new or changed
     keys: KeySetDigest = field(default_factory=KeySetDigest)     # the distinct requests
 
-    def count_pending(self, why: Why | None, stamp: dict | None, point_id: Any = None,
-                      fields: dict[str, str] | None = None) -> None:
+    def count_pending(self, why: Why | None, stamp: dict | None, point_id: Any = None) -> None:
+        """One more pending point, counted by why. Which fields changed on a changed point
+        is for `ChangedPoints` to say: the digests are read for those points alone."""
         self.pending += 1
         if why is Why.RETRY:
             self.retry_points += 1
@@ -92,7 +93,6 @@ class JobPlan:
             self.other_provider[who] = self.other_provider.get(who, 0) + 1
         elif why is Why.CHANGED:
             self.changed_points += 1
-            self.points.add_changed(point_id, changed_fields(stamp, fields or {}))
         else:
             self.new_points += 1
             self.points.add_new(point_id)
@@ -214,7 +214,8 @@ class PassOptions:
 def reconcile(job: Job, selection: Selection, ledger: Ledger, options: PassOptions,
               writer: Writer | None = None, progress: Progress | None = None) -> JobPlan:
     """One pass over a job's points. The caller owns the transaction."""
-    pass_ = _Pass(job, ledger, options, writer)
+    pass_ = _Pass(job, ledger, options, writer,
+                  lambda ids: selection.stamps(ids, "fields"))
     try:
         for point in selection.points():
             pass_.plan.matched += 1
@@ -264,9 +265,11 @@ class _Waiting:
 class _Pass:
     """The decisions of one pass, point by point (see the module docstring)."""
 
-    def __init__(self, job: Job, ledger: Ledger, options: PassOptions, writer: Writer | None):
+    def __init__(self, job: Job, ledger: Ledger, options: PassOptions, writer: Writer | None,
+                 stamp_digests: Callable[[list[Any]], dict[Any, dict | None]]):
         self.job, self.ledger, self.options, self.writer = job, ledger, options, writer
         self.plan = JobPlan(job.name, points=PointChanges(every=options.every_point))
+        self.changed = ChangedPoints(self.plan.points, stamp_digests)
         self.read_names = read_names(job)
         self.now = time.time()
         self.rules = Rules(ledger.provider, options.force, options.fresh_batches, job.writes)
@@ -287,6 +290,7 @@ class _Pass:
         self.estimate = options.estimate or self.queue_room is not None
 
     def finish(self) -> None:
+        self.changed.flush()
         if self.writer is not None:
             self.writer.flush()
         if self.packer:
@@ -331,8 +335,8 @@ class _Pass:
         if verdict is Verdict.RESTAMP:
             plan.up_to_date += 1
             plan.restamped += 1
-            if self.writer is not None and point.stamp is not None:
-                self.writer.restamp(point.id, point.stamp, inputs, fields)
+            if self.writer is not None:
+                self.writer.restamp(point.id, inputs, fields)
             return
         if verdict is Verdict.CACHED:
             plan.cached += 1
@@ -356,7 +360,9 @@ class _Pass:
         elif verdict is Verdict.WAITING:
             plan.waiting += 1
         else:
-            plan.count_pending(decision.why, point.stamp, point.id, fields)
+            plan.count_pending(decision.why, point.stamp, point.id)
+            if decision.why is Why.CHANGED:
+                self.changed.add(point.id, fields)
             if self.dedupe is not None and not self.dedupe.first(key):
                 return  # the same request as another pending point: counted once, sent once
             self._request(key, line, parts)

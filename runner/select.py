@@ -1,7 +1,8 @@
 """Qdrant at the edge: connecting, and streaming the points a job selects.
 
 Reading streams page by page and asks only for the fields the template reads plus the
-job's stamp, never vectors. Writing results back is writeback.py.
+parts of the job's stamp a pass decides by (writeback.STAMP_READ), never vectors.
+Writing results back is writeback.py.
 
 The paging rule. A Qdrant server's scroll is indexed: a page costs what it returns, so
 pages are `scroll_page` points (default 10,000). The embedded engine (qdrant-client's
@@ -33,7 +34,7 @@ from .filters import qdrant_filter
 from .jobs import Job
 from .lock import StateLock
 from .project import Partition, ProjectContext
-from .writeback import STAMP_PREFIX, stamp_key
+from .writeback import STAMP_PREFIX, STAMP_READ, stamp_key, stamp_path
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -102,6 +103,7 @@ class Selection:
         self.embedded = embedded
         self.collection = job.spec.source.collection
         self.stamp_key = stamp_key(job.name)
+        self.stamp_parts = [stamp_path(job.name, part) for part in STAMP_READ]
         self.filter = (qdrant_filter(job.spec.source.filter, job.positions, ("source", "filter"))
                        if job.spec.source.filter is not None else None)
         if partition is not None:
@@ -137,7 +139,7 @@ class Selection:
         """Stream the selected points with their fields and stamp, page by page (with
         `vector`, that named vector too, in `Point.vector`)."""
         fields = self.job.spec.source.fields
-        with_payload: Any = [*fields, *extra, self.stamp_key] if fields is not None else True
+        with_payload: Any = [*fields, *extra, *self.stamp_parts] if fields is not None else True
         for record in self._records(limit, with_payload,
                                     [vector] if vector is not None else False):
             point = self._point(record.id, record.payload or {}, keep=extra)
@@ -182,9 +184,16 @@ class Selection:
         fields = self.job.spec.source.fields
         records, _ = self.client.scroll(
             self.collection, scroll_filter=scope, limit=len(ids) or 1,
-            with_payload=[*fields, self.stamp_key] if fields is not None else True,
+            with_payload=[*fields, *self.stamp_parts] if fields is not None else True,
             with_vectors=False)
         return [self._point(record.id, record.payload or {}) for record in records]
+
+    def stamps(self, ids: list[Any], part: str) -> dict[Any, dict | None]:
+        """One part of the stamps of `ids` (a part a pass does not read, such as the
+        field digests), in one call: id → {part: value}, None for a point without one."""
+        records = self.client.retrieve(self.collection, ids,
+                                       with_payload=[stamp_path(self.job.name, part)])
+        return {record.id: (record.payload or {}).get(self.stamp_key) for record in records}
 
     def peek(self, limit: int | None) -> Iterator[tuple[Any, dict, Any]]:
         """Up to `limit` selected points (None: all, streamed) as (id, inputs, written

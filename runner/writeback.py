@@ -33,11 +33,22 @@ if TYPE_CHECKING:
     from .jobs import Job
 
 STAMP_PREFIX = "_batchrun_"
+# The parts of a stamp a pass decides by (decide.py). A pass reads only these: the rest
+# (the field digests, the model, when) is a third of a scroll page's memory at 1M points
+# and only a changed point needs the digests (read for those alone, `Selection.stamps`).
+STAMP_READ = ("key", "inputs", "provider", "batch", "to")
 
 
 def stamp_key(job_name: str) -> str:
     """The payload key holding a job's stamp, beside its result."""
     return STAMP_PREFIX + job_name
+
+
+def stamp_path(job_name: str, part: str | None = None) -> str:
+    """The stamp's key (or one part of the stamp) as a Qdrant JSON path: quoted, since a
+    job name may hold a dot, which a path reads as nesting."""
+    quoted = f'"{stamp_key(job_name)}"'
+    return quoted if part is None else f"{quoted}.{part}"
 
 
 def stamp(inputs: str, result: Result, provider: str, to: str,
@@ -67,6 +78,7 @@ class Writer:
         self.job = job
         self.collection = job.spec.source.collection
         self.stamp_key = stamp_key(job.name)
+        self.stamp_path = stamp_path(job.name)
         self.write_batch = write_batch
         self._writes: list[tuple[Any, list[Any]]] = []   # (point id, its operations)
         self.written = 0
@@ -96,15 +108,14 @@ class Writer:
             ops = [_set(point_id, {self.leaf: result.value, **stamped})]
         self._add(point_id, ops)
 
-    def restamp(self, point_id: Any, old_stamp: dict, inputs: str,
-                fields: dict[str, str] | None = None) -> None:
+    def restamp(self, point_id: Any, inputs: str, fields: dict[str, str] | None = None) -> None:
         """The same result, rendered from inputs that hash differently (a new digest
         scheme, a field order Qdrant changed, a field the template does not read): only
-        the stamp's digests are renewed."""
-        renewed = {**old_stamp, "inputs": inputs}
+        the stamp's digests are renewed, merged into the stamp (the rest of it stays)."""
+        renewed: dict[str, Any] = {"inputs": inputs}
         if fields is not None:
             renewed["fields"] = fields
-        self._add(point_id, [_set(point_id, {self.stamp_key: renewed})])
+        self._add(point_id, [_set(point_id, renewed, key=self.stamp_path)])
 
     def _add(self, point_id: Any, ops: list[Any]) -> None:
         self._writes.append((point_id, ops))
@@ -172,14 +183,29 @@ class Writer:
 
 
 def _merge_into(payload: dict, values: dict, key: str | None) -> None:
-    """set_payload's merge, on a copy: `values` into the object at dotted `key` (made when
-    missing), or at the top."""
+    """set_payload's merge, on a copy: `values` into the object at the path `key` (made
+    when missing), or at the top."""
     target = payload
-    for part in (key.split(".") if key else []):
+    for part in _path_keys(key or ""):
         inner = target.get(part)
         target[part] = inner = dict(inner) if isinstance(inner, dict) else {}
         target = inner
     target.update(values)
+
+
+def _path_keys(path: str) -> list[str]:
+    """The keys of a JSON path of plain (`llm.tags`) and quoted (`"_batchrun_a.b".inputs`)
+    keys, the two kinds batchrun writes."""
+    keys = []
+    while path:
+        if path.startswith('"'):
+            end = path.index('"', 1)
+            keys.append(path[1:end])
+            path = path[end + 1:].removeprefix(".")
+        else:
+            key, _, path = path.partition(".")
+            keys.append(key)
+    return keys
 
 
 def _set(point_id: Any, payload: dict, key: str | None = None) -> Any:
