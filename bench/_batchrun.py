@@ -222,6 +222,8 @@ def workspace(root: Path, client: QdrantClient, stages: Stages) -> tuple[Workspa
 
 def batchrun(spec: dict, command: Callable[[Workspace], dict]) -> dict:
     """Run `command` on a fresh Workspace `repeat` times (default 1); the fastest run."""
+    if spec.get("sqlite_cache_kb"):       # scale.py --sqlite-cache-mb
+        runner.ledger.CACHE_KB = spec["sqlite_cache_kb"]
     client, setup = open_collection(spec)
     stages = Stages()
     missing = instrument(stages, client) if spec.get("stages") else []
@@ -320,11 +322,12 @@ def full_pass(client: QdrantClient) -> float:
 
 def stamp_bytes(client: QdrantClient, job: Any, points: int = 10_000) -> float:
     """Bytes each point's stamp adds to a record of a scroll page (traced): batchrun reads
-    it with the job's fields, a raw scroll does not. Measured after a cold run, when every
-    point has one."""
+    the parts a pass decides by with the job's fields, a raw scroll reads none. Measured
+    after a cold run, when every point has one."""
     fields = list(job.spec.source.fields or [])
+    parts = [runner.writeback.stamp_path(job.name, part) for part in runner.writeback.STAMP_READ]
     peaks, read = [], 1
-    for payload in (fields, [*fields, runner.writeback.stamp_key(job.name)]):
+    for payload in (fields, [*fields, *parts]):
         gc.collect()
         tracemalloc.start()
         records, _ = client.scroll(_common.COLLECTION, scroll_filter=_common.qdrant_filter(),

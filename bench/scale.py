@@ -61,8 +61,10 @@ SCENARIOS = ("cold", "noop", "change")
 TITLES = {"cold": "cold run", "noop": "no-op", "change": "1 % change"}
 
 
-def measure_size(tmp: Path, n: int, percent: float) -> dict:
-    """Every side at one size; the emulator serves the batchrun sides from its process."""
+def measure_size(tmp: Path, n: int, percent: float, scenarios: tuple[str, ...] = SCENARIOS,
+                 cache_kb: int | None = None) -> dict:
+    """Every side at one size; the emulator serves the batchrun sides from its process.
+    `cache_kb`: the ledger's SQLite page cache (batchrun's own is runner.ledger.CACHE_KB)."""
     page = page_size(n, QdrantConfig().scroll_page, embedded=True)
     k = max(1, round(len(selected_ids(n)) * percent / 100))
     out: dict = {"page": page, "k": k}
@@ -74,17 +76,22 @@ def measure_size(tmp: Path, n: int, percent: float) -> dict:
         [job] = load_jobs([], load_project(cold_root), cold_root)
         # `provider`: the baselines' look-alike stamps name who batchrun's name
         base = {"qdrant": MEMORY, "points": n, "page": page, "provider": served.url.rstrip("/")}
-        out["raw cold"] = side("baseline.cold", root=str(cold_root), stamp=True,
-                               schema=json.dumps(job.output_schema), **base)
+        if cache_kb:
+            base["sqlite_cache_kb"] = cache_kb
         out["raw read"] = side("baseline.scroll", root=str(cold_root), current=True,
                                floor=True, **base)
-        out["cold"] = side("batchrun.apply", env=KEY, root=str(cold_root), stages=True,
-                           floor=True, **base)
-        out["gc"] = gc(cold_root)
-        out["noop"] = side("batchrun.apply", env=KEY, root=str(tmp / f"noop-{n}"),
-                           current=True, stages=True, **base)
-        out["change"] = side("batchrun.apply", env=KEY, root=str(tmp / f"change-{n}"),
-                             current=True, change=k, stages=True, **base)
+        if "cold" in scenarios:
+            out["raw cold"] = side("baseline.cold", root=str(cold_root), stamp=True,
+                                   schema=json.dumps(job.output_schema), **base)
+            out["cold"] = side("batchrun.apply", env=KEY, root=str(cold_root), stages=True,
+                               floor=True, **base)
+            out["gc"] = gc(cold_root)
+        if "noop" in scenarios:
+            out["noop"] = side("batchrun.apply", env=KEY, root=str(tmp / f"noop-{n}"),
+                               current=True, stages=True, **base)
+        if "change" in scenarios:
+            out["change"] = side("batchrun.apply", env=KEY, root=str(tmp / f"change-{n}"),
+                                 current=True, change=k, stages=True, **base)
         out["emulator_rss_mb"] = served.peak_rss_mb()
     return out
 
@@ -192,12 +199,13 @@ def print_misses(misses: list, sizes: list[int], results: dict[int, dict],
 
 def print_floors_of_targets(big: int, result: dict, noop_seconds: float) -> None:
     """What the no-op's wall time and the memory beyond the raw script are made of."""
-    scroll = result["noop"]["stages"].get("select", 0.0)
-    print(f"\nno-op at {big:,}: {noop_seconds:.1f} s wall, of which the engine's scroll "
-          f"{scroll:.1f} s")
-    stamp = result["cold"].get("stamp_bytes")
+    if "noop" in result:
+        scroll = result["noop"]["stages"].get("select", 0.0)
+        print(f"\nno-op at {big:,}: {noop_seconds:.1f} s wall, of which the engine's scroll "
+              f"{scroll:.1f} s")
+    stamp = result.get("cold", {}).get("stamp_bytes")
     if stamp is not None:
-        page = min(result["page"], result["noop"]["matched"])   # stamped points in a page
+        page = min(result["page"], result["cold"]["matched"])   # stamped points in a page
         print(f"memory: batchrun's pages carry each point's stamp, which the raw scroll does "
               f"not read: {stamp:,.0f} bytes a point (traced), {stamp * page / 1e6:.1f} MB "
               f"for a page of {page:,} selected points at {big:,}")
@@ -250,39 +258,51 @@ def main() -> None:
         trace_points=dict(default="10000,30000",
                           help="sizes of the tracemalloc run (comma-separated; '' skips it)"),
         disk_points=dict(type=int, default=2000, help="points of the write-floor run (0 skips)"),
+        scenarios=dict(default=",".join(SCENARIOS), help="the scenarios to run, comma-"
+                       "separated (cold, noop, change; the raw scroll always runs)"),
+        sqlite_cache_mb=dict(type=float, default=None, help="the ledger's SQLite page "
+                             "cache for this run (default: batchrun's own), to see what a "
+                             "stage owes to it"),
         clock=dict(choices=("cpu", "wall"), default="cpu", help="time the stages by this "
                    "process's CPU time (default: a shared machine does not inflate it) or "
                    "by the wall clock"))
     sizes = sorted({int(s) for s in args.sizes.split(",") if s})
+    scenarios = tuple(s for s in SCENARIOS if s in args.scenarios.split(","))
+    if not scenarios:
+        raise SystemExit(f"--scenarios: name one or more of {', '.join(SCENARIOS)}")
+    cache_kb = round(args.sqlite_cache_mb * 1024) if args.sqlite_cache_mb else None
+    if cache_kb:
+        print(f"(the ledger's SQLite page cache: {args.sqlite_cache_mb:g} MB)")
     with scratch(args.keep) as tmp:
         results = {}
         for n in sizes:
             print(f"(measuring {n:,} points …)", flush=True)
-            results[n] = measure_size(tmp, n, args.percent)
+            results[n] = measure_size(tmp, n, args.percent, scenarios, cache_kb)
         misses = []
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             misses += scenario_table(scenario, sizes, results, args.clock)
         floors = floor_line(sizes, results)
         big = sizes[-1]
         table = Table(f"targets ({', '.join(f'{n:,}' for n in sizes)} points)")
-        noop = results[big]["noop"]["seconds"]
-        table.ratio(f"no-op apply at {big:,} (wall, s)", noop,
-                    NOOP_SECONDS if big >= 1_000_000 else None, " s")
-        for scenario in SCENARIOS:
+        noop = results[big]["noop"]["seconds"] if "noop" in scenarios else 0.0
+        if "noop" in scenarios:
+            table.ratio(f"no-op apply at {big:,} (wall, s)", noop,
+                        NOOP_SECONDS if big >= 1_000_000 else None, " s")
+        for scenario in scenarios:
             raw = results[big]["raw cold" if scenario == "cold" else "raw read"]["rss_mb"]
             table.ratio(f"peak RSS − raw, {TITLES[scenario]} at {big:,}",
                         results[big][scenario]["rss_mb"] - raw, RSS_TARGET_MB, " MB")
-        table.check(f"requests sent, no-op at {big:,}", results[big]["noop"]["sent"], 0)
-        table.check(f"requests sent, change at {big:,}", results[big]["change"]["sent"],
-                    results[big]["k"])
-        table.check(f"requests sent, cold at {big:,}", results[big]["cold"]["sent"],
-                    results[big]["raw cold"]["matched"])
+        expected = {"noop": 0, "change": results[big]["k"],
+                    "cold": results[big].get("raw cold", {}).get("matched")}
+        for scenario in scenarios:
+            table.check(f"requests sent, {TITLES[scenario]} at {big:,}",
+                        results[big][scenario]["sent"], expected[scenario])
         table.print()
         print_misses(misses, sizes, results, floors)
         print_floors_of_targets(big, results[big], noop)
         print("\nthe emulator's own peak RSS (its process): "
               + ", ".join(f"{n:,}: {_mb(results[n]['emulator_rss_mb'])} MB" for n in sizes))
-        for n in sizes:
+        for n in sizes if "cold" in scenarios else ():
             state = results[n]["cold"]["state_bytes"]
             freed = results[n]["gc"]
             print(f"state after the cold run at {n:,}: "
