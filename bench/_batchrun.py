@@ -118,7 +118,7 @@ APPLY_STAGES: list[tuple[list[Any], str, str]] = [
     ([runner.workspace.Workspace], "tidy", "gc"),
     (FLOW, "adopt", "adopt"),
     (FLOW, "submit_pending", "submit"),
-    (FLOW, "refresh", "collect"),
+    (FLOW, "refresh", "poll"),
     (FLOW, "collect_finished", "collect"),
     ([runner.manifest], "write", "manifest"),
 ]
