@@ -238,8 +238,10 @@ def print_floors_of_targets(big: int, result: dict, noop_seconds: float) -> None
     """What the no-op's wall time and the memory beyond the raw script are made of."""
     if "noop" in result:
         scroll = result["noop"]["stages"].get("select", 0.0)
+        raw = result["raw read"]
         print(f"\nno-op at {big:,}: {noop_seconds:.1f} s wall, of which the engine's scroll "
-              f"{scroll:.1f} s")
+              f"{scroll:.1f} s; a bare scroll of the same points (the raw script) took "
+              f"{raw['seconds']:.1f} s wall, {raw['own_cpu']:.1f} s CPU")
     stamp = result.get("cold", {}).get("stamp_bytes")
     if stamp is not None:
         page = min(result["page"], result["cold"]["matched"])   # stamped points in a page
