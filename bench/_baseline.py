@@ -26,6 +26,7 @@ def scroll(spec: dict) -> dict:
     """The bare scroll: same filter, same payload fields, same page size, no vectors.
     Run `repeat` times (default 1); the fastest run."""
     client, setup = _common.open_collection(spec, stamped=spec.get("current", False))
+    setup_rss = _common.peak_rss_mb()
     flt = _common.qdrant_filter()
     page = spec.get("page", PAGE)
     runs, cpus = [], []
@@ -45,7 +46,8 @@ def scroll(spec: dict) -> dict:
         cpus.append(time.process_time() - cpu_started)
     floor = full_pass(client, flt) if spec.get("floor") else None
     client.close()
-    return {"seconds": min(runs), "setup": setup, "matched": count, "scroll_calls": calls,
+    return {"seconds": min(runs), "setup": setup, "setup_rss_mb": setup_rss, "matched": count,
+            "scroll_calls": calls,
             "stages": {"select": min(runs)}, "floor_seconds": floor, "own_cpu": min(cpus),
             "stages_cpu": {"select": min(cpus)}}
 
@@ -66,6 +68,7 @@ def cold(spec: dict) -> dict:
     into one JSONL file, then set_payload a (fake) result on every point."""
     root = Path(spec["root"])
     client, setup = _common.open_collection(spec)
+    setup_rss = _common.peak_rss_mb()
     schema = json.loads(spec["schema"])      # the job's output schema, as a script would hold it
     response_format = {"type": "json_schema", "json_schema": {
         "name": _common.JOB, "strict": True, "schema": schema}}
@@ -124,7 +127,8 @@ def cold(spec: dict) -> dict:
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     client.close()
-    return {"seconds": seconds, "setup": setup, "matched": len(ids), "stages": dict(stages),
+    return {"seconds": seconds, "setup": setup, "setup_rss_mb": setup_rss, "matched": len(ids),
+            "stages": dict(stages),
             "own_cpu": cpu, "stages_cpu": dict(stages_cpu)}
 
 

@@ -225,6 +225,7 @@ def batchrun(spec: dict, command: Callable[[Workspace], dict]) -> dict:
     if spec.get("sqlite_cache_kb"):       # scale.py --sqlite-cache-mb
         runner.ledger.CACHE_KB = spec["sqlite_cache_kb"]
     client, setup = open_collection(spec)
+    setup_rss = _common.peak_rss_mb()
     stages = Stages()
     missing = instrument(stages, client) if spec.get("stages") else []
     runs = []
@@ -237,7 +238,7 @@ def batchrun(spec: dict, command: Callable[[Workspace], dict]) -> dict:
         gc.unfreeze()
         gc.collect()
     client.close()
-    return {**min(runs, key=lambda r: r["own_seconds"]), "setup": setup,
+    return {**min(runs, key=lambda r: r["own_seconds"]), "setup": setup, "setup_rss_mb": setup_rss,
             "uninstrumented": missing}
 
 

@@ -276,6 +276,12 @@ def served_emulator(state_dir: Path) -> Iterator[Served]:
         proc.wait(timeout=30)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS so far, MB (taken after a side's set-up, so that what the
+    measured run adds shows apart from what building the collection took)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: kilobytes
+
+
 def child_main(sides: dict[str, Callable[[dict], dict]]) -> None:
     """The child's end of `side()`: run one side, print its result line."""
     spec = json.loads(sys.argv[1])

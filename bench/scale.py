@@ -162,6 +162,12 @@ def scenario_table(scenario: str, sizes: list[int], results: dict[int, dict],
         f"{'':>11} {results[n][scenario]['rss_mb'] - results[n][raw_key]['rss_mb']:>+15.0f}"
         for n in sizes)
     print(f"  {'  batchrun − raw (MB)':<44} {extra}")
+    setup = "  ".join(f"{_mb(results[n][raw_key].get('setup_rss_mb')):>11} "
+                      f"{_mb(results[n][scenario].get('setup_rss_mb')):>15}" for n in sizes)
+    print(f"  {'  of it, peak before the run (set-up, MB)':<44} {setup}")
+    grown = "  ".join(f"{'':>11} {_grown(results[n][scenario], results[n][raw_key]):>15}"
+                      for n in sizes)
+    print(f"  {'  growth in the run, batchrun − raw (MB)':<44} {grown}")
     calls = "  ".join(f"{results[n][raw_key].get('scroll_calls') or '':>11} "
                       f"{results[n][scenario].get('scroll_calls') or '':>15}" for n in sizes)
     print(f"  {'scroll calls per pass':<44} {calls}")
@@ -354,6 +360,14 @@ def main() -> None:
             trace_lines(traced, tmp)
         if args.disk_points:
             write_floor(args.disk_points, tmp)
+
+
+def _grown(ours: dict, raw: dict) -> str:
+    """What the run added to its side's peak beyond set-up, batchrun's less the raw's."""
+    if ours.get("setup_rss_mb") is None or raw.get("setup_rss_mb") is None:
+        return "?"
+    grown = (ours["rss_mb"] - ours["setup_rss_mb"]) - (raw["rss_mb"] - raw["setup_rss_mb"])
+    return f"{grown:+.0f}"
 
 
 def _us(value: float | None) -> str:
