@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 STAMP_PREFIX = "_batchrun_"
 # The parts of a stamp a pass decides by (decide.py). A pass reads only these: the rest
-# (the field digests, the model, when) is a third of a scroll page's memory at 1M points
-# and only a changed point needs the digests (read for those alone, `Selection.stamps`).
+# (the field digests, the model, when) was half of what a stamp adds to a scroll page
+# (543 → 272 bytes a point, traced by bench/scale.py), and only a changed point needs the
+# digests (read for those points alone: pointchanges.ChangedPoints).
 STAMP_READ = ("key", "inputs", "provider", "batch", "to")
 
 
