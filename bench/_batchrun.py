@@ -265,7 +265,10 @@ def timed(spec: dict, client: QdrantClient, stages: Stages,
     if counting:
         counting.app.close()
     emulator_s = stages.seconds.get("emulator", 0.0)
-    return {**out, "seconds": seconds, "emulator_seconds": emulator_s,
+    # The side's peak, taken before the measurements below: tracing a scroll costs memory
+    # of its own (a traced block for each of the engine's per-call sort of every id).
+    rss_mb = _common.peak_rss_mb()
+    return {**out, "rss_run_mb": rss_mb, "seconds": seconds, "emulator_seconds": emulator_s,
             "own_seconds": seconds - emulator_s, "scroll_calls": calls.per_pass(),
             "posts": counting.posts() if counting else None,
             "calls": dict(counting.calls) if counting else {}, "stages": dict(stages.seconds),
@@ -327,17 +330,19 @@ def stamp_bytes(client: QdrantClient, job: Any, points: int = 10_000) -> float:
     after a cold run, when every point has one."""
     fields = list(job.spec.source.fields or [])
     parts = [runner.writeback.stamp_path(job.name, part) for part in runner.writeback.STAMP_READ]
-    peaks, read = [], 1
+    held, read = [], 1
     for payload in (fields, [*fields, *parts]):
         gc.collect()
         tracemalloc.start()
         records, _ = client.scroll(_common.COLLECTION, scroll_filter=_common.qdrant_filter(),
                                    limit=points, with_payload=payload)
-        peaks.append(tracemalloc.get_traced_memory()[1])
+        # what the page holds once returned (not the peak: at a million points the engine's
+        # transient sort of every id outweighs a 10,000-record page)
+        held.append(tracemalloc.get_traced_memory()[0])
         tracemalloc.stop()
         read = max(len(records), 1)
         del records
-    return (peaks[1] - peaks[0]) / read
+    return (held[1] - held[0]) / read
 
 
 def folder_bytes(folder: Path) -> dict:

@@ -287,7 +287,8 @@ def child_main(sides: dict[str, Callable[[dict], dict]]) -> None:
     spec = json.loads(sys.argv[1])
     result = sides[spec["side"]](spec)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    result["rss_mb"] = usage.ru_maxrss / 1024          # Linux: kilobytes
+    # a side's peak before what it measured after its run (`rss_run_mb`), else at its end
+    result["rss_mb"] = result.pop("rss_run_mb", None) or usage.ru_maxrss / 1024   # Linux: KiB
     result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     print(RESULT_MARK + json.dumps(result), flush=True)
 
