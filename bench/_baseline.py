@@ -47,8 +47,8 @@ def scroll(spec: dict) -> dict:
     floor = full_pass(client, flt) if spec.get("floor") else None
     client.close()
     return {"seconds": min(runs), "setup": setup, "setup_rss_mb": setup_rss, "matched": count,
-            "scroll_calls": calls,
-            "stages": {"select": min(runs)}, "floor_seconds": floor, "own_cpu": min(cpus),
+            "scroll_calls": calls, "stages": {"select": min(runs)}, "floor_seconds": floor,
+            "own_cpu": min(cpus),
             "stages_cpu": {"select": min(cpus)}}
 
 
@@ -128,8 +128,7 @@ def cold(spec: dict) -> dict:
     cpu = time.process_time() - cpu_started
     client.close()
     return {"seconds": seconds, "setup": setup, "setup_rss_mb": setup_rss, "matched": len(ids),
-            "stages": dict(stages),
-            "own_cpu": cpu, "stages_cpu": dict(stages_cpu)}
+            "stages": dict(stages), "own_cpu": cpu, "stages_cpu": dict(stages_cpu)}
 
 
 WRITE_CALLS = ("set_payload", "batch_update_points", "upsert")

@@ -204,49 +204,57 @@ def same_stage_elsewhere(name: str, scenario: str, sizes: list[int], results: di
 
 def print_misses(misses: list, sizes: list[int], results: dict[int, dict],
                  floors: dict[int, float], clock: str, cache_mb: float) -> None:
-    small, big = sizes[0], sizes[-1]
     for scenario, name, ratio, raw_ratio in misses:
-        reason = "not explained by the engine; see --profile"
-        ledger_mb = {n: results[n][scenario].get("state_bytes", {}).get("state.db", 0) / 1e6
-                     for n in (small, big)}
-        elsewhere = same_stage_elsewhere(name, scenario, sizes, results, clock)
-        if name in LEDGER_STAGES and ledger_mb[big] > cache_mb >= ledger_mb[small]:
-            reason = (f"state.db is {ledger_mb[big]:.0f} MB at {big:,}, past the ledger's "
-                      f"SQLite page cache ({cache_mb:g} MB; {ledger_mb[small]:.1f} MB at "
-                      f"{small:,}): its lookups and inserts of random keys read pages from "
-                      "the OS. --sqlite-cache-mb shows it at a smaller size (docs/scale.md)")
-        elif name == "poll":
-            waits = {n: results[n][scenario].get("emulator_seconds") or 0.0 for n in (small, big)}
-            reason = (f"polling every batch in flight each poll_interval while the emulator "
-                      f"works ({waits[big]:,.0f} s at {big:,}, {waits[small]:,.0f} s at "
-                      f"{small:,}): it follows the wait and the batches, not the points; "
-                      "a provider's poll_interval is 30 s, the bench's 0.01 s")
-        elif elsewhere is not None:
-            reason = (f"the same work per point measured {elsewhere[1]:.2f}× in the "
-                      f"{TITLES[elsewhere[0]]} of this run: the spread of the measurement")
-        if raw_ratio is not None and raw_ratio >= ratio / STAGE_TARGET:
-            reason = (f"the raw script's same stage grows {raw_ratio:.2f}× too: the embedded "
-                      "engine's cost per point grows with the collection")
-        if name == "own total":
-            reason = "the engine's scroll (the select line); the rest is the line below it"
-        if name == "select":
-            calls = [results[n][scenario]["scroll_calls"] for n in (small, big)]
-            reason = (f"the embedded engine filters the whole collection on every scroll call "
-                      f"(floor {floors[big]:.1f} µs/point per call at {big:,}); a pass makes "
-                      f"{calls[1]} calls at {big:,} (pages ≤ 1/{EMBEDDED_SCROLLS} of the "
-                      f"collection, the memory bound) and {calls[0]} at {small:,}: the floor "
-                      f"alone is {calls[1] * floors[big]:.0f} vs {calls[0] * floors[small]:.0f} "
-                      "µs/point. A server's scroll is indexed (one page costs what it returns)")
+        reason = miss_reason(scenario, name, ratio, raw_ratio, sizes, results, floors, clock,
+                             cache_mb)
         print(f"  MISS  {TITLES[scenario]}, {name}: {ratio:.2f}× — {reason}")
 
 
-def print_floors_of_targets(big: int, result: dict, noop_seconds: float) -> None:
+def miss_reason(scenario: str, name: str, ratio: float, raw_ratio: float | None,
+                sizes: list[int], results: dict[int, dict], floors: dict[int, float],
+                clock: str, cache_mb: float) -> str:
+    """Why a stage grew past the target, the first of these that the run's figures show."""
+    small, big = sizes[0], sizes[-1]
+    if name == "select":
+        calls = [results[n][scenario]["scroll_calls"] for n in (small, big)]
+        return (f"the embedded engine filters the whole collection on every scroll call "
+                f"(floor {floors[big]:.1f} µs/point per call at {big:,}); a pass makes "
+                f"{calls[1]} calls at {big:,} (pages ≤ 1/{EMBEDDED_SCROLLS} of the "
+                f"collection, the memory bound) and {calls[0]} at {small:,}: the floor "
+                f"alone is {calls[1] * floors[big]:.0f} vs {calls[0] * floors[small]:.0f} "
+                "µs/point. A server's scroll is indexed (one page costs what it returns)")
+    if name == "own total":
+        return "the engine's scroll (the select line); the rest is the line below it"
+    if raw_ratio is not None and raw_ratio >= ratio / STAGE_TARGET:
+        return (f"the raw script's same stage grows {raw_ratio:.2f}× too: the embedded "
+                "engine's cost per point grows with the collection")
+    ledger_mb = {n: results[n][scenario].get("state_bytes", {}).get("state.db", 0) / 1e6
+                 for n in (small, big)}
+    if name in LEDGER_STAGES and ledger_mb[big] > cache_mb >= ledger_mb[small]:
+        return (f"state.db is {ledger_mb[big]:.0f} MB at {big:,}, past the ledger's "
+                f"SQLite page cache ({cache_mb:g} MB; {ledger_mb[small]:.1f} MB at "
+                f"{small:,}): its lookups and inserts of random keys read pages from "
+                "the OS. --sqlite-cache-mb shows it at a smaller size (docs/scale.md)")
+    if name == "poll":
+        waits = {n: results[n][scenario].get("emulator_seconds") or 0.0 for n in (small, big)}
+        return (f"polling every batch in flight each poll_interval while the emulator "
+                f"works ({waits[big]:,.0f} s at {big:,}, {waits[small]:,.0f} s at "
+                f"{small:,}): it follows the wait and the batches, not the points; "
+                "a provider's poll_interval is 30 s, the bench's 0.01 s")
+    elsewhere = same_stage_elsewhere(name, scenario, sizes, results, clock)
+    if elsewhere is not None:
+        return (f"the same work per point measured {elsewhere[1]:.2f}× in the "
+                f"{TITLES[elsewhere[0]]} of this run: the spread of the measurement")
+    return "not explained by the engine; see --profile"
+
+
+def print_floors_of_targets(big: int, result: dict) -> None:
     """What the no-op's wall time and the memory beyond the raw script are made of."""
     if "noop" in result:
-        scroll = result["noop"]["stages"].get("select", 0.0)
-        raw = result["raw read"]
-        print(f"\nno-op at {big:,}: {noop_seconds:.1f} s wall, of which the engine's scroll "
-              f"{scroll:.1f} s; a bare scroll of the same points (the raw script) took "
+        noop, raw = result["noop"], result["raw read"]
+        print(f"\nno-op at {big:,}: {noop['seconds']:.1f} s wall, of which the engine's scroll "
+              f"{noop['stages'].get('select', 0.0):.1f} s; a bare scroll of the same points "
+              f"(the raw script) took "
               f"{raw['seconds']:.1f} s wall, {raw['own_cpu']:.1f} s CPU")
     stamp = result.get("cold", {}).get("stamp_bytes")
     if stamp is not None:
@@ -329,9 +337,8 @@ def main() -> None:
         floors = floor_line(sizes, results)
         big = sizes[-1]
         table = Table(f"targets ({', '.join(f'{n:,}' for n in sizes)} points)")
-        noop = results[big]["noop"]["seconds"] if "noop" in scenarios else 0.0
         if "noop" in scenarios:
-            table.ratio(f"no-op apply at {big:,} (wall, s)", noop,
+            table.ratio(f"no-op apply at {big:,} (wall, s)", results[big]["noop"]["seconds"],
                         NOOP_SECONDS if big >= 1_000_000 else None, " s")
         for scenario in scenarios:
             raw = results[big]["raw cold" if scenario == "cold" else "raw read"]["rss_mb"]
@@ -345,7 +352,7 @@ def main() -> None:
         table.print()
         print_misses(misses, sizes, results, floors, args.clock,
                      args.sqlite_cache_mb or CACHE_KB / 1024)
-        print_floors_of_targets(big, results[big], noop)
+        print_floors_of_targets(big, results[big])
         print("\nthe emulator's own peak RSS (its process): "
               + ", ".join(f"{n:,}: {_mb(results[n]['emulator_rss_mb'])} MB" for n in sizes))
         for n in sizes if "cold" in scenarios else ():
