@@ -238,8 +238,8 @@ def miss_reason(scenario: str, name: str, ratio: float, raw_ratio: float | None,
                 "the OS. --sqlite-cache-mb shows it at a smaller size (docs/scale.md)")
     if name == "collect" and ledger_mb[big] >= 10 * ledger_mb[small] > 0:
         # Sampled with py-spy in a cold run at 1M (bench/README.md): caching the answers
-        # and committing were 73 % of collect (52 % at 100k), and grew per answer
-        # 2.5× and 6× from 100k; reading, parsing and validating stayed flat.
+        # and committing were 67 % of collect (35 % at 100k), and grew per answer
+        # 2.5× and 6× from 100k; reading, parsing and validating 1.2×.
         return (f"caching a batch's answers in state.db ({ledger_mb[big]:.0f} MB at "
                 f"{big:,}): their keys are hashes, so once the results table holds "
                 "many times a batch, each answer dirties a page of its own, written "
