@@ -229,8 +229,7 @@ def miss_reason(scenario: str, name: str, ratio: float, raw_ratio: float | None,
     if raw_ratio is not None and raw_ratio >= ratio / STAGE_TARGET:
         return (f"the raw script's same stage grows {raw_ratio:.2f}× too: the embedded "
                 "engine's cost per point grows with the collection")
-    ledger_mb = {n: results[n][scenario].get("state_bytes", {}).get("state.db", 0) / 1e6
-                 for n in (small, big)}
+    ledger_mb = {n: _ledger_mb(results[n][scenario]) for n in (small, big)}
     if name in LEDGER_STAGES and ledger_mb[big] > cache_mb >= ledger_mb[small]:
         return (f"state.db is {ledger_mb[big]:.0f} MB at {big:,}, past the ledger's "
                 f"SQLite page cache ({cache_mb:g} MB; {ledger_mb[small]:.1f} MB at "
@@ -243,7 +242,7 @@ def miss_reason(scenario: str, name: str, ratio: float, raw_ratio: float | None,
         return (f"caching a batch's answers in state.db ({ledger_mb[big]:.0f} MB at "
                 f"{big:,}): their keys are hashes, so once the results table holds "
                 "many times a batch, each answer dirties a page of its own, written "
-                "at commit; parsing and validating stay flat (bench/README.md)")
+                "at commit; parsing and validating grew 1.2× (bench/README.md)")
     if name == "poll":
         waits = {n: results[n][scenario].get("emulator_seconds") or 0.0 for n in (small, big)}
         return (f"polling every batch in flight each poll_interval while the emulator "
@@ -263,8 +262,7 @@ def print_floors_of_targets(big: int, result: dict) -> None:
         noop, raw = result["noop"], result["raw read"]
         print(f"\nno-op at {big:,}: {noop['seconds']:.1f} s wall, of which the engine's scroll "
               f"{noop['stages'].get('select', 0.0):.1f} s; a bare scroll of the same points "
-              f"(the raw script) took "
-              f"{raw['seconds']:.1f} s wall, {raw['own_cpu']:.1f} s CPU")
+              f"(the raw script) took {raw['seconds']:.1f} s wall, {raw['own_cpu']:.1f} s CPU")
     stamp = result.get("cold", {}).get("stamp_bytes")
     if stamp is not None:
         page = min(result["page"], result["cold"]["matched"])   # stamped points in a page
@@ -386,12 +384,11 @@ def print_rss_misses(scenarios: tuple[str, ...], big: int, results: dict[int, di
     run, of which the ledger's page cache is a known part."""
     for scenario in scenarios:
         ours, raw = results[big][scenario], results[big][RAW_OF[scenario]]
-        over = ours["rss_mb"] - raw["rss_mb"]
-        if over <= RSS_TARGET_MB or ours.get("setup_rss_mb") is None:
+        over, grown = ours["rss_mb"] - raw["rss_mb"], _run_growth(ours, raw)
+        if over <= RSS_TARGET_MB or grown is None:
             continue
-        setup = ours["setup_rss_mb"] - raw["setup_rss_mb"]
-        grown = over - setup
-        ledger_mb = ours.get("state_bytes", {}).get("state.db", 0) / 1e6
+        setup = over - grown
+        ledger_mb = _ledger_mb(ours)
         held = f" (state.db: {ledger_mb:.0f} MB)" if ledger_mb else ""
         run = (f"{grown:+.0f} MB in the run, which holds the ledger's SQLite page cache, up "
                f"to {cache_mb:g} MB{held}: --sqlite-cache-mb shows its share (docs/scale.md)"
@@ -402,12 +399,21 @@ def print_rss_misses(scenarios: tuple[str, ...], big: int, results: dict[int, di
               f"batchrun's imports), {run}")
 
 
-def _grown(ours: dict, raw: dict) -> str:
+def _run_growth(ours: dict, raw: dict) -> float | None:
     """What the run added to its side's peak beyond set-up, batchrun's less the raw's."""
     if ours.get("setup_rss_mb") is None or raw.get("setup_rss_mb") is None:
-        return "?"
-    grown = (ours["rss_mb"] - ours["setup_rss_mb"]) - (raw["rss_mb"] - raw["setup_rss_mb"])
-    return f"{grown:+.0f}"
+        return None
+    return (ours["rss_mb"] - ours["setup_rss_mb"]) - (raw["rss_mb"] - raw["setup_rss_mb"])
+
+
+def _grown(ours: dict, raw: dict) -> str:
+    grown = _run_growth(ours, raw)
+    return "?" if grown is None else f"{grown:+.0f}"
+
+
+def _ledger_mb(result: dict) -> float:
+    """state.db's size after a side's run, MB (0 where the side did not measure it)."""
+    return result.get("state_bytes", {}).get("state.db", 0) / 1e6
 
 
 def _us(value: float | None) -> str:
